@@ -1,0 +1,37 @@
+// A read-only memory mapping of a whole file.
+//
+// The mapping is private and read-only: the engine never writes through it,
+// and pages are loaded by the kernel on first touch, so "opening" a large
+// file costs no copy. Movable, not copyable; unmaps on destruction.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace ravlt {
+
+class MappedFile {
+ public:
+  /// Maps `path`. Throws ravlt::Error naming the path on failure
+  /// (missing, unreadable, a directory, empty).
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace ravlt

@@ -1,0 +1,88 @@
+// Writing and opening .rvlt model files (layout: rvlt.fbs).
+//
+// A ModelFile is immutable once opened and safe to share between threads.
+// Opening maps the file and checks, before anything else reads it:
+//   1. the size prefix, the "RVLT" identifier and the footer are in place;
+//   2. the FlatBuffers verifier accepts the metadata and graph;
+//   3. the format major version is one this reader knows;
+//   4. semantic checks (graph_checks.h): every constant's bytes lie inside
+//      the data section, 64-byte aligned and exactly numel * dtype size long,
+//      every node input is defined before use, dtypes and shapes agree;
+//   5. the XXH3-64 checksum of the file matches its footer (unless
+//      OpenOptions::verify_checksum is false, for trusted files).
+// Weights are never copied: constant_bytes() points into the mapping.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "formats/mapped_file.h"
+#include "formats/rvlt/rvlt_generated.h"
+
+namespace ravlt::rvlt {
+
+/// Version of the file format this code writes; it reads any file whose
+/// major version is kFormatMajor (any minor).
+inline constexpr uint16_t kFormatMajor = 1;
+inline constexpr uint16_t kFormatMinor = 0;
+/// Alignment of the data section and of every constant in it, in bytes.
+inline constexpr uint64_t kDataAlignment = 64;
+/// The footer: 8 magic bytes, then the little-endian XXH3-64 of all bytes
+/// before the footer.
+inline constexpr char kFooterMagic[8] = {'R', 'V', 'L', 'T', 'S', 'U', 'M', '1'};
+inline constexpr uint64_t kFooterSize = 16;
+
+/// Called with (bytes written, bytes total) while writing a large file.
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+/// Writes a model file. `constant_bytes[i]` holds the bytes of tensor i of
+/// model.graph if that tensor is a constant (empty otherwise). Sets each
+/// constant's data_offset and data_length and model.data_size, fills in the
+/// format version, then writes `path` atomically (a temporary file renamed
+/// into place). Throws ravlt::Error on I/O failure.
+void write_model_file(const std::string& path, fb::ModelT& model,
+                      const std::vector<std::vector<uint8_t>>& constant_bytes,
+                      const ProgressFn& progress = {});
+
+struct OpenOptions {
+  /// Check the file's XXH3-64 checksum. Costs one pass over the file (and
+  /// pages all of it in); skip only for files you trust.
+  bool verify_checksum = true;
+};
+
+class ModelFile {
+ public:
+  /// Maps and verifies `path` (see the file comment). Throws ravlt::Error
+  /// naming the path and the first problem found.
+  static std::shared_ptr<const ModelFile> open(const std::string& path,
+                                               const OpenOptions& options = {});
+
+  const fb::Model& model() const { return *model_; }
+  const fb::Graph& graph() const { return *model_->graph(); }
+  const fb::Metadata& metadata() const { return *model_->metadata(); }
+
+  /// The bytes of constant tensor `tensor_index`, in place in the mapping.
+  std::span<const uint8_t> constant_bytes(uint32_t tensor_index) const;
+
+  const std::string& path() const { return file_.path(); }
+  uint64_t file_size() const { return file_.size(); }
+  /// Offset of the data section from the start of the file.
+  uint64_t data_section_offset() const { return data_offset_; }
+  /// Start of the mapping (for callers that check where weights live).
+  const uint8_t* mapping_begin() const { return file_.data(); }
+
+ private:
+  explicit ModelFile(MappedFile file) : file_(std::move(file)) {}
+  MappedFile file_;
+  const fb::Model* model_ = nullptr;
+  uint64_t data_offset_ = 0;
+};
+
+/// XXH3-64 of `bytes`, as stored in the footer.
+uint64_t file_checksum(std::span<const uint8_t> bytes);
+
+}  // namespace ravlt::rvlt

@@ -1,0 +1,97 @@
+// Opening .rvlt files: every check of model_file.h, in that order, before
+// the ModelFile is handed out.
+#include <cstring>
+
+#include "formats/rvlt/graph_checks.h"
+#include "formats/rvlt/model_file.h"
+#include "ravlt/error.h"
+
+namespace ravlt::rvlt {
+namespace {
+
+uint32_t load_u32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+uint64_t load_u64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int b = 7; b >= 0; --b) v = v << 8 | p[b];
+  return v;
+}
+
+}  // namespace
+
+std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
+                                                 const OpenOptions& options) {
+  MappedFile mapped(path);
+  const uint8_t* bytes = mapped.data();
+  const uint64_t size = mapped.size();
+  auto fail = [&](const std::string& why) -> Error { return Error(path + ": " + why); };
+
+  // 1. Framing: size prefix, identifier, footer.
+  if (size < 4 + 8 + kFooterSize) throw fail("too small to be a .rvlt model file");
+  if (!flatbuffers::BufferHasIdentifier(bytes, fb::ModelIdentifier(), /*size_prefixed=*/true)) {
+    throw fail("not a .rvlt model file (identifier 'RVLT' missing)");
+  }
+  const uint64_t flatbuffer_size = load_u32(bytes);
+  const uint64_t body_end = size - kFooterSize;
+  if (flatbuffer_size > body_end - 4) throw fail("truncated (metadata extends past the end)");
+  if (std::memcmp(bytes + body_end, kFooterMagic, 8) != 0) {
+    throw fail("truncated or corrupt (footer missing)");
+  }
+
+  // 2. The FlatBuffers verifier over the size-prefixed buffer.
+  flatbuffers::Verifier verifier(bytes, 4 + flatbuffer_size);
+  if (!fb::VerifySizePrefixedModelBuffer(verifier)) {
+    throw fail("corrupt metadata (FlatBuffers verification failed)");
+  }
+  const fb::Model* model = fb::GetSizePrefixedModel(bytes);
+
+  // 3. Version.
+  if (model->format_major() > kFormatMajor) {
+    throw fail("written in format version " + std::to_string(model->format_major()) + "." +
+               std::to_string(model->format_minor()) + ", newer than this reader's " +
+               std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
+               "; upgrade ravlt to read it");
+  }
+  if (model->format_major() < kFormatMajor) {
+    throw fail("format version " + std::to_string(model->format_major()) + " is not supported");
+  }
+
+  // 4. Semantic checks, with the data section located.
+  const uint64_t data_offset = (4 + flatbuffer_size + kDataAlignment - 1) / kDataAlignment * kDataAlignment;
+  if (data_offset > body_end || model->data_size() != body_end - data_offset) {
+    throw fail("truncated or corrupt (data section is " +
+               std::to_string(data_offset > body_end ? 0 : body_end - data_offset) +
+               " bytes, metadata says " + std::to_string(model->data_size()) + ")");
+  }
+  try {
+    check_model(*model, model->data_size());
+  } catch (const Error& e) {
+    throw fail(e.what());
+  }
+
+  // 5. Checksum of everything before the footer.
+  if (options.verify_checksum) {
+    const uint64_t expected = load_u64(bytes + body_end + 8);
+    if (file_checksum({bytes, body_end}) != expected) {
+      throw fail("checksum mismatch: the file is corrupt");
+    }
+  }
+
+  std::shared_ptr<ModelFile> file(new ModelFile(std::move(mapped)));
+  file->model_ = model;
+  file->data_offset_ = data_offset;
+  return file;
+}
+
+std::span<const uint8_t> ModelFile::constant_bytes(uint32_t tensor_index) const {
+  const auto* tensors = graph().tensors();
+  if (tensor_index >= tensors->size() || !tensors->Get(tensor_index)->constant()) {
+    throw Error(path() + ": tensor " + std::to_string(tensor_index) + " is not a constant");
+  }
+  const fb::Tensor& t = *tensors->Get(tensor_index);
+  return {file_.data() + data_offset_ + t.data_offset(), static_cast<size_t>(t.data_length())};
+}
+
+}  // namespace ravlt::rvlt

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package the project needs to build, test and convert.
+# Runs as root on a fresh Debian 12 machine; safe to run again.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang-format
+  # runtime dependencies
+  libdnnl-dev            # oneDNN 2.6: CPU convolutions and GEMMs
+  libflatbuffers-dev flatbuffers-compiler  # the .rvlt model file
+  libcli11-dev           # command line
+  libzip-dev             # torch.save zip container
+  libxxhash-dev          # fast file checksum
+  libssl-dev             # SHA-256 of source checkpoints
+  # tests
+  doctest-dev
+  python3-torch python3-numpy   # the PyTorch reference (tests/reference/)
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
