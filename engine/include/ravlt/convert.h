@@ -1,0 +1,60 @@
+// Converting a PyTorch checkpoint of RAVLT into a .rvlt model file.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ravlt {
+
+/// Element type of the weights stored in a model file.
+enum class WeightType { kFloat32, kFloat16, kBFloat16 };
+
+/// Parses "fp32", "fp16" or "bf16". Throws ravlt::Error on other text.
+WeightType parse_weight_type(std::string_view text);
+
+struct ConvertOptions {
+  /// Entry of a training checkpoint holding the weights ("model",
+  /// "model_ema"); empty: a bare state dict, else "model".
+  std::string state_dict_entry;
+  /// Attention kind per stage, e.g. "l,l,v,v" (l: RALA linear attention,
+  /// v: softmax attention); empty: RALA in stages 1-2, softmax after.
+  std::string attention;
+  /// Class names, one per class; empty: the 1000 ImageNet names when the
+  /// head has 1000 classes, "class_N" otherwise.
+  std::vector<std::string> labels;
+  WeightType weight_type = WeightType::kFloat32;
+  /// Evaluation preprocessing recorded in the file (spec §7).
+  int resize = 256;
+  int crop = 224;
+  std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};
+  std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+  /// Called as work advances: a phase name and its fraction done in [0, 1].
+  std::function<void(std::string_view phase, double fraction)> progress;
+};
+
+/// What a conversion produced.
+struct ConvertResult {
+  std::string variant;           ///< "RAVLT-S", or "custom"
+  std::string state_dict_entry;  ///< where the weights came from ("" if bare)
+  bool stripped_module_prefix = false;
+  uint64_t source_parameters = 0;  ///< learned parameters in the checkpoint
+  uint64_t stored_parameters = 0;  ///< elements stored, after folding
+  uint64_t file_bytes = 0;
+  std::string summary;  ///< one paragraph for a person
+};
+
+/// Reads `checkpoint` (a torch.save file: zip or legacy; bare state dict,
+/// training checkpoint, "module."-prefixed; float32, float16 or bfloat16),
+/// checks it against RAVLT's architecture, folds it and writes `output`.
+/// Throws ravlt::Error with a one-line reason naming the file or key.
+ConvertResult convert_checkpoint(const std::string& checkpoint, const std::string& output,
+                                 const ConvertOptions& options = {});
+
+/// The 1000 ImageNet-1k class names in index order, built into the library.
+const std::vector<std::string>& imagenet_labels();
+
+}  // namespace ravlt

@@ -1,0 +1,210 @@
+// ravlt::convert_checkpoint: checkpoint -> config -> folded graph -> .rvlt.
+#include <cstdio>
+#include <filesystem>
+
+#include "engine/src/graph_builder.h"
+#include "engine/src/ravlt_config.h"
+#include "formats/file_digest.h"
+#include "formats/rvlt/model_file.h"
+#include "formats/torch/checkpoint.h"
+#include "formats/torch/state_dict.h"
+#include "ravlt/convert.h"
+#include "ravlt/error.h"
+
+#ifndef RAVLT_VERSION
+#error "RAVLT_VERSION must be defined by the build"
+#endif
+
+namespace ravlt {
+namespace {
+
+DType to_dtype(WeightType t) {
+  switch (t) {
+    case WeightType::kFloat32:
+      return DType::kFloat32;
+    case WeightType::kFloat16:
+      return DType::kFloat16;
+    case WeightType::kBFloat16:
+      return DType::kBFloat16;
+  }
+  return DType::kFloat32;
+}
+
+fb::DType to_fb(WeightType t) {
+  switch (t) {
+    case WeightType::kFloat32:
+      return fb::DType_Float32;
+    case WeightType::kFloat16:
+      return fb::DType_Float16;
+    case WeightType::kBFloat16:
+      return fb::DType_BFloat16;
+  }
+  return fb::DType_Float32;
+}
+
+std::string millions(uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f M", static_cast<double>(n) / 1e6);
+  return buf;
+}
+
+std::string megabytes(uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(n) / 1e6);
+  return buf;
+}
+
+std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
+                                             const ConvertOptions& options,
+                                             const std::string& checkpoint,
+                                             const std::string& sha256,
+                                             const std::string& entry) {
+  auto m = std::make_unique<fb::MetadataT>();
+  m->producer = "ravlt";
+  m->producer_version = RAVLT_VERSION;
+  m->source_file = std::filesystem::path(checkpoint).filename().string();
+  m->source_sha256 = sha256;
+  m->source_state_dict = entry;
+  m->weight_dtype = to_fb(options.weight_type);
+
+  m->arch = std::make_unique<fb::ArchConfigT>();
+  fb::ArchConfigT& a = *m->arch;
+  a.variant = arch.variant;
+  a.in_channels = arch.in_channels;
+  a.stem_hidden = arch.stem_hidden;
+  a.projection_dim = arch.projection;
+  a.num_classes = arch.num_classes;
+  a.parameter_count = arch.parameter_count;
+  for (const engine::StageSpec& s : arch.stages) {
+    auto st = std::make_unique<fb::StageConfigT>();
+    st->dim = s.dim;
+    st->depth = s.depth;
+    st->heads = s.heads;
+    st->head_dim = s.head_dim;
+    st->ffn_hidden = s.ffn_hidden;
+    st->layer_scale = s.layer_scale;
+    st->attention = s.attention == engine::AttentionKind::kRala ? fb::AttentionKind_Rala
+                                                                : fb::AttentionKind_Softmax;
+    a.stages.push_back(std::move(st));
+  }
+
+  if (!options.labels.empty()) {
+    if (options.labels.size() != static_cast<size_t>(arch.num_classes)) {
+      throw Error("labels: " + std::to_string(options.labels.size()) +
+                  " names given for a head with " + std::to_string(arch.num_classes) + " classes");
+    }
+    m->labels = options.labels;
+  } else if (arch.num_classes == static_cast<int>(imagenet_labels().size())) {
+    m->labels = imagenet_labels();
+  } else {
+    for (int i = 0; i < arch.num_classes; ++i) m->labels.push_back("class_" + std::to_string(i));
+  }
+
+  if (options.resize <= 0 || options.crop <= 0) throw Error("resize and crop must be positive");
+  if (options.crop > options.resize) {
+    throw Error("crop " + std::to_string(options.crop) + " is larger than resize " +
+                std::to_string(options.resize));
+  }
+  for (float s : options.std) {
+    if (!(s > 0.0f)) throw Error("std values must be positive");
+  }
+  if (arch.in_channels != 3) {
+    throw Error("the model takes " + std::to_string(arch.in_channels) +
+                " input channels; preprocessing metadata is defined for RGB (3)");
+  }
+  m->preprocess = std::make_unique<fb::PreprocessT>();
+  m->preprocess->resize = options.resize;
+  m->preprocess->crop_h = m->preprocess->crop_w = options.crop;
+  m->preprocess->interpolation = fb::Interpolation_Bicubic;
+  m->preprocess->mean.assign(options.mean.begin(), options.mean.end());
+  m->preprocess->std.assign(options.std.begin(), options.std.end());
+  return m;
+}
+
+}  // namespace
+
+WeightType parse_weight_type(std::string_view text) {
+  if (text == "fp32") return WeightType::kFloat32;
+  if (text == "fp16") return WeightType::kFloat16;
+  if (text == "bf16") return WeightType::kBFloat16;
+  throw Error("weight type '" + std::string(text) + "' is not fp32, fp16 or bf16");
+}
+
+ConvertResult convert_checkpoint(const std::string& checkpoint, const std::string& output,
+                                 const ConvertOptions& options) {
+  auto progress = [&](std::string_view phase, double fraction) {
+    if (options.progress) options.progress(phase, fraction);
+  };
+  const std::vector<engine::AttentionKind> attention =
+      options.attention.empty() ? std::vector<engine::AttentionKind>{}
+                                : engine::parse_attention_kinds(options.attention);
+
+  const std::string sha256 = sha256_file_hex(checkpoint, [&](uint64_t done, uint64_t total) {
+    progress("hashing", static_cast<double>(done) / static_cast<double>(total));
+  });
+  progress("parsing", 0.0);
+  const auto ckpt = torch::Checkpoint::open(checkpoint);
+  const torch::StateDict state = torch::extract_state_dict(*ckpt, options.state_dict_entry);
+
+  engine::WeightMap weights;
+  for (size_t i = 0; i < state.tensors.size(); ++i) {
+    const torch::NamedTensor& t = state.tensors[i];
+    engine::HostTensor h;
+    h.shape = t.tensor->sizes;
+    try {
+      h.data = ckpt->to_float32(*t.tensor);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (key '" + t.name + "')");
+    }
+    weights.emplace(t.name, std::move(h));
+    progress("reading", static_cast<double>(i + 1) / static_cast<double>(state.tensors.size()));
+  }
+
+  const engine::ArchSpec arch = engine::infer_arch(weights, attention);
+  progress("folding", 0.0);
+  engine::BuiltGraph built = engine::build_graph(arch, weights, to_dtype(options.weight_type));
+
+  fb::ModelT model;
+  model.metadata = make_metadata(arch, options, checkpoint, sha256, state.source);
+  model.graph = std::move(built.graph);
+  rvlt::write_model_file(output, model, built.constant_bytes, [&](uint64_t done, uint64_t total) {
+    progress("writing", static_cast<double>(done) / static_cast<double>(total));
+  });
+
+  ConvertResult r;
+  r.variant = arch.variant;
+  r.state_dict_entry = state.source;
+  r.stripped_module_prefix = state.stripped_module_prefix;
+  r.source_parameters = arch.parameter_count;
+  for (const auto& t : model.graph->tensors) {
+    if (!t->constant) continue;
+    uint64_t n = 1;
+    for (int64_t d : t->shape) n *= static_cast<uint64_t>(d);
+    r.stored_parameters += n;
+  }
+  r.file_bytes = std::filesystem::file_size(output);
+
+  std::string dims, depths, heads;
+  for (const engine::StageSpec& s : arch.stages) {
+    dims += (dims.empty() ? "" : "-") + std::to_string(s.dim);
+    depths += (depths.empty() ? "" : "-") + std::to_string(s.depth);
+    heads += (heads.empty() ? "" : "-") + std::to_string(s.heads);
+  }
+  std::string attn;
+  for (const engine::StageSpec& s : arch.stages) {
+    attn += (attn.empty() ? "" : ",") + std::string(s.attention == engine::AttentionKind::kRala ? "l" : "v");
+  }
+  r.summary = "Converted " + std::filesystem::path(checkpoint).filename().string() + " (" +
+              ckpt->container() + " container, " +
+              (state.source.empty() ? std::string("bare state dict") : "entry '" + state.source + "'") +
+              (state.stripped_module_prefix ? ", 'module.' prefix removed" : "") + ") into " +
+              output + ": " + arch.variant + " with dims " + dims + ", depths " + depths +
+              ", heads " + heads + ", attention " + attn + ", " + std::to_string(arch.num_classes) +
+              " classes; " + millions(arch.parameter_count) + " parameters (" +
+              millions(r.stored_parameters) + " stored after folding BatchNorm and layer scale), " +
+              std::string(dtype_name(to_dtype(options.weight_type))) + " weights, file size " +
+              megabytes(r.file_bytes) + ".";
+  return r;
+}
+
+}  // namespace ravlt

@@ -1,0 +1,29 @@
+#include <cstdio>
+#include <memory>
+
+#include "ravlt/model_info.h"
+#include "tools/commands.h"
+
+namespace ravlt::tools {
+
+Runner add_inspect_command(CLI::App& app) {
+  struct Args {
+    std::string model;
+    bool json = false;
+    bool no_checksum = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("inspect", "Describe a .rvlt model file");
+  cmd->add_option("model", args->model, "model file (.rvlt)")->required()->check(CLI::ExistingFile);
+  cmd->add_flag("--json", args->json, "print one JSON document");
+  cmd->add_flag("--no-checksum", args->no_checksum,
+                "skip the file checksum (for trusted files; structure is still verified)");
+  return [args] {
+    const ModelInfo info = describe_model(args->model, !args->no_checksum);
+    const std::string text = args->json ? info.to_json() : info.to_text();
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  };
+}
+
+}  // namespace ravlt::tools

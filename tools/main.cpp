@@ -1,0 +1,32 @@
+// ravlt: convert, inspect (and, as the engine grows, run and classify)
+// RAVLT models. Exit status 0 on success, 1 with a one-line reason on any
+// failure, 2 for bad usage.
+#include <cstdio>
+#include <exception>
+
+#include "tools/commands.h"
+
+#ifndef RAVLT_VERSION
+#error "RAVLT_VERSION must be defined by the build"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"ravlt: an inference engine for RAVLT vision models"};
+  app.set_version_flag("--version", "ravlt " RAVLT_VERSION);
+  app.require_subcommand(1);
+  const ravlt::tools::Runner convert = ravlt::tools::add_convert_command(app);
+  const ravlt::tools::Runner inspect = ravlt::tools::add_inspect_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (app.got_subcommand("convert")) return convert();
+    if (app.got_subcommand("inspect")) return inspect();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ravlt: error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}
