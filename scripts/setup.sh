@@ -16,6 +16,7 @@ packages=(
   # tests
   doctest-dev
   python3-torch python3-numpy   # the PyTorch reference (tests/reference/)
+  python3-flatbuffers           # the reference reads .rvlt files independently
 )
 
 if [ "$(id -u)" -ne 0 ]; then
