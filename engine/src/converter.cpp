@@ -160,7 +160,12 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
     progress("reading", static_cast<double>(i + 1) / static_cast<double>(state.tensors.size()));
   }
 
-  const engine::ArchSpec arch = engine::infer_arch(weights, attention);
+  engine::ArchSpec arch;
+  try {
+    arch = engine::infer_arch(weights, attention);
+  } catch (const Error& e) {
+    throw Error(checkpoint + ": " + e.what());
+  }
   progress("folding", 0.0);
   engine::BuiltGraph built = engine::build_graph(arch, weights, to_dtype(options.weight_type));
 

@@ -90,7 +90,17 @@ std::vector<Value*> Unpickler::pop_mark() {
   return items;
 }
 
-Value* Unpickler::make_global(std::string_view module, std::string_view name) {
+Value* Unpickler::make_global(std::string_view raw_module, std::string_view name) {
+  // Protocol 0-2 pickles name modules as Python 2 did; Python 3 maps them
+  // back on load (fix_imports), and so do we, so that names read as Python 3's.
+  static constexpr std::pair<std::string_view, std::string_view> kPython2Modules[] = {
+      {"__builtin__", "builtins"}, {"copy_reg", "copyreg"}, {"commands", "subprocess"},
+      {"cPickle", "pickle"},       {"exceptions", "builtins"}, {"UserDict", "collections"},
+  };
+  std::string_view module = raw_module;
+  for (const auto& [old_name, new_name] : kPython2Modules) {
+    if (module == old_name) module = new_name;
+  }
   const GlobalRole role = classify_global(module, name);
   const std::string full = std::string(module) + "." + std::string(name);
   if (role == GlobalRole::kHostile) {

@@ -93,6 +93,31 @@ def expected(cfg, sd, variant):
     }
 
 
+def write_checkpoint(variant, layout, path, dtype="fp32", legacy=False, seed=0):
+    """Writes one checkpoint and its expectations (path + ".json")."""
+    cfg = VARIANTS[variant]
+    model = randomize(Ravlt(cfg), seed).eval()
+    torch_dtype = DTYPES[dtype]
+    sd = cast(model.state_dict(), torch_dtype)
+    if layout == "bare":
+        obj = sd
+    elif layout == "module":
+        obj = collections.OrderedDict(("module." + k, v) for k, v in sd.items())
+    elif layout == "views":
+        obj = make_views(sd)
+    elif layout == "training":
+        ema = randomize(Ravlt(cfg), seed + 1).eval()
+        model.to(torch_dtype)
+        ema.to(torch_dtype)
+        obj = training_layout(model, ema)
+    else:
+        raise ValueError(layout)
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    with open(path + ".json", "w") as f:
+        json.dump(expected(cfg, sd, variant), f, indent=1)
+    return obj
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,27 +128,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
-
-    cfg = VARIANTS[a.variant]
-    model = randomize(Ravlt(cfg), a.seed).eval()
-    dtype = DTYPES[a.dtype]
-    sd = cast(model.state_dict(), dtype)
-    if a.layout == "bare":
-        obj = sd
-    elif a.layout == "module":
-        obj = collections.OrderedDict(("module." + k, v) for k, v in sd.items())
-    elif a.layout == "views":
-        obj = make_views(sd)
-    else:
-        ema = randomize(Ravlt(cfg), a.seed + 1).eval()
-        model.to(dtype)
-        ema.to(dtype)
-        obj = training_layout(model, ema)
-    torch.save(obj, a.output, _use_new_zipfile_serialization=not a.legacy)
-    with open(a.output + ".json", "w") as f:
-        json.dump(expected(cfg, sd, a.variant), f, indent=1)
+    write_checkpoint(a.variant, a.layout, a.output, a.dtype, a.legacy, a.seed)
+    with open(a.output + ".json") as f:
+        params = json.load(f)["parameter_count"]
     print(f"wrote {a.output} ({os.path.getsize(a.output) / 1e6:.1f} MB, "
-          f"{parameter_count(sd) / 1e6:.2f} M parameters)")
+          f"{params / 1e6:.2f} M parameters)")
 
 
 if __name__ == "__main__":
