@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""The `ravlt convert` and `ravlt inspect` commands, as a user runs them:
+every checkpoint layout converts and inspect reports its config exactly;
+every bad input exits 1 with one line naming the problem, and no crash."""
+
+import json
+import os
+import random
+import shutil
+import tempfile
+import unittest
+
+import harness
+
+LAYOUT_ENTRY = {"bare": "", "module": "", "views": "", "training": "model"}
+
+
+class Cli(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def out(self, name="m.rvlt"):
+        return os.path.join(self.tmp, name)
+
+    def inspect_json(self, path, *extra):
+        return json.loads(harness.ravlt("inspect", path, "--json", *extra).stdout)
+
+    def assert_fails(self, args, fragment):
+        p = harness.ravlt(*args, check=False)
+        self.assertEqual(p.returncode, 1, f"{args}: {p.stderr}")  # not a signal, not a crash
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertTrue(lines[0].startswith("ravlt: error: "), lines[0])
+        self.assertIn(fragment, lines[0])
+        return lines[0]
+
+    def test_every_good_checkpoint_converts_and_inspects_exactly(self):
+        with open(harness.data("good.json")) as f:
+            good = json.load(f)
+        for name, spec in good.items():
+            with self.subTest(name):
+                src = harness.data(name + ".pth")
+                with open(src + ".json") as f:
+                    want = json.load(f)
+                p = harness.ravlt("convert", src, "-o", self.out())
+                self.assertIn(want["variant"], p.stdout)
+                self.assertIn(f"{want['parameter_count'] / 1e6:.2f} M parameters", p.stdout)
+                info = self.inspect_json(self.out())
+                stages = info["stages"]
+                self.assertEqual(info["variant"], want["variant"])
+                self.assertEqual([s["dim"] for s in stages], want["embed_dims"])
+                self.assertEqual([s["depth"] for s in stages], want["depths"])
+                self.assertEqual([s["heads"] for s in stages], want["num_heads"])
+                self.assertEqual([s["head_dim"] for s in stages], want["head_dims"])
+                self.assertEqual([s["ffn_hidden"] for s in stages], want["ffn_hidden"])
+                self.assertEqual([s["layer_scale"] for s in stages], want["layer_scales"])
+                self.assertEqual([s["attention"] for s in stages], ["rala", "rala", "softmax", "softmax"])
+                self.assertEqual(info["projection"], want["projection"])
+                self.assertEqual(info["num_classes"], want["num_classes"])
+                self.assertEqual(info["source_parameters"], want["parameter_count"])
+                self.assertEqual(info["source_state_dict"], LAYOUT_ENTRY[spec["layout"]])
+                self.assertEqual(info["source_file"], name + ".pth")
+                self.assertEqual(len(info["labels"]), want["num_classes"])
+                text = harness.ravlt("inspect", self.out()).stdout
+                self.assertIn(want["variant"], text)
+                print(f"  {name}: {want['variant']}, {info['source_parameters'] / 1e6:.2f} M parameters")
+
+    def test_golden_checkpoint_of_the_authors(self):
+        g = harness.ARGS.golden
+        if not g or not os.path.isdir(g):
+            self.skipTest("no golden data")
+        harness.ravlt("convert", os.path.join(g, "tiny.pth"), "-o", self.out())
+        info = self.inspect_json(self.out())
+        s = info["stages"]
+        self.assertEqual([x["dim"] for x in s], [32, 64, 144, 192])
+        self.assertEqual([x["depth"] for x in s], [1, 2, 2, 1])
+        self.assertEqual([x["heads"] for x in s], [2, 2, 3, 4])
+        self.assertEqual([x["head_dim"] for x in s], [16, 32, 48, 48])
+        self.assertEqual([x["ffn_hidden"] for x in s], [96, 192, 432, 576])
+        self.assertEqual([x["layer_scale"] for x in s], [False, True, False, True])
+        self.assertEqual(info["projection"], 96)
+        self.assertEqual(info["num_classes"], 7)
+        self.assertEqual(info["variant"], "custom")
+
+    def test_options_reach_the_file(self):
+        labels = os.path.join(self.tmp, "labels.txt")
+        with open(labels, "w") as f:
+            f.write("\n".join(f"thing {i}" for i in range(11)) + "\n")
+        harness.ravlt("convert", harness.data("custom_training.pth"), "-o", self.out(),
+                      "--state-dict", "model_ema", "--attention", "l,v,l,v", "--labels", labels,
+                      "--dtype", "bf16", "--resize", "80", "--crop", "64",
+                      "--mean", "0.5", "0.4", "0.3", "--std", "0.2", "0.2", "0.2")
+        info = self.inspect_json(self.out())
+        self.assertEqual(info["source_state_dict"], "model_ema")
+        self.assertEqual([s["attention"] for s in info["stages"]], ["rala", "softmax", "rala", "softmax"])
+        self.assertEqual(info["labels"][7], "thing 7")
+        self.assertEqual(info["weight_dtype"], "bfloat16")
+        self.assertEqual(info["preprocess"]["resize"], 80)
+        self.assertEqual(info["preprocess"]["crop_h"], 64)
+        self.assertAlmostEqual(info["preprocess"]["mean"][1], 0.4, places=6)
+
+    def test_bad_checkpoints_fail_with_a_reason(self):
+        with open(harness.data("bad.json")) as f:
+            bad = json.load(f)
+        for name, fragment in bad.items():
+            with self.subTest(name):
+                line = self.assert_fails(["convert", harness.data(name + ".pth"), "-o", self.out()],
+                                         fragment)
+                self.assertFalse(os.path.exists(self.out()))
+                print(f"  {name}: {line}")
+
+    def test_truncated_checkpoints_fail_cleanly(self):
+        src = harness.data("custom_training.pth")
+        with open(src, "rb") as f:
+            data = f.read()
+        rng = random.Random(3)
+        cuts = sorted({1, 2, 3, 4, 30, 64, 100, len(data) - 1} |
+                      {rng.randrange(len(data)) for _ in range(60)})
+        for n in cuts:
+            path = self.out(f"cut{n}.pth")
+            with open(path, "wb") as f:
+                f.write(data[:n])
+            self.assert_fails(["convert", path, "-o", self.out()], "cut")
+
+    def test_corrupt_model_files(self):
+        harness.ravlt("convert", harness.data("custom_bare.pth"), "-o", self.out())
+        with open(self.out(), "rb") as f:
+            data = bytearray(f.read())
+        data[len(data) - 100] ^= 0x01  # inside the weights
+        with open(self.out("flip.rvlt"), "wb") as f:
+            f.write(data)
+        self.assert_fails(["inspect", self.out("flip.rvlt")], "checksum mismatch")
+        self.inspect_json(self.out("flip.rvlt"), "--no-checksum")  # trusted: opens
+        with open(self.out("cut.rvlt"), "wb") as f:
+            f.write(data[: len(data) // 2])
+        self.assert_fails(["inspect", self.out("cut.rvlt")], "cut.rvlt")
+        self.assert_fails(["inspect", harness.data("custom_bare.pth")], "not a .rvlt model file")
+
+    def test_usage_errors(self):
+        p = harness.ravlt("convert", harness.data("custom_bare.pth"), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--output is required", p.stderr)
+        p = harness.ravlt("convert", self.out("missing.pth"), "-o", self.out(), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("does not exist", p.stderr)
+        self.assert_fails(["convert", harness.data("custom_bare.pth"), "-o", self.out(),
+                           "--attention", "l,q,v,v"], "'q' is not")
+        p = harness.ravlt("--help")
+        self.assertIn("convert", p.stdout)
+        self.assertIn("inspect", p.stdout)
+        self.assertIn("0.1.0", harness.ravlt("--version").stdout)
+
+
+if __name__ == "__main__":
+    harness.main()
