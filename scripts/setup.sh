@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config clang-format
+  clang                  # the code must also compile with clang 14
   # runtime dependencies
   libdnnl-dev            # oneDNN 2.6: CPU convolutions and GEMMs
   libflatbuffers-dev flatbuffers-compiler  # the .rvlt model file

@@ -29,7 +29,14 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DRAVLT_QUICK_TESTS=$qui
 stage "configured"
 
 cmake --build build -j "$(nproc)"
-stage "built"
+stage "built (gcc)"
+
+# The code must compile with clang too (design.md); compile-only here, the
+# tests run on the gcc build.
+cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build build-clang -j "$(nproc)" >build-clang.log 2>&1 || { tail -50 build-clang.log; exit 1; }
+rm -f build-clang.log
+stage "built (clang, compile check)"
 
 set +e
 ctest --test-dir build --output-on-failure -j "$(nproc)" >build/ctest.log 2>&1

@@ -60,7 +60,8 @@ Runner add_convert_command(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
   CLI::App* cmd = app.add_subcommand(
       "convert", "Convert a PyTorch RAVLT checkpoint (.pth) into a .rvlt model file");
-  cmd->add_option("checkpoint", args->checkpoint, "torch.save file: a state dict or a training checkpoint")
+  cmd->add_option("checkpoint", args->checkpoint,
+                  "torch.save file: a state dict or a training checkpoint")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", args->output, "model file to write (.rvlt)")->required();

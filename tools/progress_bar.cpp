@@ -8,7 +8,9 @@ namespace ravlt::tools {
 
 ProgressBar::ProgressBar() : enabled_(::isatty(STDERR_FILENO) == 1) {}
 
-ProgressBar::~ProgressBar() { finish(); }
+ProgressBar::~ProgressBar() {
+  finish();
+}
 
 void ProgressBar::update(std::string_view phase, double fraction) {
   if (!enabled_) return;
@@ -18,7 +20,8 @@ void ProgressBar::update(std::string_view phase, double fraction) {
   percent_ = percent;
   constexpr int kWidth = 30;
   const int filled = percent * kWidth / 100;
-  std::fprintf(stderr, "\r%-10s [%s%s] %3d%%", phase_.c_str(), std::string(static_cast<size_t>(filled), '#').c_str(),
+  std::fprintf(stderr, "\r%-10s [%s%s] %3d%%", phase_.c_str(),
+               std::string(static_cast<size_t>(filled), '#').c_str(),
                std::string(static_cast<size_t>(kWidth - filled), ' ').c_str(), percent);
   std::fflush(stderr);
 }

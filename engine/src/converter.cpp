@@ -57,8 +57,7 @@ std::string megabytes(uint64_t n) {
 std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
                                              const ConvertOptions& options,
                                              const std::string& checkpoint,
-                                             const std::string& sha256,
-                                             const std::string& entry) {
+                                             const std::string& sha256, const std::string& entry) {
   auto m = std::make_unique<fb::MetadataT>();
   m->producer = "ravlt";
   m->producer_version = RAVLT_VERSION;
@@ -197,18 +196,20 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
   }
   std::string attn;
   for (const engine::StageSpec& s : arch.stages) {
-    attn += (attn.empty() ? "" : ",") + std::string(s.attention == engine::AttentionKind::kRala ? "l" : "v");
+    attn += (attn.empty() ? "" : ",") +
+            std::string(s.attention == engine::AttentionKind::kRala ? "l" : "v");
   }
-  r.summary = "Converted " + std::filesystem::path(checkpoint).filename().string() + " (" +
-              ckpt->container() + " container, " +
-              (state.source.empty() ? std::string("bare state dict") : "entry '" + state.source + "'") +
-              (state.stripped_module_prefix ? ", 'module.' prefix removed" : "") + ") into " +
-              output + ": " + arch.variant + " with dims " + dims + ", depths " + depths +
-              ", heads " + heads + ", attention " + attn + ", " + std::to_string(arch.num_classes) +
-              " classes; " + millions(arch.parameter_count) + " parameters (" +
-              millions(r.stored_parameters) + " stored after folding BatchNorm and layer scale), " +
-              std::string(dtype_name(to_dtype(options.weight_type))) + " weights, file size " +
-              megabytes(r.file_bytes) + ".";
+  r.summary =
+      "Converted " + std::filesystem::path(checkpoint).filename().string() + " (" +
+      ckpt->container() + " container, " +
+      (state.source.empty() ? std::string("bare state dict") : "entry '" + state.source + "'") +
+      (state.stripped_module_prefix ? ", 'module.' prefix removed" : "") + ") into " + output +
+      ": " + arch.variant + " with dims " + dims + ", depths " + depths + ", heads " + heads +
+      ", attention " + attn + ", " + std::to_string(arch.num_classes) + " classes; " +
+      millions(arch.parameter_count) + " parameters (" + millions(r.stored_parameters) +
+      " stored after folding BatchNorm and layer scale), " +
+      std::string(dtype_name(to_dtype(options.weight_type))) + " weights, file size " +
+      megabytes(r.file_bytes) + ".";
   return r;
 }
 

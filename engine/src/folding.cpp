@@ -38,8 +38,8 @@ void fold_batchnorm(HostTensor& weight, HostTensor& bias, const BatchNorm& bn) {
                      std::sqrt(static_cast<double>(bn.running_var->data[o]) + bn.epsilon);
     float* w = weight.data.data() + o * per_channel;
     for (size_t i = 0; i < per_channel; ++i) w[i] = static_cast<float>(w[i] * s);
-    bias.data[o] = static_cast<float>((static_cast<double>(bias.data[o]) - bn.running_mean->data[o]) * s +
-                                      bn.bias->data[o]);
+    bias.data[o] = static_cast<float>(
+        (static_cast<double>(bias.data[o]) - bn.running_mean->data[o]) * s + bn.bias->data[o]);
   }
 }
 

@@ -120,13 +120,12 @@ class GraphWriter {
 
   BatchNorm batchnorm(const std::string& prefix) {
     return {&weight(prefix + ".weight"), &weight(prefix + ".bias"),
-            &weight(prefix + ".running_mean"), &weight(prefix + ".running_var"),
-            kBatchNormEpsilon};
+            &weight(prefix + ".running_mean"), &weight(prefix + ".running_var"), kBatchNormEpsilon};
   }
 
   // conv + BatchNorm folded, as one Conv2d node.
-  uint32_t conv_bn(const std::string& conv_name, const std::string& bn_name, uint32_t x,
-                   int stride, fb::Activation act) {
+  uint32_t conv_bn(const std::string& conv_name, const std::string& bn_name, uint32_t x, int stride,
+                   fb::Activation act) {
     HostTensor& w = weight(conv_name + ".weight");
     HostTensor& b = weight(conv_name + ".bias");
     fold_batchnorm(w, b, batchnorm(bn_name));
@@ -152,8 +151,8 @@ uint32_t build_block(GraphWriter& g, const std::string& p, const StageSpec& st, 
   // x = x + pos(x): the identity folded into the depthwise kernel.
   HostTensor& pos_w = g.weight(p + "pos.weight");
   fold_identity_into_depthwise(pos_w);
-  const uint32_t x1 = g.conv(p + "pos", x, pos_w, g.weight(p + "pos.bias"), 1, st.dim,
-                             fb::Activation_None);
+  const uint32_t x1 =
+      g.conv(p + "pos", x, pos_w, g.weight(p + "pos.bias"), 1, st.dim, fb::Activation_None);
 
   // x = x + gamma_1 * attn(norm1(x)): gamma folded into attn.proj.
   const uint32_t n1 = g.layer_norm(p + "norm1.norm", x1, c);
@@ -173,8 +172,8 @@ uint32_t build_block(GraphWriter& g, const std::string& p, const StageSpec& st, 
   attn.head_dim = st.head_dim;
   fb::OpAttrsUnion attn_attrs;
   attn_attrs.Set(std::move(attn));
-  const fb::OpType core = st.attention == AttentionKind::kRala ? fb::OpType_RalaAttention
-                                                               : fb::OpType_SoftmaxAttention;
+  const fb::OpType core =
+      st.attention == AttentionKind::kRala ? fb::OpType_RalaAttention : fb::OpType_SoftmaxAttention;
   const uint32_t gated = g.node(p + "attn.core", core, {qkvo, lepe, angle}, std::move(attn_attrs),
                                 GraphWriter::nhwc(c));
   HostTensor& proj_w = g.weight(p + "attn.proj.weight");
@@ -224,8 +223,7 @@ BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dt
       x = build_block(g, sp + "blocks." + std::to_string(j) + ".", arch.stages[s], x, angle);
     }
     if (s + 1 < arch.stages.size()) {
-      x = g.conv_bn(sp + "downsample.reduction", sp + "downsample.norm", x, 2,
-                    fb::Activation_None);
+      x = g.conv_bn(sp + "downsample.reduction", sp + "downsample.norm", x, 2, fb::Activation_None);
     }
   }
 

@@ -17,7 +17,9 @@ std::string fmt(const char* format, double v) {
   return buf;
 }
 
-std::string str(const flatbuffers::String* s) { return s == nullptr ? "" : s->str(); }
+std::string str(const flatbuffers::String* s) {
+  return s == nullptr ? "" : s->str();
+}
 
 // The stage a node belongs to, from its name: "layers.2.blocks.0.pos" -> 2.
 int stage_of(const std::string& name) {
@@ -195,7 +197,10 @@ std::string ModelInfo::to_json() const {
   j.end_array().key("std").begin_array();
   for (float v : std) j.value(static_cast<double>(v));
   j.end_array().end_object();
-  j.key("nodes").value(static_cast<uint64_t>(nodes)).key("tensors").value(static_cast<uint64_t>(tensors));
+  j.key("nodes")
+      .value(static_cast<uint64_t>(nodes))
+      .key("tensors")
+      .value(static_cast<uint64_t>(tensors));
   j.key("labels").begin_array();
   for (const std::string& l : labels) j.value(l);
   j.end_array();

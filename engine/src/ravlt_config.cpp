@@ -16,8 +16,8 @@ const HostTensor& require(const WeightMap& w, const std::string& key) {
 int dim_of(const WeightMap& w, const std::string& key, size_t axis, size_t rank) {
   const HostTensor& t = require(w, key);
   if (t.shape.size() != rank) {
-    throw Error("state dict: key '" + key + "' has shape " + shape_string(t.shape) + ", expected rank " +
-                std::to_string(rank));
+    throw Error("state dict: key '" + key + "' has shape " + shape_string(t.shape) +
+                ", expected rank " + std::to_string(rank));
   }
   if (t.shape[axis] <= 0 || t.shape[axis] > (int64_t{1} << 24)) {
     throw Error("state dict: key '" + key + "' has an implausible shape " + shape_string(t.shape));
@@ -100,10 +100,11 @@ ArchSpec infer_arch(const WeightMap& w, const std::vector<AttentionKind>& attent
   a.in_channels = dim_of(w, "patch_embed.proj.0.weight", 1, 4);
   size_t stage_count = 0;
   while (w.count(block_key(stage_count, 0, "norm1.norm.weight"))) ++stage_count;
-  if (stage_count == 0) throw Error("state dict: missing key 'layers.0.blocks.0.norm1.norm.weight'");
+  if (stage_count == 0)
+    throw Error("state dict: missing key 'layers.0.blocks.0.norm1.norm.weight'");
   if (!attention.empty() && attention.size() != stage_count) {
-    throw Error("attention kinds: " + std::to_string(attention.size()) + " given for a model with " +
-                std::to_string(stage_count) + " stages");
+    throw Error("attention kinds: " + std::to_string(attention.size()) +
+                " given for a model with " + std::to_string(stage_count) + " stages");
   }
   const std::vector<AttentionKind> kinds =
       attention.empty() ? default_attention_kinds(stage_count) : attention;

@@ -122,7 +122,8 @@ void check_node_operands(const fb::Graph& g, const fb::Node& n, const std::strin
     }
     case fb::OpType_Linear: {
       const auto& w = shape_of(g, in[1]);
-      if (w.size() != 2) throw Error(label + ": weight shape " + shape_string(w) + " is not (O, I)");
+      if (w.size() != 2)
+        throw Error(label + ": weight shape " + shape_string(w) + " is not (O, I)");
       expect_shape(g, in[2], {w[0]}, label);
       break;
     }
@@ -160,7 +161,8 @@ void check_graph(const fb::Graph& g) {
   for (uint32_t i = 0; i < tensor_count; ++i) defined[i] = g.tensors()->Get(i)->constant();
 
   for (uint32_t index : *g.inputs()) {
-    if (index >= tensor_count) throw Error("graph input index " + std::to_string(index) + " out of range");
+    if (index >= tensor_count)
+      throw Error("graph input index " + std::to_string(index) + " out of range");
     if (g.tensors()->Get(index)->constant()) {
       throw Error("graph input " + tensor_label(g, index) + " is a constant");
     }
@@ -183,8 +185,10 @@ void check_graph(const fb::Graph& g) {
     }
     for (uint32_t i = 0; i < arity; ++i) {
       const uint32_t t = n.inputs()->Get(i);
-      if (t >= tensor_count) throw Error(label + ": input index " + std::to_string(t) + " out of range");
-      if (!defined[t]) throw Error(label + ": input " + tensor_label(g, t) + " used before it is defined");
+      if (t >= tensor_count)
+        throw Error(label + ": input index " + std::to_string(t) + " out of range");
+      if (!defined[t])
+        throw Error(label + ": input " + tensor_label(g, t) + " used before it is defined");
       const bool must_be_constant = (sig->constant_inputs >> i) & 1u;
       if (must_be_constant != g.tensors()->Get(t)->constant()) {
         throw Error(label + ": input " + std::to_string(i) + " (" + tensor_label(g, t) + ") must " +
@@ -193,15 +197,18 @@ void check_graph(const fb::Graph& g) {
     }
     check_node_operands(g, n, label);
     for (uint32_t t : *n.outputs()) {
-      if (t >= tensor_count) throw Error(label + ": output index " + std::to_string(t) + " out of range");
+      if (t >= tensor_count)
+        throw Error(label + ": output index " + std::to_string(t) + " out of range");
       if (defined[t]) throw Error(label + ": output " + tensor_label(g, t) + " is already defined");
       defined[t] = true;
     }
   }
   if (g.outputs()->size() == 0) throw Error("graph has no outputs");
   for (uint32_t index : *g.outputs()) {
-    if (index >= tensor_count) throw Error("graph output index " + std::to_string(index) + " out of range");
-    if (!defined[index]) throw Error("graph output " + tensor_label(g, index) + " is never computed");
+    if (index >= tensor_count)
+      throw Error("graph output index " + std::to_string(index) + " out of range");
+    if (!defined[index])
+      throw Error("graph output " + tensor_label(g, index) + " is never computed");
   }
 }
 

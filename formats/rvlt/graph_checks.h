@@ -22,7 +22,7 @@ struct OpSignature {
   std::string_view name;
   uint32_t min_inputs;
   uint32_t max_inputs;
-  fb::OpAttrs attrs;  // required attribute table (OpAttrs_NONE: none)
+  fb::OpAttrs attrs;         // required attribute table (OpAttrs_NONE: none)
   uint32_t constant_inputs;  // bit i set: input i must be a constant
 };
 

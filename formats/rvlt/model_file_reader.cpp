@@ -59,7 +59,8 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
   }
 
   // 4. Semantic checks, with the data section located.
-  const uint64_t data_offset = (4 + flatbuffer_size + kDataAlignment - 1) / kDataAlignment * kDataAlignment;
+  const uint64_t data_offset =
+      (4 + flatbuffer_size + kDataAlignment - 1) / kDataAlignment * kDataAlignment;
   if (data_offset > body_end || model->data_size() != body_end - data_offset) {
     throw fail("truncated or corrupt (data section is " +
                std::to_string(data_offset > body_end ? 0 : body_end - data_offset) +

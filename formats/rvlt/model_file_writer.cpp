@@ -12,7 +12,9 @@
 namespace ravlt::rvlt {
 namespace {
 
-uint64_t align_up(uint64_t n) { return (n + kDataAlignment - 1) / kDataAlignment * kDataAlignment; }
+uint64_t align_up(uint64_t n) {
+  return (n + kDataAlignment - 1) / kDataAlignment * kDataAlignment;
+}
 
 // Writes to a file while hashing every byte, so the footer costs no re-read.
 class HashingWriter {

@@ -47,7 +47,8 @@ Value* Checkpoint::make_storage(const std::string& type_name, const std::string&
   if (it != storages_.end()) {
     if (it->second->storage.type_name != type_name ||
         it->second->storage.numel != static_cast<uint64_t>(numel)) {
-      throw Error(path_ + ": storage '" + key + "' is declared twice with different types or sizes");
+      throw Error(path_ + ": storage '" + key +
+                  "' is declared twice with different types or sizes");
     }
     return it->second;
   }
@@ -76,7 +77,8 @@ void Checkpoint::open_zip() {
       pickle_index = zip_->find(name);
     }
   }
-  if (!pickle_index) throw Error(path_ + ": zip archive has no <name>/data.pkl: not a torch.save file");
+  if (!pickle_index)
+    throw Error(path_ + ": zip archive has no <name>/data.pkl: not a torch.save file");
   if (auto order = zip_->find(zip_prefix_ + "byteorder")) {
     std::vector<uint8_t> bytes;
     zip_->read(*order, bytes);
@@ -117,7 +119,8 @@ void Checkpoint::open_legacy() {
   Unpickler header(bytes, arena_, nullptr, label);
   const Value* magic = header.load();
   if (magic->kind != Kind::kBigInt ||
-      magic->text != std::string(reinterpret_cast<const char*>(kLegacyMagic), sizeof kLegacyMagic)) {
+      magic->text !=
+          std::string(reinterpret_cast<const char*>(kLegacyMagic), sizeof kLegacyMagic)) {
     throw Error(path_ + ": not a PyTorch checkpoint (legacy magic number missing)");
   }
   const Value* protocol = header.load();
@@ -149,7 +152,8 @@ void Checkpoint::open_legacy() {
     const Value& view = *pid.items[5];
     if (view.kind == Kind::kNone) return root;
     if (!is_tuple_of(view, 3) || !view.items[0]->is_string() || view.items[1]->kind != Kind::kInt ||
-        view.items[2]->kind != Kind::kInt || view.items[1]->integer < 0 || view.items[2]->integer < 0) {
+        view.items[2]->kind != Kind::kInt || view.items[1]->integer < 0 ||
+        view.items[2]->integer < 0) {
       throw Error(label + ": malformed storage view");
     }
     const auto offset = static_cast<uint64_t>(view.items[1]->integer);
@@ -157,7 +161,8 @@ void Checkpoint::open_legacy() {
     if (offset > root->storage.numel || size > root->storage.numel - offset) {
       throw Error(label + ": storage view '" + view.items[0]->text + "' lies outside its storage");
     }
-    Value* v = make_storage(pid.items[1]->text, "view:" + view.items[0]->text, view.items[2]->integer);
+    Value* v =
+        make_storage(pid.items[1]->text, "view:" + view.items[0]->text, view.items[2]->integer);
     v->storage.element_offset = offset;
     views[v->storage.key] = {root->storage.key, view.items[1]->integer};
     return v;
@@ -172,7 +177,8 @@ void Checkpoint::open_legacy() {
   for (const Value* key : keys->items) {
     if (!key->is_string()) throw Error(label + ": storage key is not a string");
     auto it = storages_.find(key->text);
-    if (it == storages_.end()) throw Error(label + ": data for unknown storage '" + key->text + "'");
+    if (it == storages_.end())
+      throw Error(label + ": data for unknown storage '" + key->text + "'");
     const StorageInfo& s = it->second->storage;
     if (bytes.size() - pos < 8) throw Error(label + ": truncated at storage '" + key->text + "'");
     uint64_t numel = 0;
@@ -241,7 +247,8 @@ std::vector<float> Checkpoint::to_float32(const TensorInfo& t) const {
   std::vector<int64_t> index(t.sizes.size(), 0);
   for (uint64_t n = 0; n < numel; ++n) {
     uint64_t element = t.offset;
-    for (size_t d = 0; d < index.size(); ++d) element += static_cast<uint64_t>(index[d] * t.strides[d]);
+    for (size_t d = 0; d < index.size(); ++d)
+      element += static_cast<uint64_t>(index[d] * t.strides[d]);
     convert_to_float32(*s.dtype, bytes.data() + element * esize, &out[n], 1);
     for (size_t d = index.size(); d-- > 0;) {
       if (++index[d] < t.sizes[d]) break;

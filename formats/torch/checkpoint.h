@@ -57,7 +57,7 @@ class Checkpoint {
   std::map<std::string, Value*> storages_;  // by key
   // zip container
   std::unique_ptr<ZipArchive> zip_;
-  std::string zip_prefix_;  // "archive/" or similar
+  std::string zip_prefix_;                                      // "archive/" or similar
   mutable std::map<std::string, std::vector<uint8_t>> loaded_;  // storage bytes by key
   // legacy container
   std::optional<MappedFile> mapped_;

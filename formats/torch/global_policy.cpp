@@ -8,29 +8,53 @@ namespace {
 
 // Modules that give a pickle a way to run code, touch files or the network.
 // A pickle naming anything in them (or their submodules) is an attack.
-constexpr std::array<std::string_view, 27> kHostileModules = {
-    "os",        "posix",        "nt",       "subprocess", "_posixsubprocess", "sys",
-    "shutil",    "socket",       "importlib", "runpy",     "pty",              "ctypes",
-    "code",      "codeop",       "pickle",   "_pickle",    "cPickle",          "marshal",
-    "webbrowser", "multiprocessing", "commands", "platform", "signal",         "asyncio",
-    "torch.hub", "torch.utils.cpp_extension", "numpy.f2py"};
+constexpr std::array<std::string_view, 27> kHostileModules = {"os",
+                                                              "posix",
+                                                              "nt",
+                                                              "subprocess",
+                                                              "_posixsubprocess",
+                                                              "sys",
+                                                              "shutil",
+                                                              "socket",
+                                                              "importlib",
+                                                              "runpy",
+                                                              "pty",
+                                                              "ctypes",
+                                                              "code",
+                                                              "codeop",
+                                                              "pickle",
+                                                              "_pickle",
+                                                              "cPickle",
+                                                              "marshal",
+                                                              "webbrowser",
+                                                              "multiprocessing",
+                                                              "commands",
+                                                              "platform",
+                                                              "signal",
+                                                              "asyncio",
+                                                              "torch.hub",
+                                                              "torch.utils.cpp_extension",
+                                                              "numpy.f2py"};
 
 // builtins that evaluate code, import modules, open files or mutate objects.
 // builtins.getattr is not here: schedulers pickle bound methods through it,
 // and an inert placeholder of it is harmless.
 constexpr std::array<std::string_view, 16> kHostileBuiltins = {
-    "eval",   "exec",    "execfile", "compile",  "__import__", "open",    "input", "breakpoint",
-    "setattr", "delattr", "globals", "locals",   "vars",       "apply",   "exit",  "quit"};
+    "eval",    "exec",    "execfile", "compile", "__import__", "open",  "input", "breakpoint",
+    "setattr", "delattr", "globals",  "locals",  "vars",       "apply", "exit",  "quit"};
 
 // Single functions outside those modules that load or run code.
 constexpr std::array<std::string_view, 6> kHostileFunctions = {
-    "torch.load",        "torch.jit.load",           "numpy.load",
-    "numpy.loadtxt",     "numpy.testing._private.utils.runstring", "torch.serialization.load"};
+    "torch.load",
+    "torch.jit.load",
+    "numpy.load",
+    "numpy.loadtxt",
+    "numpy.testing._private.utils.runstring",
+    "torch.serialization.load"};
 
 bool in_module(std::string_view module, std::string_view root) {
-  return module == root ||
-         (module.size() > root.size() && module.substr(0, root.size()) == root &&
-          module[root.size()] == '.');
+  return module == root || (module.size() > root.size() && module.substr(0, root.size()) == root &&
+                            module[root.size()] == '.');
 }
 
 }  // namespace
@@ -49,7 +73,8 @@ GlobalRole classify_global(std::string_view module, std::string_view name) {
     if (qualified == f) return GlobalRole::kHostile;
   }
   if (module == "torch._utils") {
-    if (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor") return GlobalRole::kRebuildTensor;
+    if (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor")
+      return GlobalRole::kRebuildTensor;
     if (name == "_rebuild_parameter" || name == "_rebuild_parameter_with_state") {
       return GlobalRole::kRebuildParameter;
     }

@@ -12,28 +12,87 @@ namespace {
 
 // Opcodes of pickle protocols 0-5 (Python's Lib/pickletools.py).
 enum Op : uint8_t {
-  MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2', FLOAT = 'F', INT = 'I',
-  BININT = 'J', BININT1 = 'K', LONG = 'L', BININT2 = 'M', NONE = 'N', PERSID = 'P',
-  BINPERSID = 'Q', REDUCE = 'R', STRING = 'S', BINSTRING = 'T', SHORT_BINSTRING = 'U',
-  UNICODE = 'V', BINUNICODE = 'X', APPEND = 'a', BUILD = 'b', GLOBAL = 'c', DICT = 'd',
-  EMPTY_DICT = '}', APPENDS = 'e', GET = 'g', BINGET = 'h', INST = 'i', LONG_BINGET = 'j',
-  LIST = 'l', EMPTY_LIST = ']', OBJ = 'o', PUT = 'p', BINPUT = 'q', LONG_BINPUT = 'r',
-  SETITEM = 's', TUPLE = 't', EMPTY_TUPLE = ')', SETITEMS = 'u', BINFLOAT = 'G',
-  PROTO = 0x80, NEWOBJ = 0x81, EXT1 = 0x82, EXT2 = 0x83, EXT4 = 0x84, TUPLE1 = 0x85,
-  TUPLE2 = 0x86, TUPLE3 = 0x87, NEWTRUE = 0x88, NEWFALSE = 0x89, LONG1 = 0x8a, LONG4 = 0x8b,
-  BINBYTES = 'B', SHORT_BINBYTES = 'C', SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d,
-  BINBYTES8 = 0x8e, EMPTY_SET = 0x8f, ADDITEMS = 0x90, FROZENSET = 0x91, NEWOBJ_EX = 0x92,
-  STACK_GLOBAL = 0x93, MEMOIZE = 0x94, FRAME = 0x95, BYTEARRAY8 = 0x96, NEXT_BUFFER = 0x97,
+  MARK = '(',
+  STOP = '.',
+  POP = '0',
+  POP_MARK = '1',
+  DUP = '2',
+  FLOAT = 'F',
+  INT = 'I',
+  BININT = 'J',
+  BININT1 = 'K',
+  LONG = 'L',
+  BININT2 = 'M',
+  NONE = 'N',
+  PERSID = 'P',
+  BINPERSID = 'Q',
+  REDUCE = 'R',
+  STRING = 'S',
+  BINSTRING = 'T',
+  SHORT_BINSTRING = 'U',
+  UNICODE = 'V',
+  BINUNICODE = 'X',
+  APPEND = 'a',
+  BUILD = 'b',
+  GLOBAL = 'c',
+  DICT = 'd',
+  EMPTY_DICT = '}',
+  APPENDS = 'e',
+  GET = 'g',
+  BINGET = 'h',
+  INST = 'i',
+  LONG_BINGET = 'j',
+  LIST = 'l',
+  EMPTY_LIST = ']',
+  OBJ = 'o',
+  PUT = 'p',
+  BINPUT = 'q',
+  LONG_BINPUT = 'r',
+  SETITEM = 's',
+  TUPLE = 't',
+  EMPTY_TUPLE = ')',
+  SETITEMS = 'u',
+  BINFLOAT = 'G',
+  PROTO = 0x80,
+  NEWOBJ = 0x81,
+  EXT1 = 0x82,
+  EXT2 = 0x83,
+  EXT4 = 0x84,
+  TUPLE1 = 0x85,
+  TUPLE2 = 0x86,
+  TUPLE3 = 0x87,
+  NEWTRUE = 0x88,
+  NEWFALSE = 0x89,
+  LONG1 = 0x8a,
+  LONG4 = 0x8b,
+  BINBYTES = 'B',
+  SHORT_BINBYTES = 'C',
+  SHORT_BINUNICODE = 0x8c,
+  BINUNICODE8 = 0x8d,
+  BINBYTES8 = 0x8e,
+  EMPTY_SET = 0x8f,
+  ADDITEMS = 0x90,
+  FROZENSET = 0x91,
+  NEWOBJ_EX = 0x92,
+  STACK_GLOBAL = 0x93,
+  MEMOIZE = 0x94,
+  FRAME = 0x95,
+  BYTEARRAY8 = 0x96,
+  NEXT_BUFFER = 0x97,
   READONLY_BUFFER = 0x98,
 };
 
-std::string qualified(const Value& global) { return global.text; }
+std::string qualified(const Value& global) {
+  return global.text;
+}
 
 }  // namespace
 
 Unpickler::Unpickler(std::span<const uint8_t> data, ValueArena& arena,
                      PersistentLoader persistent_load, std::string source)
-    : data_(data), arena_(arena), persistent_load_(std::move(persistent_load)),
+    : data_(data),
+      arena_(arena),
+      persistent_load_(std::move(persistent_load)),
       source_(std::move(source)) {}
 
 void Unpickler::fail(const std::string& what) const {
@@ -47,7 +106,9 @@ const uint8_t* Unpickler::take(size_t n) {
   return p;
 }
 
-uint8_t Unpickler::u8() { return *take(1); }
+uint8_t Unpickler::u8() {
+  return *take(1);
+}
 
 uint64_t Unpickler::uint_le(size_t n) {
   const uint8_t* p = take(n);
@@ -94,7 +155,7 @@ Value* Unpickler::make_global(std::string_view raw_module, std::string_view name
   // Protocol 0-2 pickles name modules as Python 2 did; Python 3 maps them
   // back on load (fix_imports), and so do we, so that names read as Python 3's.
   static constexpr std::pair<std::string_view, std::string_view> kPython2Modules[] = {
-      {"__builtin__", "builtins"}, {"copy_reg", "copyreg"}, {"commands", "subprocess"},
+      {"__builtin__", "builtins"}, {"copy_reg", "copyreg"},    {"commands", "subprocess"},
       {"cPickle", "pickle"},       {"exceptions", "builtins"}, {"UserDict", "collections"},
   };
   std::string_view module = raw_module;
@@ -120,7 +181,8 @@ Value* Unpickler::rebuild_tensor(const Value& args) {
   const Value& sizes = *args.items[2];
   const Value& strides = *args.items[3];
   if (storage.kind != Kind::kStorage) fail("tensor rebuild: first argument is not a storage");
-  if (offset.kind != Kind::kInt || offset.integer < 0) fail("tensor rebuild: invalid storage offset");
+  if (offset.kind != Kind::kInt || offset.integer < 0)
+    fail("tensor rebuild: invalid storage offset");
   if (sizes.kind != Kind::kTuple || strides.kind != Kind::kTuple ||
       sizes.items.size() != strides.items.size()) {
     fail("tensor rebuild: size and stride must be tuples of equal length");
@@ -149,7 +211,8 @@ Value* Unpickler::rebuild_tensor(const Value& args) {
       empty = true;
       continue;
     }
-    if (__builtin_mul_overflow(numel, size, &numel)) fail("tensor rebuild: element count overflows");
+    if (__builtin_mul_overflow(numel, size, &numel))
+      fail("tensor rebuild: element count overflows");
     uint64_t reach;
     if (__builtin_mul_overflow(size - 1, stride, &reach) ||
         __builtin_add_overflow(last, reach, &last)) {
@@ -166,9 +229,8 @@ Value* Unpickler::rebuild_tensor(const Value& args) {
 Value* Unpickler::call(Value* callable, Value* args) {
   if (callable->kind == Kind::kGlobal) {
     const size_t dot = callable->text.rfind('.');
-    const GlobalRole role =
-        classify_global(std::string_view(callable->text).substr(0, dot),
-                        std::string_view(callable->text).substr(dot + 1));
+    const GlobalRole role = classify_global(std::string_view(callable->text).substr(0, dot),
+                                            std::string_view(callable->text).substr(dot + 1));
     switch (role) {
       case GlobalRole::kRebuildTensor:
         return rebuild_tensor(*args);
@@ -184,7 +246,8 @@ Value* Unpickler::call(Value* callable, Value* args) {
         if (args->kind == Kind::kTuple && args->items.size() == 1 &&
             args->items[0]->kind == Kind::kList) {
           for (Value* pair : args->items[0]->items) {
-            if ((pair->kind != Kind::kTuple && pair->kind != Kind::kList) || pair->items.size() != 2) {
+            if ((pair->kind != Kind::kTuple && pair->kind != Kind::kList) ||
+                pair->items.size() != 2) {
               fail("OrderedDict expects key-value pairs");
             }
             d->entries.emplace_back(pair->items[0], pair->items[1]);
@@ -245,7 +308,8 @@ Value* Unpickler::load() {
     for (size_t i = 0; i < kv.size(); i += 2) target->entries.emplace_back(kv[i], kv[i + 1]);
   };
   auto append_items = [&](Value* target, const std::vector<Value*>& items) {
-    if (target->kind != Kind::kList && target->kind != Kind::kObject && target->kind != Kind::kSet) {
+    if (target->kind != Kind::kList && target->kind != Kind::kObject &&
+        target->kind != Kind::kSet) {
       fail("appending to " + target->describe());
     }
     target->items.insert(target->items.end(), items.begin(), items.end());

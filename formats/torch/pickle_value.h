@@ -41,8 +41,8 @@ enum class Kind : uint8_t {
 
 /// One typed storage of the checkpoint, addressed by its key.
 struct StorageInfo {
-  std::string key;        // name of its bytes: zip entry data/<key>, or legacy key
-  std::string type_name;  // e.g. "torch.FloatStorage"
+  std::string key;             // name of its bytes: zip entry data/<key>, or legacy key
+  std::string type_name;       // e.g. "torch.FloatStorage"
   std::optional<DType> dtype;  // empty for element types the engine does not read
   uint32_t element_size = 0;
   uint64_t numel = 0;
@@ -65,10 +65,10 @@ struct Value {
   bool boolean = false;
   int64_t integer = 0;
   double real = 0.0;
-  std::string text;  // string, bytes, big integer, global or object name
+  std::string text;           // string, bytes, big integer, global or object name
   std::vector<Value*> items;  // tuple, list, set elements; object call arguments
   std::vector<std::pair<Value*, Value*>> entries;  // dict entries; items set on objects
-  Value* state = nullptr;  // object state from BUILD (inert)
+  Value* state = nullptr;                          // object state from BUILD (inert)
   StorageInfo storage;
   TensorInfo tensor;
 

@@ -28,7 +28,8 @@ std::string zip_error_string(int code) {
 ZipArchive::ZipArchive(const std::string& path) : path_(path) {
   int code = 0;
   archive_ = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
-  if (archive_ == nullptr) throw Error(path + ": not a valid zip archive: " + zip_error_string(code));
+  if (archive_ == nullptr)
+    throw Error(path + ": not a valid zip archive: " + zip_error_string(code));
   std::error_code ec;
   file_size_ = std::filesystem::file_size(path, ec);
   const zip_int64_t count = zip_get_num_entries(archive_, 0);

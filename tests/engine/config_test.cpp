@@ -106,7 +106,8 @@ TEST_CASE("attention kinds: parsed, overridden, and checked") {
 TEST_CASE("missing, extra and misshapen keys are named") {
   WeightMap w = weights_for(small_arch());
   w.erase("layers.1.blocks.1.gamma_2");
-  CHECK(error_of(w) == "state dict: missing key 'layers.1.blocks.1.gamma_2' (expected shape (1, 24, 1, 1))");
+  CHECK(error_of(w) ==
+        "state dict: missing key 'layers.1.blocks.1.gamma_2' (expected shape (1, 24, 1, 1))");
 
   w = weights_for(small_arch());
   w["layers.0.blocks.0.extra"] = HostTensor{{1}, {0.0f}};
@@ -115,7 +116,8 @@ TEST_CASE("missing, extra and misshapen keys are named") {
   w = weights_for(small_arch());
   w["layers.2.blocks.0.attn.lepe.weight"].shape = {40, 1, 3, 3};
   CHECK(error_of(w) ==
-        "state dict: key 'layers.2.blocks.0.attn.lepe.weight' has shape (40, 1, 3, 3), expected (40, 1, 5, 5)");
+        "state dict: key 'layers.2.blocks.0.attn.lepe.weight' has shape (40, 1, 3, 3), expected "
+        "(40, 1, 5, 5)");
 
   w = weights_for(small_arch());
   w["layers.1.RoPE.angle"].shape = {7};  // head dim 14 does not divide 24

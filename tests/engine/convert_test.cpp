@@ -35,7 +35,8 @@ const fb::Tensor* find_tensor(const rvlt::ModelFile& f, const std::string& name,
 
 TEST_CASE("RAVLT-T converts from each layout and reports its config") {
   TempDir dir;
-  for (const char* name : {"T_training.pth", "T_bare.pth", "T_module.pth", "T_legacy_training.pth"}) {
+  for (const char* name :
+       {"T_training.pth", "T_bare.pth", "T_module.pth", "T_legacy_training.pth"}) {
     INFO(name);
     const std::string out = dir.file("t.rvlt");
     const ConvertResult r = convert_checkpoint(testdata(name), out);
@@ -120,8 +121,9 @@ TEST_CASE("conversion errors are one line naming the cause, and write nothing") 
                        doctest::Contains("larger than resize"), Error);
   CHECK_THROWS_WITH_AS(convert_checkpoint(testdata("missing_key.pth"), out),
                        doctest::Contains("missing_key.pth: state dict: missing key"), Error);
-  CHECK_THROWS_WITH_AS(convert_checkpoint(testdata("custom_bare.pth"), dir.file("no/such/dir.rvlt")),
-                       doctest::Contains("cannot create"), Error);
+  CHECK_THROWS_WITH_AS(
+      convert_checkpoint(testdata("custom_bare.pth"), dir.file("no/such/dir.rvlt")),
+      doctest::Contains("cannot create"), Error);
   CHECK_THROWS_AS(parse_weight_type("fp64"), Error);
   CHECK(!std::filesystem::exists(out));
 }

@@ -25,7 +25,8 @@ HostTensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo
 }
 
 // y = conv2d(x, w, b), x (C, H, W), w (O, C/groups, K, K), stride 1, padding K/2.
-std::vector<double> conv(const HostTensor& x, const HostTensor& w, const HostTensor& b, int groups) {
+std::vector<double> conv(const HostTensor& x, const HostTensor& w, const HostTensor& b,
+                         int groups) {
   const int64_t c = x.dim(0), h = x.dim(1), wd = x.dim(2), o = w.dim(0), k = w.dim(2);
   const int64_t cin = c / groups, cout = o / groups;
   std::vector<double> y(static_cast<size_t>(o * h * wd));
@@ -39,7 +40,8 @@ std::vector<double> conv(const HostTensor& x, const HostTensor& w, const HostTen
             for (int64_t kx = 0; kx < k; ++kx) {
               const int64_t iy = yy + ky - k / 2, ix = xx + kx - k / 2;
               if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
-              acc += static_cast<double>(w.data[static_cast<size_t>(((oc * cin + ic) * k + ky) * k + kx)]) *
+              acc += static_cast<double>(
+                         w.data[static_cast<size_t>(((oc * cin + ic) * k + ky) * k + kx)]) *
                      x.data[static_cast<size_t>(((g * cin + ic) * h + iy) * wd + ix)];
             }
           }

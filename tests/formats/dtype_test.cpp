@@ -13,12 +13,12 @@ TEST_CASE("half precision conversions match IEEE binary16") {
   CHECK(float_to_half(-0.0f) == 0x8000);
   CHECK(float_to_half(1.0f) == 0x3c00);
   CHECK(float_to_half(-2.0f) == 0xc000);
-  CHECK(float_to_half(65504.0f) == 0x7bff);             // largest finite
-  CHECK(float_to_half(65520.0f) == 0x7c00);             // rounds to infinity
-  CHECK(float_to_half(5.9604645e-08f) == 0x0001);       // smallest subnormal
-  CHECK(float_to_half(2.9802322e-08f) == 0x0000);       // half of it: ties to even (0)
-  CHECK(float_to_half(1.0f + 1.0f / 2048) == 0x3c00);   // tie, rounds to even
-  CHECK(float_to_half(1.0f + 3.0f / 2048) == 0x3c02);   // tie, rounds to even (up)
+  CHECK(float_to_half(65504.0f) == 0x7bff);            // largest finite
+  CHECK(float_to_half(65520.0f) == 0x7c00);            // rounds to infinity
+  CHECK(float_to_half(5.9604645e-08f) == 0x0001);      // smallest subnormal
+  CHECK(float_to_half(2.9802322e-08f) == 0x0000);      // half of it: ties to even (0)
+  CHECK(float_to_half(1.0f + 1.0f / 2048) == 0x3c00);  // tie, rounds to even
+  CHECK(float_to_half(1.0f + 3.0f / 2048) == 0x3c02);  // tie, rounds to even (up)
   CHECK(float_to_half(std::numeric_limits<float>::infinity()) == 0x7c00);
   CHECK((float_to_half(std::nanf("")) & 0x7c00) == 0x7c00);
   CHECK((float_to_half(std::nanf("")) & 0x03ff) != 0);

@@ -120,15 +120,22 @@ TEST_CASE("tensor rebuild: negative or overflowing sizes and strides are refused
 }
 
 TEST_CASE("hostile globals are refused through GLOBAL, STACK_GLOBAL and INST") {
-  CHECK(error_of("\x80\x02" "cos\nsystem\nX\x02\x00\x00\x00lsR."s).find("os.system") !=
+  CHECK(error_of("\x80\x02"
+                 "cos\nsystem\nX\x02\x00\x00\x00lsR."s)
+            .find("os.system") != std::string::npos);
+  CHECK(error_of("\x80\x02"
+                 "cposix\nsystem\n.")
+            .find("posix.system") != std::string::npos);
+  CHECK(error_of("\x80\x04" + u("builtins") + u("eval") + "\x93.").find("builtins.eval") !=
         std::string::npos);
-  CHECK(error_of("\x80\x02" "cposix\nsystem\n.").find("posix.system") != std::string::npos);
-  CHECK(error_of("\x80\x04" + u("builtins") + u("eval") + "\x93.")
-            .find("builtins.eval") != std::string::npos);
   CHECK(error_of("(S'ls'\nisubprocess\nPopen\n.").find("subprocess.Popen") != std::string::npos);
   // Python 2 module names are mapped as Python 3 maps them.
-  CHECK(error_of("\x80\x02" "c__builtin__\nexec\n.").find("builtins.exec") != std::string::npos);
-  const std::string e = error_of("\x80\x02" "cbuiltins\n__import__\n.");
+  CHECK(error_of("\x80\x02"
+                 "c__builtin__\nexec\n.")
+            .find("builtins.exec") != std::string::npos);
+  const std::string e = error_of(
+      "\x80\x02"
+      "cbuiltins\n__import__\n.");
   CHECK(e.find("refused") != std::string::npos);
   CHECK(e.find("test.pkl") != std::string::npos);  // the source is named
 }
@@ -174,5 +181,7 @@ TEST_CASE("malformed pickles give errors, not crashes") {
   CHECK(error_of("\x80\x02K\x01K\x02K\x03s.").find("setting items on an int") != std::string::npos);
   CHECK(error_of("\x80\x02\x82\x01.").find("extension") != std::string::npos);
   CHECK(error_of("\x80\x09.").find("protocol") != std::string::npos);
-  CHECK(error_of("\x80\x02" "cos\nsys").find("truncated") != std::string::npos);
+  CHECK(error_of("\x80\x02"
+                 "cos\nsys")
+            .find("truncated") != std::string::npos);
 }

@@ -197,23 +197,38 @@ TEST_CASE("semantic checks name what is wrong") {
     std::function<void(fb::ModelT&)> edit;
   };
   const Case cases[] = {
-      {"lies outside the data section", [](fb::ModelT& m) { m.graph->tensors[4]->data_offset = 1 << 20; }},
+      {"lies outside the data section",
+       [](fb::ModelT& m) { m.graph->tensors[4]->data_offset = 1 << 20; }},
       {"not 64-byte aligned", [](fb::ModelT& m) { m.graph->tensors[4]->data_offset = 8; }},
-      {"holds 8 bytes, shape (3) needs 12", [](fb::ModelT& m) { m.graph->tensors[4]->shape = {3}; }},
-      {"used before it is defined", [](fb::ModelT& m) { std::swap(m.graph->nodes[0], m.graph->nodes[1]); }},
+      {"holds 8 bytes, shape (3) needs 12",
+       [](fb::ModelT& m) { m.graph->tensors[4]->shape = {3}; }},
+      {"used before it is defined",
+       [](fb::ModelT& m) { std::swap(m.graph->nodes[0], m.graph->nodes[1]); }},
       {"input index 99 out of range", [](fb::ModelT& m) { m.graph->nodes[1]->inputs = {99}; }},
       {"takes 3 to 4 inputs, has 2", [](fb::ModelT& m) { m.graph->nodes[2]->inputs.pop_back(); }},
-      {"unknown op type", [](fb::ModelT& m) { m.graph->nodes[1]->op = static_cast<fb::OpType>(999); }},
+      {"unknown op type",
+       [](fb::ModelT& m) { m.graph->nodes[1]->op = static_cast<fb::OpType>(999); }},
       {"attributes do not match", [](fb::ModelT& m) { m.graph->nodes[2]->attrs.Reset(); }},
       {"must be a constant", [](fb::ModelT& m) { m.graph->nodes[2]->inputs[1] = 2; }},
       {"already defined", [](fb::ModelT& m) { m.graph->nodes[1]->outputs = {1}; }},
       {"duplicate name", [](fb::ModelT& m) { m.graph->tensors[2]->name = "input"; }},
       {"rank 9 exceeds 8", [](fb::ModelT& m) { m.graph->tensors[2]->shape.assign(9, 1); }},
-      {"is too large", [](fb::ModelT& m) { m.graph->tensors[2]->shape = {int64_t{1} << 40, int64_t{1} << 40}; }},
-      {"expected (2)", [](fb::ModelT& m) { m.graph->tensors[4]->shape = {1, 2}; }},
+      {"is too large",
+       [](fb::ModelT& m) {
+         m.graph->tensors[2]->shape = {int64_t{1} << 40, int64_t{1} << 40};
+       }},
+      {"expected (2)",
+       [](fb::ModelT& m) {
+         m.graph->tensors[4]->shape = {1, 2};
+       }},
       {"2 labels for 3 classes", [](fb::ModelT& m) { m.metadata->arch->num_classes = 3; }},
-      {"never computed", [](fb::ModelT& m) { m.graph->outputs = {0, 5, 1}; m.graph->nodes.pop_back(); }},
-      {"unknown dtype", [](fb::ModelT& m) { m.graph->tensors[3]->dtype = static_cast<fb::DType>(9); }},
+      {"never computed",
+       [](fb::ModelT& m) {
+         m.graph->outputs = {0, 5, 1};
+         m.graph->nodes.pop_back();
+       }},
+      {"unknown dtype",
+       [](fb::ModelT& m) { m.graph->tensors[3]->dtype = static_cast<fb::DType>(9); }},
   };
   for (const Case& c : cases) {
     const std::string path = write_small(dir);
