@@ -34,8 +34,7 @@ stage "built (gcc)"
 # The code must compile with clang too (design.md); compile-only here, the
 # tests run on the gcc build.
 cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-cmake --build build-clang -j "$(nproc)" >build-clang.log 2>&1 || { tail -50 build-clang.log; exit 1; }
-rm -f build-clang.log
+cmake --build build-clang -j "$(nproc)" >build-clang/compile.log 2>&1 || { tail -50 build-clang/compile.log; exit 1; }
 stage "built (clang, compile check)"
 
 set +e

@@ -23,6 +23,16 @@ std::string zip_error_string(int code) {
   return s;
 }
 
+// Why reading an entry failed, in words a user can act on.
+std::string read_failure(zip_file_t* file) {
+  zip_error_t* error = zip_file_get_error(file);
+  if (zip_error_code_zip(error) == ZIP_ER_CRC) {
+    return "its data does not match its CRC: the file is corrupt, or the entry's declared size "
+           "is wrong";
+  }
+  return zip_error_strerror(error);
+}
+
 }  // namespace
 
 ZipArchive::ZipArchive(const std::string& path) : path_(path) {
@@ -91,7 +101,7 @@ void ZipArchive::read(uint64_t index, std::vector<uint8_t>& out) const {
   uint64_t done = 0;
   while (done < st.size) {
     const zip_int64_t n = zip_fread(file.get(), out.data() + done, st.size - done);
-    if (n < 0) throw Error(label + ": " + zip_file_strerror(file.get()));
+    if (n < 0) throw Error(label + ": " + read_failure(file.get()));
     if (n == 0) {
       throw Error(label + " is truncated: " + std::to_string(done) + " of " +
                   std::to_string(st.size) + " bytes");
@@ -101,7 +111,7 @@ void ZipArchive::read(uint64_t index, std::vector<uint8_t>& out) const {
   // Read past the end so libzip checks the CRC and notices extra data.
   uint8_t extra;
   const zip_int64_t n = zip_fread(file.get(), &extra, 1);
-  if (n < 0) throw Error(label + ": " + zip_file_strerror(file.get()));
+  if (n < 0) throw Error(label + ": " + read_failure(file.get()));
   if (n > 0) throw Error(label + " holds more bytes than it declares");
 }
 
