@@ -30,18 +30,6 @@ DType to_dtype(WeightType t) {
   return DType::kFloat32;
 }
 
-fb::DType to_fb(WeightType t) {
-  switch (t) {
-    case WeightType::kFloat32:
-      return fb::DType_Float32;
-    case WeightType::kFloat16:
-      return fb::DType_Float16;
-    case WeightType::kBFloat16:
-      return fb::DType_BFloat16;
-  }
-  return fb::DType_Float32;
-}
-
 std::string millions(uint64_t n) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f M", static_cast<double>(n) / 1e6);
@@ -64,7 +52,7 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
   m->source_file = std::filesystem::path(checkpoint).filename().string();
   m->source_sha256 = sha256;
   m->source_state_dict = entry;
-  m->weight_dtype = to_fb(options.weight_type);
+  m->weight_dtype = rvlt::to_fb_dtype(to_dtype(options.weight_type));
 
   m->arch = std::make_unique<fb::ArchConfigT>();
   fb::ArchConfigT& a = *m->arch;

@@ -1,6 +1,7 @@
 #include "engine/src/graph_builder.h"
 
 #include "engine/src/folding.h"
+#include "formats/rvlt/model_file.h"
 #include "ravlt/error.h"
 
 namespace ravlt::engine {
@@ -9,20 +10,6 @@ namespace {
 constexpr int64_t kDynamic = -1;  // a size known only at run time
 constexpr float kBatchNormEpsilon = 1e-5f;
 constexpr float kLayerNormEpsilon = 1e-6f;
-
-fb::DType to_fb(DType t) {
-  switch (t) {
-    case DType::kFloat32:
-      return fb::DType_Float32;
-    case DType::kFloat16:
-      return fb::DType_Float16;
-    case DType::kBFloat16:
-      return fb::DType_BFloat16;
-    case DType::kInt64:
-      break;
-  }
-  throw Error("weights cannot be stored as int64");
-}
 
 // Appends tensors and nodes to a graph under construction.
 class GraphWriter {
@@ -48,7 +35,7 @@ class GraphWriter {
     tensor->shape = t.shape;
     if (as_matrix) tensor->shape = {t.shape.at(0), static_cast<int64_t>(t.numel()) / t.shape.at(0)};
     const DType dtype = keep_float32 ? DType::kFloat32 : dtype_;
-    tensor->dtype = to_fb(dtype);
+    tensor->dtype = rvlt::to_fb_dtype(dtype);
     std::vector<uint8_t> bytes(t.numel() * dtype_size(dtype));
     convert_from_float32(dtype, t.data.data(), bytes.data(), t.numel());
     return add(std::move(tensor), std::move(bytes));

@@ -20,10 +20,20 @@
 #include <string>
 #include <vector>
 
+#include "formats/dtype.h"
 #include "formats/mapped_file.h"
 #include "formats/rvlt/rvlt_generated.h"
 
 namespace ravlt::rvlt {
+
+// The schema's DType enumerates the engine's DType value for value.
+static_assert(fb::DType_Float32 == static_cast<int>(DType::kFloat32) &&
+              fb::DType_Float16 == static_cast<int>(DType::kFloat16) &&
+              fb::DType_BFloat16 == static_cast<int>(DType::kBFloat16) &&
+              fb::DType_Int64 == static_cast<int>(DType::kInt64));
+inline fb::DType to_fb_dtype(DType t) {
+  return static_cast<fb::DType>(t);
+}
 
 /// Version of the file format this code writes; it reads any file whose
 /// major version is kFormatMajor (any minor).
