@@ -1,0 +1,87 @@
+// Loading a .rvlt model and running it.
+//
+// Thread safety: a Model is immutable and may be shared by any number of
+// threads (hold it by std::shared_ptr<const Model>). A Session holds the
+// plans and memory of one caller: use each Session from one thread at a
+// time, and make one Session per thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ravlt {
+
+struct LoadOptions {
+  /// Verify the file's checksum (one pass over the file). The structure of
+  /// the file is verified either way.
+  bool verify_checksum = true;
+};
+
+/// A verified model file, mapped into memory, with its graph.
+class Model {
+ public:
+  /// Opens `path`. Throws ravlt::Error naming the file and the problem.
+  static std::shared_ptr<const Model> load(const std::string& path,
+                                           const LoadOptions& options = {});
+  ~Model();
+
+  int num_classes() const;
+  /// Class names, one per class.
+  const std::vector<std::string>& labels() const;
+  /// Bytes of weights copied out of the mapped file: float16/bfloat16
+  /// weights widened at load, plus weights reordered for oneDNN (which
+  /// grows as sessions plan new shapes).
+  size_t copied_weight_bytes() const;
+
+  class Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  Model();
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SessionOptions {
+  /// Threads each run uses; 0: all cores.
+  int threads = 0;
+};
+
+/// A float32 tensor owned by the caller.
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+/// Memory of the plan for one input shape.
+struct PlanMemory {
+  size_t arena_bytes = 0;  ///< one arena holds every intermediate and scratch
+  size_t lower_bound = 0;  ///< most bytes live at any one step
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model, const SessionOptions& options = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// Runs the network on `input`, NCHW float32 of `shape` (N, 3, H, W; any
+  /// batch and size). Returns the logits (N, classes), owned by the session
+  /// and valid until its next run. The first run of a shape plans it; later
+  /// runs of that shape allocate nothing. Throws ravlt::Error on a shape the
+  /// model cannot take.
+  std::span<const float> run(const float* input, std::span<const int64_t> shape);
+  /// The same on a caller-owned tensor, returning a caller-owned result.
+  Tensor run(const Tensor& input);
+  /// Plans `shape` if needed and reports its memory.
+  PlanMemory plan(std::span<const int64_t> shape);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ravlt

@@ -1,0 +1,17 @@
+// Tensors to and from NumPy .npy files (float32, C order).
+#pragma once
+
+#include <string>
+
+#include "ravlt/model.h"
+
+namespace ravlt {
+
+/// Reads a float32 .npy file. Throws ravlt::Error naming the file and the
+/// problem (not .npy, another dtype, Fortran order, truncated).
+Tensor load_npy(const std::string& path);
+
+/// Writes `tensor` as a float32 .npy file.
+void save_npy(const std::string& path, const Tensor& tensor);
+
+}  // namespace ravlt

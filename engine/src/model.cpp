@@ -1,0 +1,82 @@
+// ravlt::Model and ravlt::Session over the runtime.
+#include "ravlt/model.h"
+
+#include "engine/src/model_impl.h"
+#include "ravlt/error.h"
+#include "runtime/cpu/cpu_backend.h"
+#include "runtime/executor.h"
+
+namespace ravlt {
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& options) {
+  rvlt::OpenOptions open;
+  open.verify_checksum = options.verify_checksum;
+  std::shared_ptr<Model> model(new Model());
+  auto file = rvlt::ModelFile::open(path, open);
+  for (const auto* label : *file->metadata().labels()) model->impl_->labels.push_back(label->str());
+  model->impl_->graph = runtime::Graph::load(std::move(file));
+  model->impl_->weights = std::make_shared<runtime::cpu::WeightCache>();
+  return model;
+}
+
+int Model::num_classes() const {
+  return static_cast<int>(impl_->labels.size());
+}
+
+const std::vector<std::string>& Model::labels() const {
+  return impl_->labels;
+}
+
+size_t Model::copied_weight_bytes() const {
+  return impl_->graph->widened_bytes() + impl_->weights->reordered_bytes();
+}
+
+class Session::Impl {
+ public:
+  Impl(std::shared_ptr<const Model> m, const SessionOptions& options)
+      : model(std::move(m)),
+        executor(model->impl().graph,
+                 std::make_unique<runtime::cpu::CpuBackend>(model->impl().weights),
+                 options.threads) {}
+  std::shared_ptr<const Model> model;
+  runtime::Executor executor;
+};
+
+Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options) {
+  if (!model) throw Error("Session: no model");
+  if (options.threads < 0) throw Error("Session: thread count must not be negative");
+  impl_ = std::make_unique<Impl>(std::move(model), options);
+}
+
+Session::~Session() = default;
+
+std::span<const float> Session::run(const float* input, std::span<const int64_t> shape) {
+  const runtime::Shape s(shape.begin(), shape.end());
+  const runtime::PlanStats& stats = impl_->executor.plan(s);
+  const float* out = impl_->executor.run(input, s);
+  return {out, static_cast<size_t>(runtime::element_count(stats.output_shape))};
+}
+
+Tensor Session::run(const Tensor& input) {
+  int64_t n = 1;
+  for (int64_t d : input.shape) n *= d;
+  if (input.shape.empty() || n != static_cast<int64_t>(input.data.size())) {
+    throw Error("input tensor holds " + std::to_string(input.data.size()) + " values, its shape " +
+                runtime::to_string(input.shape) + " needs " + std::to_string(n));
+  }
+  const std::span<const float> out = run(input.data.data(), input.shape);
+  Tensor result;
+  result.shape = impl_->executor.plan(input.shape).output_shape;
+  result.data.assign(out.begin(), out.end());
+  return result;
+}
+
+PlanMemory Session::plan(std::span<const int64_t> shape) {
+  const runtime::PlanStats& s = impl_->executor.plan(runtime::Shape(shape.begin(), shape.end()));
+  return {s.arena_bytes, s.lower_bound};
+}
+
+}  // namespace ravlt

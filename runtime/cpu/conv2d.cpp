@@ -1,0 +1,81 @@
+// Conv2d on oneDNN: channels-last activations, weights in the layout the
+// primitive prefers (reordered once per model), bias and activation fused.
+#include <unordered_map>
+
+#include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/kernels.h"
+
+namespace ravlt::runtime::cpu {
+namespace {
+
+class Conv2dKernel : public Kernel {
+ public:
+  explicit Conv2dKernel(const PrepareArgs& a) : context_(a.context) {
+    const Node& n = a.node;
+    const Shape& x = a.input_shape(0);
+    const Shape& w = a.input_shape(1);
+    const Shape& y = a.output_shape();
+    const int64_t groups = n.conv.groups;
+    const dnnl::memory::desc src({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc);
+    const dnnl::memory::desc dst({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
+    const dnnl::memory::desc bias({w[0]}, dt::f32, tag::x);
+    // Stored weights: (O, I/groups, KH, KW), as goihw when grouped.
+    const dnnl::memory::desc user_w =
+        groups == 1
+            ? dnnl::memory::desc({w[0], w[1], w[2], w[3]}, dt::f32, tag::oihw)
+            : dnnl::memory::desc({groups, w[0] / groups, w[1], w[2], w[3]}, dt::f32, tag::goihw);
+    const dnnl::memory::desc any_w(user_w.dims(), dt::f32, tag::any);
+    const int64_t pad_bottom = (y[1] - 1) * n.conv.stride_h + n.conv.kernel_h - x[1] - n.conv.pad_h;
+    const int64_t pad_right = (y[2] - 1) * n.conv.stride_w + n.conv.kernel_w - x[2] - n.conv.pad_w;
+    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                         dnnl::algorithm::convolution_direct, src, any_w, bias, dst,
+                                         {n.conv.stride_h, n.conv.stride_w},
+                                         {n.conv.pad_h, n.conv.pad_w}, {pad_bottom, pad_right});
+    dnnl::primitive_attr attr = base_attr();
+    dnnl::post_ops ops;
+    append_activation(ops, n.activation);
+    attr.set_post_ops(ops);
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr, context_.engine);
+    primitive_ = dnnl::convolution_forward(pd);
+    scratch_bytes_ = pd.scratchpad_desc().get_size();
+
+    const void* weights = context_.weights->get(n.inputs[1], a.graph.values()[n.inputs[1]].data,
+                                                user_w, pd.weights_desc(), context_.engine);
+    src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
+    dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
+    weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(weights));
+    bias_ = dnnl::memory(bias, context_.engine, DNNL_MEMORY_NONE);
+    scratch_ = dnnl::memory(pd.scratchpad_desc(), context_.engine, DNNL_MEMORY_NONE);
+    args_ = {{DNNL_ARG_SRC, src_},
+             {DNNL_ARG_WEIGHTS, weights_},
+             {DNNL_ARG_BIAS, bias_},
+             {DNNL_ARG_DST, dst_},
+             {DNNL_ARG_SCRATCHPAD, scratch_}};
+  }
+
+  size_t scratch_bytes() const override { return scratch_bytes_; }
+
+  void run(const float* const* in, float* out, uint8_t* scratch) override {
+    src_.set_data_handle(const_cast<float*>(in[0]));
+    bias_.set_data_handle(const_cast<float*>(in[2]));
+    dst_.set_data_handle(out);
+    scratch_.set_data_handle(scratch);
+    primitive_.execute(context_.stream, args_);
+    context_.stream.wait();
+  }
+
+ private:
+  CpuContext& context_;
+  dnnl::convolution_forward primitive_;
+  dnnl::memory src_, weights_, bias_, dst_, scratch_;
+  std::unordered_map<int, dnnl::memory> args_;
+  size_t scratch_bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args) {
+  return std::make_unique<Conv2dKernel>(args);
+}
+
+}  // namespace ravlt::runtime::cpu

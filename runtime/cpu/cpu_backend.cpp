@@ -1,0 +1,43 @@
+#include "runtime/cpu/cpu_backend.h"
+
+#include <omp.h>
+
+#include "ravlt/error.h"
+#include "runtime/cpu/kernels.h"
+
+namespace ravlt::runtime::cpu {
+namespace {
+
+// One entry per runtime::Op, in its order.
+constexpr KernelFactory kFactories[] = {
+    make_to_channels_last,  make_conv2d,          make_linear,
+    make_layer_norm,        make_channel_slice,   make_rala_attention,
+    make_softmax_attention, make_global_avg_pool,
+};
+static_assert(sizeof(kFactories) / sizeof(kFactories[0]) == kOpCount,
+              "every op needs a CPU kernel factory");
+
+}  // namespace
+
+CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights) {
+  context_.weights = std::move(weights);
+}
+
+std::unique_ptr<Kernel> CpuBackend::prepare(const Graph& graph, const Node& node,
+                                            const std::vector<Shape>& shapes) {
+  try {
+    return kFactories[static_cast<size_t>(node.op)](PrepareArgs{graph, node, shapes, context_});
+  } catch (const dnnl::error& e) {
+    throw Error("node '" + node.name + "' (" + op_name(node.op) + "): oneDNN: " + e.what());
+  }
+}
+
+void CpuBackend::begin_run(int threads) {
+  omp_set_num_threads(threads > 0 ? threads : default_threads());
+}
+
+int default_threads() {
+  return omp_get_num_procs();
+}
+
+}  // namespace ravlt::runtime::cpu

@@ -1,0 +1,42 @@
+// State the CPU kernels of one session share: the oneDNN engine and stream,
+// and the model-wide cache of reordered weights.
+#pragma once
+
+#include <dnnl.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace ravlt::runtime::cpu {
+
+/// Weights reordered into the layouts oneDNN's primitives chose, kept once
+/// per model and shared by every session (thread-safe).
+class WeightCache {
+ public:
+  /// The weights of graph value `value` (float32 in `src_desc` layout at
+  /// `src`) in layout `want`: `src` itself if the layouts agree, else a
+  /// reordered copy made on first request.
+  const void* get(uint32_t value, const float* src, const dnnl::memory::desc& src_desc,
+                  const dnnl::memory::desc& want, const dnnl::engine& engine);
+  /// Bytes copied by reorders so far.
+  size_t reordered_bytes() const;
+
+ private:
+  struct Entry {
+    uint32_t value;
+    dnnl::memory::desc desc;
+    std::unique_ptr<uint8_t[], void (*)(uint8_t*)> bytes{nullptr, nullptr};
+  };
+  mutable std::mutex mutex_;
+  std::vector<Entry> entries_;
+  size_t reordered_bytes_ = 0;
+};
+
+struct CpuContext {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::shared_ptr<WeightCache> weights;
+};
+
+}  // namespace ravlt::runtime::cpu

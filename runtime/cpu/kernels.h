@@ -1,0 +1,34 @@
+// The CPU kernels, one factory per op kind (cpu_backend.cpp holds the
+// table that maps runtime::Op to these).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/cpu/cpu_context.h"
+
+namespace ravlt::runtime::cpu {
+
+struct PrepareArgs {
+  const Graph& graph;
+  const Node& node;
+  const std::vector<Shape>& shapes;
+  CpuContext& context;
+
+  const Shape& input_shape(size_t slot) const { return shapes[node.inputs[slot]]; }
+  const Shape& output_shape() const { return shapes[node.output]; }
+};
+
+using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
+
+std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_linear(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_layer_norm(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_channel_slice(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_rala_attention(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_global_avg_pool(const PrepareArgs& args);
+
+}  // namespace ravlt::runtime::cpu

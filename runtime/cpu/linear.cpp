@@ -1,0 +1,80 @@
+// Linear (every 1x1 convolution) on oneDNN's matmul: (M, K) x (K, O) with
+// M = all positions of the batch. The stored (O, K) weight is read in place
+// as the transposed (K, O) operand; bias, activation and the residual add
+// are fused as post-ops.
+#include <unordered_map>
+
+#include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/kernels.h"
+
+namespace ravlt::runtime::cpu {
+namespace {
+
+class LinearKernel : public Kernel {
+ public:
+  explicit LinearKernel(const PrepareArgs& a) : context_(a.context) {
+    const Node& n = a.node;
+    const Shape& x = a.input_shape(0);
+    const Shape& w = a.input_shape(1);
+    const int64_t k = w[1], o = w[0];
+    const int64_t m = element_count(x) / k;
+    const dnnl::memory::desc src({m, k}, dt::f32, tag::ab);
+    const dnnl::memory::desc weights({k, o}, dt::f32, tag::ba);
+    const dnnl::memory::desc bias({1, o}, dt::f32, tag::ab);
+    const dnnl::memory::desc dst({m, o}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr = base_attr();
+    dnnl::post_ops ops;
+    append_activation(ops, n.activation);
+    has_residual_ = n.inputs.size() == 4;
+    if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, dst);
+    attr.set_post_ops(ops);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr,
+                                          context_.engine);
+    primitive_ = dnnl::matmul(pd);
+    scratch_bytes_ = pd.scratchpad_desc().get_size();
+    src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
+    weights_ = dnnl::memory(weights, context_.engine, DNNL_MEMORY_NONE);
+    bias_ = dnnl::memory(bias, context_.engine, DNNL_MEMORY_NONE);
+    dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
+    residual_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
+    scratch_ = dnnl::memory(pd.scratchpad_desc(), context_.engine, DNNL_MEMORY_NONE);
+    args_ = {{DNNL_ARG_SRC, src_},
+             {DNNL_ARG_WEIGHTS, weights_},
+             {DNNL_ARG_BIAS, bias_},
+             {DNNL_ARG_DST, dst_},
+             {DNNL_ARG_SCRATCHPAD, scratch_}};
+    if (has_residual_) {
+      const int index = n.activation == Activation::kNone ? 0 : 1;
+      args_[DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1] = residual_;
+    }
+  }
+
+  size_t scratch_bytes() const override { return scratch_bytes_; }
+
+  void run(const float* const* in, float* out, uint8_t* scratch) override {
+    src_.set_data_handle(const_cast<float*>(in[0]));
+    weights_.set_data_handle(const_cast<float*>(in[1]));
+    bias_.set_data_handle(const_cast<float*>(in[2]));
+    if (has_residual_) residual_.set_data_handle(const_cast<float*>(in[3]));
+    dst_.set_data_handle(out);
+    scratch_.set_data_handle(scratch);
+    primitive_.execute(context_.stream, args_);
+    context_.stream.wait();
+  }
+
+ private:
+  CpuContext& context_;
+  dnnl::matmul primitive_;
+  dnnl::memory src_, weights_, bias_, dst_, residual_, scratch_;
+  std::unordered_map<int, dnnl::memory> args_;
+  bool has_residual_ = false;
+  size_t scratch_bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_linear(const PrepareArgs& args) {
+  return std::make_unique<LinearKernel>(args);
+}
+
+}  // namespace ravlt::runtime::cpu

@@ -1,0 +1,46 @@
+// Runs a graph for one session: plans per input shape (cached), one arena.
+//
+// A plan is made once per input shape: shapes inferred, every node's kernel
+// prepared by the backend, and every intermediate value and kernel scratch
+// placed in one arena by the memory planner. Running a planned shape again
+// allocates nothing. An Executor is used by one thread at a time.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/graph.h"
+#include "runtime/memory_planner.h"
+
+namespace ravlt::runtime {
+
+struct PlanStats {
+  size_t arena_bytes = 0;
+  size_t lower_bound = 0;  // most bytes live at one step, scratch included
+  Shape output_shape;
+};
+
+class Executor {
+ public:
+  Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend, int threads);
+  ~Executor();
+
+  /// Makes (or finds) the plan for `input_shape`.
+  const PlanStats& plan(const Shape& input_shape);
+  /// Runs on `input` (NCHW float32 of `input_shape`); returns the output,
+  /// owned by the executor and valid until the next run.
+  const float* run(const float* input, const Shape& input_shape);
+
+ private:
+  struct Plan;
+  Plan& plan_for(const Shape& input_shape);
+
+  std::shared_ptr<const Graph> graph_;
+  std::unique_ptr<Backend> backend_;
+  int threads_;
+  std::map<Shape, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace ravlt::runtime

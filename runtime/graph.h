@@ -1,0 +1,91 @@
+// The static graph the runtime executes, loaded from a .rvlt model file.
+//
+// A Graph is immutable after load and shared by every session of a model.
+// It knows ops and tensors, not RAVLT: one Node per op of rvlt.fbs, one
+// Value per tensor. Float32 constants point into the file's mapping (zero
+// copy); float16 and bfloat16 constants are widened to float32 once, here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/rvlt/model_file.h"
+
+namespace ravlt::runtime {
+
+using Shape = std::vector<int64_t>;
+
+/// "(1, 56, 56, 64)".
+std::string to_string(const Shape& shape);
+/// Product of the sizes.
+int64_t element_count(const Shape& shape);
+
+/// Operator kinds, in the order of fb::OpType.
+enum class Op : uint8_t {
+  kToChannelsLast,
+  kConv2d,
+  kLinear,
+  kLayerNorm,
+  kChannelSlice,
+  kRalaAttention,
+  kSoftmaxAttention,
+  kGlobalAvgPool,
+};
+inline constexpr size_t kOpCount = 8;
+static_assert(kOpCount == static_cast<size_t>(fb::OpType_MAX) + 1,
+              "runtime::Op must mirror fb::OpType");
+
+/// Name of an op kind ("Conv2d", ...).
+const char* op_name(Op op);
+
+enum class Activation : uint8_t { kNone, kGelu, kSwish };
+
+struct ConvAttrs {
+  int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, groups = 1;
+};
+
+struct Node {
+  std::string name;
+  Op op;
+  std::vector<uint32_t> inputs;
+  uint32_t output = 0;
+  Activation activation = Activation::kNone;  // Conv2d, Linear
+  ConvAttrs conv;                             // Conv2d
+  float epsilon = 0.0f;                       // LayerNorm
+  int slice_begin = 0, slice_end = 0;         // ChannelSlice
+  int heads = 0, head_dim = 0;                // attention
+};
+
+struct Value {
+  std::string name;
+  bool constant = false;
+  Shape shape;                  // as declared; -1 where known only at run time
+  const float* data = nullptr;  // constants: float32 elements
+};
+
+class Graph {
+ public:
+  /// Builds the graph of a verified model file. Throws ravlt::Error if the
+  /// file asks for something this runtime does not support.
+  static std::shared_ptr<const Graph> load(std::shared_ptr<const rvlt::ModelFile> file);
+
+  const std::vector<Value>& values() const { return values_; }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  uint32_t input() const { return input_; }
+  uint32_t output() const { return output_; }
+  const rvlt::ModelFile& file() const { return *file_; }
+  /// Bytes of constants widened to float32 at load (0 for a float32 file).
+  size_t widened_bytes() const { return widened_bytes_; }
+
+ private:
+  std::shared_ptr<const rvlt::ModelFile> file_;
+  std::vector<Value> values_;
+  std::vector<Node> nodes_;
+  uint32_t input_ = 0, output_ = 0;
+  std::vector<std::unique_ptr<float[]>> widened_;  // owned float32 copies
+  size_t widened_bytes_ = 0;
+};
+
+}  // namespace ravlt::runtime
