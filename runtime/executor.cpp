@@ -1,5 +1,6 @@
 #include "runtime/executor.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -117,8 +118,18 @@ const float* Executor::run(const float* input, const Shape& input_shape) {
   Plan& p = plan_for(input_shape);
   for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot] = input;
   backend_->begin_run(threads_);
-  for (size_t k = 0; k < p.kernels.size(); ++k) {
-    p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+  if (!profiling_) {
+    for (size_t k = 0; k < p.kernels.size(); ++k) {
+      p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+    }
+  } else {
+    node_seconds_.resize(p.kernels.size(), 0.0);
+    for (size_t k = 0; k < p.kernels.size(); ++k) {
+      const auto start = std::chrono::steady_clock::now();
+      p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+      node_seconds_[k] +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
   }
   return reinterpret_cast<const float*>(p.output.get());
 }

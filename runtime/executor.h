@@ -33,6 +33,11 @@ class Executor {
   /// owned by the executor and valid until the next run.
   const float* run(const float* input, const Shape& input_shape);
 
+  /// When on, each run adds the time of every node to node_seconds().
+  void set_profiling(bool on) { profiling_ = on; }
+  /// Seconds spent in each node (graph order) over the profiled runs.
+  const std::vector<double>& node_seconds() const { return node_seconds_; }
+
  private:
   struct Plan;
   Plan& plan_for(const Shape& input_shape);
@@ -41,6 +46,8 @@ class Executor {
   std::unique_ptr<Backend> backend_;
   int threads_;
   std::map<Shape, std::unique_ptr<Plan>> plans_;
+  bool profiling_ = false;
+  std::vector<double> node_seconds_;
 };
 
 }  // namespace ravlt::runtime

@@ -12,5 +12,6 @@ using Runner = std::function<int()>;
 Runner add_convert_command(CLI::App& app);
 Runner add_inspect_command(CLI::App& app);
 Runner add_run_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
 
 }  // namespace ravlt::tools

@@ -1,5 +1,5 @@
-// ravlt: convert, inspect and run RAVLT models. Exit status 0 on success, 1 with a one-line reason
-// on any failure, 2 for bad usage.
+// ravlt: convert, inspect, run and benchmark RAVLT models. Exit status 0 on success, 1 with a
+// one-line reason on any failure, 2 for bad usage.
 #include <cstdio>
 #include <exception>
 
@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   const ravlt::tools::Runner convert = ravlt::tools::add_convert_command(app);
   const ravlt::tools::Runner inspect = ravlt::tools::add_inspect_command(app);
   const ravlt::tools::Runner run = ravlt::tools::add_run_command(app);
+  const ravlt::tools::Runner bench = ravlt::tools::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("convert")) return convert();
     if (app.got_subcommand("inspect")) return inspect();
     if (app.got_subcommand("run")) return run();
+    if (app.got_subcommand("bench")) return bench();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ravlt: error: %s\n", e.what());
     return 1;

@@ -1,6 +1,8 @@
 // ravlt::Model and ravlt::Session over the runtime.
 #include "ravlt/model.h"
 
+#include <algorithm>
+
 #include "engine/src/model_impl.h"
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_backend.h"
@@ -40,7 +42,9 @@ class Session::Impl {
       : model(std::move(m)),
         executor(model->impl().graph,
                  std::make_unique<runtime::cpu::CpuBackend>(model->impl().weights),
-                 options.threads) {}
+                 options.threads) {
+    executor.set_profiling(options.profile);
+  }
   std::shared_ptr<const Model> model;
   runtime::Executor executor;
 };
@@ -72,6 +76,23 @@ Tensor Session::run(const Tensor& input) {
   result.shape = impl_->executor.plan(input.shape).output_shape;
   result.data.assign(out.begin(), out.end());
   return result;
+}
+
+std::vector<OpProfile> Session::profile() const {
+  const auto& nodes = impl_->model->impl().graph->nodes();
+  const std::vector<double>& seconds = impl_->executor.node_seconds();
+  std::vector<OpProfile> kinds;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    const std::string name = runtime::op_name(nodes[k].op);
+    auto it =
+        std::find_if(kinds.begin(), kinds.end(), [&](const OpProfile& p) { return p.op == name; });
+    if (it == kinds.end()) it = kinds.insert(kinds.end(), OpProfile{name, 0.0, 0});
+    it->seconds += k < seconds.size() ? seconds[k] : 0.0;
+    ++it->nodes;
+  }
+  std::sort(kinds.begin(), kinds.end(),
+            [](const OpProfile& a, const OpProfile& b) { return a.seconds > b.seconds; });
+  return kinds;
 }
 
 PlanMemory Session::plan(std::span<const int64_t> shape) {

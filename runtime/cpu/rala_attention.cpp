@@ -1,140 +1,154 @@
 // The RALA core (spec §3.3) and the output gate: out = (res + lepe) * o.
 //
-// Per batch item and head, linear in the number of tokens L:
-//   phase A: one pass for qm = mean(elu(q) + 1), one for the softmax of
-//            <qm, elu(k) + 1> / sqrt(d) over tokens, one to accumulate
-//            kbar = mean(k') and KV = (1/L) sum rope(k')^T v, k' = reweighted keys;
-//   phase B: per token, z = 1 / (<q', kbar> + 1e-6) and res = rope(q') KV z.
-// Reductions over tokens accumulate in double.
-#include <algorithm>
+// Per batch item and head ("task"), linear in the number of tokens L, four
+// passes over the tokens:
+//   1. qm = mean(elu(q) + 1);
+//   2. logits <qm, elu(k) + 1> / sqrt(d), and their maximum;
+//   3. with w = exp(logit - max): sum w, sum k' and sum rope(k')^T v, where
+//      k' = (elu(k) + 1) w; the softmax normalisation and the factor L of
+//      the reweighting are applied to the sums: KV = sum / sum w, kbar likewise;
+//   4. per token, z = 1 / (<q', kbar> + 1e-6), res = rope(q') KV z.
+// Passes 1-3 split each task's tokens into parts so that every thread has
+// work even for one image with one head; partial sums are combined between
+// passes. Inner loops: attention_isa.inc, one build per instruction set.
+#include <omp.h>
+
 #include <cmath>
 
 #include "ravlt/error.h"
+#include "runtime/cpu/attention_core.h"
 #include "runtime/cpu/kernels.h"
-#include "runtime/cpu/rope.h"
+#include "runtime/cpu/rope_tables.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
 
-constexpr int kMaxHeadDim = 512;
-
-inline float elu_plus_one(float a) {
-  return a > 0.0f ? a + 1.0f : std::exp(a);
-}
+constexpr int64_t kTokensPerChunk = 64;
 
 class RalaKernel : public Kernel {
  public:
-  RalaKernel(const PrepareArgs& a)
+  explicit RalaKernel(const PrepareArgs& a)
       : n_(a.output_shape()[0]),
         h_(a.output_shape()[1]),
         w_(a.output_shape()[2]),
         heads_(a.node.heads),
         d_(a.node.head_dim),
-        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_) {
+        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_),
+        core_(attention_core(active_isa())) {
     if (d_ > kMaxHeadDim) throw Error("node '" + a.node.name + "': head dimension above 512");
-    const size_t floats = static_cast<size_t>(n_ * heads_ * (d_ * d_ + d_ + h_ * w_));
-    kv_acc_offset_ = (floats * sizeof(float) + 63) / 64 * 64;
+    const int64_t tasks = n_ * heads_;
+    const int64_t procs = omp_get_num_procs();
+    parts_ = std::max<int64_t>(1, std::min<int64_t>(procs / tasks, (h_ * w_) / 256));
+    // Layout of the scratch: doubles first, then floats.
+    const int64_t slots = tasks * parts_;
+    doubles_ = static_cast<size_t>(slots * (d_ + d_ * d_ + 1));  // q / k sums, KV sums, weight sums
+    floats_ = static_cast<size_t>(tasks * (d_ + d_ * d_ + d_ + h_ * w_ + 1));
   }
 
-  // Per task (batch item, head): KV (d x d), kbar (d) and L softmax logits
-  // in float, then KV's double accumulator.
   size_t scratch_bytes() const override {
-    return kv_acc_offset_ + static_cast<size_t>(n_ * heads_ * d_ * d_) * sizeof(double);
+    return doubles_ * sizeof(double) + floats_ * sizeof(float);
   }
 
   void run(const float* const* in, float* out, uint8_t* scratch) override {
     const float* qkvo = in[0];
     const float* lepe = in[1];
     const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
-    const int64_t per_task = d_ * d_ + d_ + l_count;
-    auto* state = reinterpret_cast<float*>(scratch);
+    const int64_t slots = tasks * parts_, dd = int64_t{d_} * d_;
+    // Scratch: per slot (task, part) a d vector sum, a d x d sum, a weight sum;
+    // per task qm (d), KV (d x d), kbar (d), L logits and the logit maximum.
+    auto* vec_sum = reinterpret_cast<double*>(scratch);
+    double* kv_sum = vec_sum + slots * d_;
+    double* weight_sum = kv_sum + slots * dd;
+    auto* qm = reinterpret_cast<float*>(weight_sum + slots);
+    float* kv = qm + tasks * d_;
+    float* kbar = kv + tasks * dd;
+    float* logits = kbar + tasks * d_;
+    float* max_logit = logits + tasks * l_count;
+    const RopeView rope = rope_.view();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
+    auto range = [&](int64_t part, int64_t* l0, int64_t* l1) {
+      *l0 = l_count * part / parts_;
+      *l1 = l_count * (part + 1) / parts_;
+    };
+    auto q_of = [&](int64_t t) {
+      return qkvo + (t / heads_) * l_count * 4 * c + (t % heads_) * d_;
+    };
 
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t b = t / heads_, head = t % heads_;
-      const float* base = qkvo + b * l_count * 4 * c + head * d_;
-      float* kv = state + t * per_task;
-      float* kbar = kv + d_ * d_;
-      float* logits = kbar + d_;
-      double acc[kMaxHeadDim];
-      // qm = mean over tokens of elu(q) + 1
-      std::fill(acc, acc + d_, 0.0);
-      for (int64_t l = 0; l < l_count; ++l) {
-        const float* q = base + l * 4 * c;
-        for (int e = 0; e < d_; ++e) acc[e] += elu_plus_one(q[e]);
-      }
-      float qm[kMaxHeadDim];
-      for (int e = 0; e < d_; ++e)
-        qm[e] = static_cast<float>(acc[e] / static_cast<double>(l_count));
-      // softmax over tokens of <qm, k'> / sqrt(d)
-      const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
-      float max_logit = -INFINITY;
-      for (int64_t l = 0; l < l_count; ++l) {
-        const float* k = base + l * 4 * c + c;
-        float dot = 0.0f;
-        for (int e = 0; e < d_; ++e) dot += qm[e] * elu_plus_one(k[e]);
-        logits[l] = dot * scale;
-        max_logit = std::max(max_logit, logits[l]);
-      }
-      double denominator = 0.0;
-      for (int64_t l = 0; l < l_count; ++l) {
-        logits[l] = std::exp(logits[l] - max_logit);
-        denominator += logits[l];
-      }
-      // k'_l = (elu(k) + 1) * softmax_l * L; kbar = mean k'; KV = (1/L) sum rope(k')^T v
-      double* kv_acc = reinterpret_cast<double*>(scratch + kv_acc_offset_) + t * d_ * d_;
-      std::fill(acc, acc + d_, 0.0);
-      std::fill(kv_acc, kv_acc + d_ * d_, 0.0);
-      const double reweight = static_cast<double>(l_count) / denominator;
-      for (int64_t l = 0; l < l_count; ++l) {
-        const float* k = base + l * 4 * c + c;
-        const float* v = base + l * 4 * c + 2 * c;
-        float kw[kMaxHeadDim], kr[kMaxHeadDim];
-        const float weight = static_cast<float>(logits[l] * reweight);
-        for (int e = 0; e < d_; ++e) {
-          kw[e] = elu_plus_one(k[e]) * weight;
-          acc[e] += kw[e];
-        }
-        rope_.rotate(kw, l / w_, l % w_, kr);
-        for (int r = 0; r < d_; ++r) {
-          const double kr_r = kr[r];
-          double* dst = kv_acc + r * d_;
-          for (int e = 0; e < d_; ++e) dst[e] += kr_r * v[e];
-        }
-      }
-      for (int64_t i = 0; i < d_ * d_; ++i)
-        kv[i] = static_cast<float>(kv_acc[i] / static_cast<double>(l_count));
-      for (int e = 0; e < d_; ++e)
-        kbar[e] = static_cast<float>(acc[e] / static_cast<double>(l_count));
+    // Pass 1: sums of elu(q) + 1.
+#pragma omp parallel for schedule(static)
+    for (int64_t s = 0; s < slots; ++s) {
+      int64_t l0, l1;
+      range(s % parts_, &l0, &l1);
+      double* sum = vec_sum + s * d_;
+      for (int e = 0; e < d_; ++e) sum[e] = 0.0;
+      core_.rala_q_sum(q_of(s / parts_), 4 * c, l0, l1, d_, sum);
     }
-
-    // Phase B: every token of every task independently.
+    for (int64_t t = 0; t < tasks; ++t) {
+      for (int e = 0; e < d_; ++e) {
+        double total = 0.0;
+        for (int64_t p = 0; p < parts_; ++p) total += vec_sum[(t * parts_ + p) * d_ + e];
+        qm[t * d_ + e] = static_cast<float>(total / static_cast<double>(l_count)) * scale;
+      }
+    }
+    // Pass 2: logits and their maximum (per slot in weight_sum, reused).
+#pragma omp parallel for schedule(static)
+    for (int64_t s = 0; s < slots; ++s) {
+      int64_t l0, l1;
+      range(s % parts_, &l0, &l1);
+      const int64_t t = s / parts_;
+      weight_sum[s] =
+          core_.rala_logits(q_of(t) + c, 4 * c, l0, l1, d_, qm + t * d_, logits + t * l_count);
+    }
+    for (int64_t t = 0; t < tasks; ++t) {
+      float m = -INFINITY;
+      for (int64_t p = 0; p < parts_; ++p)
+        m = std::max(m, static_cast<float>(weight_sum[t * parts_ + p]));
+      max_logit[t] = m;
+    }
+    // Pass 3: weight, key and KV sums.
+#pragma omp parallel for schedule(static)
+    for (int64_t s = 0; s < slots; ++s) {
+      int64_t l0, l1;
+      range(s % parts_, &l0, &l1);
+      const int64_t t = s / parts_;
+      double* ksum = vec_sum + s * d_;
+      double* kvs = kv_sum + s * dd;
+      for (int e = 0; e < d_; ++e) ksum[e] = 0.0;
+      for (int64_t i = 0; i < dd; ++i) kvs[i] = 0.0;
+      weight_sum[s] = 0.0;
+      const float* q = q_of(t);
+      core_.rala_kv_sum(q + c, q + 2 * c, 4 * c, l0, l1, w_, d_, rope, logits + t * l_count,
+                        max_logit[t], weight_sum + s, ksum, kvs);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      double w = 0.0;
+      for (int64_t p = 0; p < parts_; ++p) w += weight_sum[t * parts_ + p];
+      // KV = (1/L) sum rope(k')^T v with k' = (elu(k)+1) w L / sum w.
+      const double inv = 1.0 / w;
+      for (int64_t i = 0; i < dd; ++i) {
+        double total = 0.0;
+        for (int64_t p = 0; p < parts_; ++p) total += kv_sum[(t * parts_ + p) * dd + i];
+        kv[t * dd + i] = static_cast<float>(total * inv);
+      }
+      for (int e = 0; e < d_; ++e) {
+        double total = 0.0;
+        for (int64_t p = 0; p < parts_; ++p) total += vec_sum[(t * parts_ + p) * d_ + e];
+        kbar[t * d_ + e] = static_cast<float>(total * inv);
+      }
+    }
+    // Pass 4: every token of every task independently.
+    const int64_t chunks = (l_count + kTokensPerChunk - 1) / kTokensPerChunk;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
-      for (int64_t l = 0; l < l_count; ++l) {
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t b = t / heads_, head = t % heads_;
-        const float* kv = state + t * per_task;
-        const float* kbar = kv + d_ * d_;
-        const float* row = qkvo + (b * l_count + l) * 4 * c + head * d_;
-        float qp[kMaxHeadDim], qr[kMaxHeadDim];
-        float dot = 0.0f;
-        for (int e = 0; e < d_; ++e) {
-          qp[e] = elu_plus_one(row[e]);
-          dot += qp[e] * kbar[e];
-        }
-        const float z = 1.0f / (dot + 1e-6f);
-        rope_.rotate(qp, l / w_, l % w_, qr);
-        float res[kMaxHeadDim];
-        std::fill(res, res + d_, 0.0f);
-        for (int r = 0; r < d_; ++r) {
-          const float qv = qr[r];
-          const float* kv_row = kv + r * d_;
-          for (int e = 0; e < d_; ++e) res[e] += qv * kv_row[e];
-        }
-        const float* o = row + 3 * c;
-        const float* lp = lepe + (b * l_count + l) * c + head * d_;
-        float* dst = out + (b * l_count + l) * c + head * d_;
-        for (int e = 0; e < d_; ++e) dst[e] = (res[e] * z + lp[e]) * o[e];
+        const float* q = q_of(t);
+        const int64_t l0 = chunk * kTokensPerChunk;
+        const int64_t l1 = std::min(l0 + kTokensPerChunk, l_count);
+        core_.rala_output(q, q + 3 * c, 4 * c, lepe + b * l_count * c + head * d_, c,
+                          out + b * l_count * c + head * d_, l0, l1, w_, d_, rope, kv + t * dd,
+                          kbar + t * d_);
       }
     }
   }
@@ -143,7 +157,9 @@ class RalaKernel : public Kernel {
   int64_t n_, h_, w_;
   int heads_, d_;
   RopeTables rope_;
-  size_t kv_acc_offset_ = 0;
+  const AttentionCore& core_;
+  int64_t parts_ = 1;
+  size_t doubles_ = 0, floats_ = 0;
 };
 
 }  // namespace

@@ -1,21 +1,19 @@
 // Softmax attention with RoPE (spec §3.4) and the output gate:
 // out = (softmax(rope(q) rope(k)^T / sqrt(d)) v + lepe) * o.
 //
-// Keys are rotated once per plan run into scratch (L x d per head, the size
-// of K itself); each query then streams over the keys in blocks with an
-// online softmax, so no L x L matrix is ever stored.
-#include <algorithm>
-#include <cmath>
-
+// Keys are rotated once per run into scratch, transposed (d x L per head:
+// the size of K itself); each query then streams over blocks of keys with an
+// online softmax, so no L x L matrix is ever stored. Inner loops:
+// attention_isa.inc.
 #include "ravlt/error.h"
+#include "runtime/cpu/attention_core.h"
 #include "runtime/cpu/kernels.h"
-#include "runtime/cpu/rope.h"
+#include "runtime/cpu/rope_tables.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
 
-constexpr int kMaxHeadDim = 512;
-constexpr int64_t kKeyBlock = 64;
+constexpr int64_t kQueriesPerTask = 16;
 
 class SoftmaxAttentionKernel : public Kernel {
  public:
@@ -25,7 +23,8 @@ class SoftmaxAttentionKernel : public Kernel {
         w_(a.output_shape()[2]),
         heads_(a.node.heads),
         d_(a.node.head_dim),
-        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_) {
+        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_),
+        core_(attention_core(active_isa())) {
     if (d_ > kMaxHeadDim) throw Error("node '" + a.node.name + "': head dimension above 512");
   }
 
@@ -37,57 +36,26 @@ class SoftmaxAttentionKernel : public Kernel {
     const float* qkvo = in[0];
     const float* lepe = in[1];
     const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
-    auto* rotated_keys = reinterpret_cast<float*>(scratch);
+    auto* keys = reinterpret_cast<float*>(scratch);
+    const RopeView rope = rope_.view();
 
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
-      for (int64_t m = 0; m < l_count; ++m) {
-        const int64_t b = t / heads_, head = t % heads_;
-        const float* k = qkvo + (b * l_count + m) * 4 * c + c + head * d_;
-        rope_.rotate(k, m / w_, m % w_, rotated_keys + (t * l_count + m) * d_);
-      }
+      const int64_t b = t / heads_, head = t % heads_;
+      core_.rotate_keys(qkvo + b * l_count * 4 * c + c + head * d_, 4 * c, l_count, w_, d_, rope,
+                        keys + t * l_count * d_);
     }
-
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
+    const int64_t chunks = (l_count + kQueriesPerTask - 1) / kQueriesPerTask;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
-      for (int64_t l = 0; l < l_count; ++l) {
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t b = t / heads_, head = t % heads_;
-        const float* row = qkvo + (b * l_count + l) * 4 * c + head * d_;
-        const float* keys = rotated_keys + t * l_count * d_;
-        const float* values = qkvo + b * l_count * 4 * c + 2 * c + head * d_;
-        float q[kMaxHeadDim], acc[kMaxHeadDim], scores[kKeyBlock];
-        rope_.rotate(row, l / w_, l % w_, q);
-        for (int e = 0; e < d_; ++e) q[e] *= scale;
-        std::fill(acc, acc + d_, 0.0f);
-        float running_max = -INFINITY, running_sum = 0.0f;
-        for (int64_t m0 = 0; m0 < l_count; m0 += kKeyBlock) {
-          const int64_t count = std::min(kKeyBlock, l_count - m0);
-          float block_max = -INFINITY;
-          for (int64_t j = 0; j < count; ++j) {
-            const float* k = keys + (m0 + j) * d_;
-            float dot = 0.0f;
-            for (int e = 0; e < d_; ++e) dot += q[e] * k[e];
-            scores[j] = dot;
-            block_max = std::max(block_max, dot);
-          }
-          const float new_max = std::max(running_max, block_max);
-          const float correction = std::exp(running_max - new_max);
-          running_sum *= correction;
-          for (int e = 0; e < d_; ++e) acc[e] *= correction;
-          for (int64_t j = 0; j < count; ++j) {
-            const float p = std::exp(scores[j] - new_max);
-            running_sum += p;
-            const float* v = values + (m0 + j) * 4 * c;
-            for (int e = 0; e < d_; ++e) acc[e] += p * v[e];
-          }
-          running_max = new_max;
-        }
-        const float inv = 1.0f / running_sum;
-        const float* o = row + 3 * c;
-        const float* lp = lepe + (b * l_count + l) * c + head * d_;
-        float* dst = out + (b * l_count + l) * c + head * d_;
-        for (int e = 0; e < d_; ++e) dst[e] = (acc[e] * inv + lp[e]) * o[e];
+        const float* q = qkvo + b * l_count * 4 * c + head * d_;
+        const int64_t l0 = chunk * kQueriesPerTask;
+        const int64_t l1 = l0 + kQueriesPerTask < l_count ? l0 + kQueriesPerTask : l_count;
+        core_.softmax_rows(q, q + 2 * c, q + 3 * c, 4 * c, lepe + b * l_count * c + head * d_, c,
+                           out + b * l_count * c + head * d_, l0, l1, l_count, w_, d_, rope,
+                           keys + t * l_count * d_);
       }
     }
   }
@@ -96,6 +64,7 @@ class SoftmaxAttentionKernel : public Kernel {
   int64_t n_, h_, w_;
   int heads_, d_;
   RopeTables rope_;
+  const AttentionCore& core_;
 };
 
 }  // namespace

@@ -47,6 +47,16 @@ class Model {
 struct SessionOptions {
   /// Threads each run uses; 0: all cores.
   int threads = 0;
+  /// Time every op of every run (see Session::profile()); costs a clock
+  /// read per op.
+  bool profile = false;
+};
+
+/// Time spent per op kind over a session's profiled runs.
+struct OpProfile {
+  std::string op;        ///< "Conv2d", "Linear", "RalaAttention", ...
+  double seconds = 0.0;  ///< total over all runs
+  int nodes = 0;         ///< nodes of this kind in the graph
 };
 
 /// A float32 tensor owned by the caller.
@@ -78,6 +88,8 @@ class Session {
   Tensor run(const Tensor& input);
   /// Plans `shape` if needed and reports its memory.
   PlanMemory plan(std::span<const int64_t> shape);
+  /// With SessionOptions::profile: time per op kind, largest first.
+  std::vector<OpProfile> profile() const;
 
  private:
   class Impl;

@@ -1,0 +1,6 @@
+// The attention inner loops compiled for avx512 (flags in runtime/CMakeLists.txt).
+#include "runtime/cpu/attention_core.h"
+
+namespace ravlt::runtime::cpu::isa_avx512 {
+#include "runtime/cpu/attention_isa.inc"
+}  // namespace ravlt::runtime::cpu::isa_avx512

@@ -1,0 +1,59 @@
+// The inner loops of the attention kernels, one implementation per
+// instruction set (see isa.h), operating on one (batch item, head) task.
+//
+// Layout: channels-last rows; q, k, v, o of a head are d contiguous floats
+// at a fixed offset in each token's row of `row_stride` floats.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/cpu/isa.h"
+
+namespace ravlt::runtime::cpu {
+
+/// RoPE tables of a plan: sin and cos per image row (height x d/2) and per
+/// column (width x d/2); see rope_tables.h.
+struct RopeView {
+  const float* sin_y;
+  const float* cos_y;
+  const float* sin_x;
+  const float* cos_x;
+  int half;  // d / 2
+};
+
+struct AttentionCore {
+  /// RALA pass 1: adds sum over tokens [l0, l1) of elu(q) + 1 to `sum` (d).
+  void (*rala_q_sum)(const float* q, int64_t row_stride, int64_t l0, int64_t l1, int d,
+                     double* sum);
+  /// RALA pass 2: logits[l] = <qm_scaled, elu(k_l) + 1> for [l0, l1); returns their maximum.
+  float (*rala_logits)(const float* k, int64_t row_stride, int64_t l0, int64_t l1, int d,
+                       const float* qm_scaled, float* logits);
+  /// RALA pass 3, for [l0, l1): with w_l = exp(logits[l] - max) and
+  /// k'_l = (elu(k_l) + 1) w_l, adds sum w_l to `weight_sum`, sum k'_l to
+  /// `kbar_sum` (d) and sum rope(k'_l)^T v_l to `kv_sum` (d x d).
+  void (*rala_kv_sum)(const float* k, const float* v, int64_t row_stride, int64_t l0, int64_t l1,
+                      int64_t width, int d, const RopeView& rope, const float* logits,
+                      float max_logit, double* weight_sum, double* kbar_sum, double* kv_sum);
+  /// RALA pass 4 for tokens [l0, l1): out = (rope(q') kv z + lepe) * o,
+  /// z = 1 / (<q', kbar> + 1e-6).
+  void (*rala_output)(const float* q, const float* o, int64_t row_stride, const float* lepe,
+                      int64_t lepe_stride, float* out, int64_t l0, int64_t l1, int64_t width, int d,
+                      const RopeView& rope, const float* kv, const float* kbar);
+  /// Rotates every key and stores them transposed: kt is d x L.
+  void (*rotate_keys)(const float* k, int64_t row_stride, int64_t l_count, int64_t width, int d,
+                      const RopeView& rope, float* kt);
+  /// Softmax attention for queries [l0, l1) against all L keys (kt from
+  /// rotate_keys), online softmax over blocks of keys.
+  void (*softmax_rows)(const float* q, const float* v, const float* o, int64_t row_stride,
+                       const float* lepe, int64_t lepe_stride, float* out, int64_t l0, int64_t l1,
+                       int64_t l_count, int64_t width, int d, const RopeView& rope,
+                       const float* kt);
+};
+
+/// The implementation for `isa`.
+const AttentionCore& attention_core(Isa isa);
+
+/// Largest head dimension the kernels take (stack buffers are sized by it).
+inline constexpr int kMaxHeadDim = 512;
+
+}  // namespace ravlt::runtime::cpu

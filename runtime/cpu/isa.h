@@ -1,0 +1,24 @@
+// Which instruction set the hand-written CPU kernels use.
+//
+// The kernels' inner loops are compiled once per instruction set
+// (attention_isa.inc, built as a scalar, an AVX2/FMA and an AVX-512 object);
+// at run time the widest one the CPU supports is chosen, unless a narrower
+// one is forced (tests do, to cover every path on any machine).
+#pragma once
+
+namespace ravlt::runtime::cpu {
+
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+/// The widest instruction set this CPU supports among Isa's.
+Isa detected_isa();
+/// The one kernels prepared from now on use: detected_isa(), or the forced one.
+Isa active_isa();
+/// Forces kernels prepared from now on to use `isa` (which this CPU must
+/// support: throws ravlt::Error otherwise). For tests and benchmarks.
+void force_isa(Isa isa);
+/// Back to detected_isa().
+void reset_isa();
+const char* isa_name(Isa isa);
+
+}  // namespace ravlt::runtime::cpu

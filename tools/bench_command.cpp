@@ -1,0 +1,188 @@
+// ravlt bench: what a model costs to get ready and to run, on this machine.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "ravlt/error.h"
+#include "ravlt/model.h"
+#include "tools/commands.h"
+
+namespace ravlt::tools {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  int batch = 1;
+  std::string size = "224x224";
+  int threads = 0;
+  int iterations = 50;
+  int warmup = 5;
+  bool json = false;
+  bool profile = false;
+  bool no_checksum = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double pos = p * static_cast<double>(v.size() - 1);
+  const size_t i = static_cast<size_t>(pos);
+  const double frac = pos - static_cast<double>(i);
+  return i + 1 < v.size() ? v[i] * (1 - frac) + v[i + 1] * frac : v[i];
+}
+
+std::pair<int64_t, int64_t> parse_size(const std::string& s) {
+  const size_t x = s.find('x');
+  try {
+    if (x == std::string::npos) {
+      const int64_t side = std::stoll(s);
+      return {side, side};
+    }
+    return {std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))};
+  } catch (const std::exception&) {
+    throw Error("--size '" + s + "' is not HxW (e.g. 224x224) or a single side");
+  }
+}
+
+int run(const BenchArgs& a) {
+  const auto [height, width] = parse_size(a.size);
+  if (height <= 0 || width <= 0) throw Error("--size must be positive");
+  const std::vector<int64_t> shape = {a.batch, 3, height, width};
+
+  auto start = Clock::now();
+  LoadOptions load;
+  load.verify_checksum = !a.no_checksum;
+  const auto model = Model::load(a.model, load);
+  const double open_ms = ms_since(start);
+  SessionOptions options;
+  options.threads = a.threads;
+  Session session(model, options);
+  start = Clock::now();
+  const PlanMemory memory = session.plan(shape);
+  const double plan_ms = ms_since(start);
+
+  std::vector<float> input(static_cast<size_t>(a.batch * 3 * height * width));
+  std::mt19937 rng(0);
+  std::normal_distribution<float> normal;
+  for (float& v : input) v = normal(rng);
+  start = Clock::now();
+  session.run(input.data(), shape);
+  const double first_ms = ms_since(start);
+  for (int i = 0; i < a.warmup; ++i) session.run(input.data(), shape);
+
+  // The profiled session is separate so that timing every op does not
+  // slow the latency figures.
+  std::unique_ptr<Session> profiled;
+  if (a.profile) {
+    options.profile = true;
+    profiled = std::make_unique<Session>(model, options);
+    profiled->run(input.data(), shape);
+  }
+  std::vector<double> latencies;
+  for (int i = 0; i < a.iterations; ++i) {
+    start = Clock::now();
+    session.run(input.data(), shape);
+    latencies.push_back(ms_since(start));
+    if (profiled) profiled->run(input.data(), shape);
+  }
+  double mean = 0;
+  for (double l : latencies) mean += l;
+  mean /= static_cast<double>(latencies.size());
+  const double median = percentile(latencies, 0.5), p90 = percentile(latencies, 0.9),
+               p99 = percentile(latencies, 0.99);
+  const double throughput = 1000.0 * a.batch / mean;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double peak_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;
+  const double ratio =
+      static_cast<double>(memory.arena_bytes) / static_cast<double>(memory.lower_bound);
+  const int threads = a.threads;
+
+  if (a.json) {
+    std::printf(
+        "{\"model\": \"%s\", \"batch\": %d, \"height\": %lld, \"width\": %lld, \"threads\": %d, "
+        "\"iterations\": %d, \"open_ms\": %.3f, \"plan_ms\": %.3f, \"first_run_ms\": %.3f, "
+        "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
+        "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"lower_bound_bytes\": %zu, "
+        "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f",
+        a.model.c_str(), a.batch, static_cast<long long>(height), static_cast<long long>(width),
+        threads, a.iterations, open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput,
+        memory.arena_bytes, memory.lower_bound, model->copied_weight_bytes(), peak_mb);
+    if (profiled) {
+      std::printf(", \"profile_ms_per_run\": {");
+      bool first = true;
+      for (const OpProfile& p : profiled->profile()) {
+        std::printf("%s\"%s\": %.4f", first ? "" : ", ", p.op.c_str(),
+                    1000.0 * p.seconds / (a.iterations + 1));
+        first = false;
+      }
+      std::printf("}");
+    }
+    std::printf("}\n");
+    return 0;
+  }
+  std::printf("model        %s, batch %d, %lldx%lld, threads %s\n", a.model.c_str(), a.batch,
+              static_cast<long long>(height), static_cast<long long>(width),
+              threads == 0 ? "all cores" : std::to_string(threads).c_str());
+  std::printf("ready        open + verify %.1f ms, plan %.1f ms, first run %.1f ms\n", open_ms,
+              plan_ms, first_ms);
+  std::printf("latency      median %.3f ms, p90 %.3f ms, p99 %.3f ms (%d runs after %d warm-up)\n",
+              median, p90, p99, a.iterations, a.warmup);
+  std::printf("throughput   %.1f images/s\n", throughput);
+  std::printf("arena        %.2f MB, lower bound %.2f MB (%.3fx)\n",
+              static_cast<double>(memory.arena_bytes) / 1e6,
+              static_cast<double>(memory.lower_bound) / 1e6, ratio);
+  std::printf("weights      %.2f MB copied out of the mapped file\n",
+              static_cast<double>(model->copied_weight_bytes()) / 1e6);
+  std::printf("peak memory  %.1f MB resident\n", peak_mb);
+  if (profiled) {
+    std::printf("\nprofile (per run, separate profiled session):\n");
+    double total = 0;
+    const auto ops = profiled->profile();
+    for (const OpProfile& p : ops) total += p.seconds;
+    for (const OpProfile& p : ops) {
+      std::printf("  %-18s %3d nodes %9.3f ms  %5.1f%%\n", p.op.c_str(), p.nodes,
+                  1000.0 * p.seconds / (a.iterations + 1), 100.0 * p.seconds / total);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure load, planning and run time of a model");
+  cmd->add_option("-m,--model", args->model, "model file (.rvlt)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--batch", args->batch, "batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--size", args->size, "input height x width")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--iterations", args->iterations, "timed runs")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--warmup", args->warmup, "untimed runs first")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "print one JSON object");
+  cmd->add_flag("--profile", args->profile, "also report time per op kind");
+  cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
+  return [args] { return run(*args); };
+}
+
+}  // namespace ravlt::tools
