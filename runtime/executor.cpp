@@ -1,5 +1,6 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -45,13 +46,22 @@ Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> 
 
 Executor::~Executor() = default;
 
-const PlanStats& Executor::plan(const Shape& input_shape) {
+const PlanStats& Executor::plan(std::span<const int64_t> input_shape) {
   return plan_for(input_shape).stats;
 }
 
-Executor::Plan& Executor::plan_for(const Shape& input_shape) {
+Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
+  if (last_shape_ != nullptr &&
+      std::equal(shape.begin(), shape.end(), last_shape_->begin(), last_shape_->end())) {
+    return *last_plan_;
+  }
+  const Shape input_shape(shape.begin(), shape.end());
   auto it = plans_.find(input_shape);
-  if (it != plans_.end()) return *it->second;
+  if (it != plans_.end()) {
+    last_shape_ = &it->first;
+    last_plan_ = it->second.get();
+    return *it->second;
+  }
 
   const Graph& g = *graph_;
   const std::vector<Shape> shapes = infer_shapes(g, input_shape);
@@ -111,10 +121,13 @@ Executor::Plan& Executor::plan_for(const Shape& input_shape) {
                                 : plan->arena.get() +
                                       memory.offsets[static_cast<size_t>(scratch_request[k])]);
   }
-  return *plans_.emplace(input_shape, std::move(plan)).first->second;
+  it = plans_.emplace(input_shape, std::move(plan)).first;
+  last_shape_ = &it->first;
+  last_plan_ = it->second.get();
+  return *last_plan_;
 }
 
-const float* Executor::run(const float* input, const Shape& input_shape) {
+const float* Executor::run(const float* input, std::span<const int64_t> input_shape) {
   Plan& p = plan_for(input_shape);
   for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot] = input;
   backend_->begin_run(threads_);

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "runtime/backend.h"
@@ -28,10 +29,10 @@ class Executor {
   ~Executor();
 
   /// Makes (or finds) the plan for `input_shape`.
-  const PlanStats& plan(const Shape& input_shape);
+  const PlanStats& plan(std::span<const int64_t> input_shape);
   /// Runs on `input` (NCHW float32 of `input_shape`); returns the output,
   /// owned by the executor and valid until the next run.
-  const float* run(const float* input, const Shape& input_shape);
+  const float* run(const float* input, std::span<const int64_t> input_shape);
 
   /// When on, each run adds the time of every node to node_seconds().
   void set_profiling(bool on) { profiling_ = on; }
@@ -40,12 +41,15 @@ class Executor {
 
  private:
   struct Plan;
-  Plan& plan_for(const Shape& input_shape);
+  Plan& plan_for(std::span<const int64_t> input_shape);
 
   std::shared_ptr<const Graph> graph_;
   std::unique_ptr<Backend> backend_;
   int threads_;
   std::map<Shape, std::unique_ptr<Plan>> plans_;
+  // The last plan used, found without building a Shape (which allocates).
+  const Shape* last_shape_ = nullptr;
+  Plan* last_plan_ = nullptr;
   bool profiling_ = false;
   std::vector<double> node_seconds_;
 };

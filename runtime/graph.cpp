@@ -41,6 +41,16 @@ Activation activation_of(fb::Activation a) {
 
 }  // namespace
 
+std::shared_ptr<const Graph> Graph::from_parts(std::vector<Value> values, std::vector<Node> nodes,
+                                               uint32_t input, uint32_t output) {
+  auto g = std::make_shared<Graph>();
+  g->values_ = std::move(values);
+  g->nodes_ = std::move(nodes);
+  g->input_ = input;
+  g->output_ = output;
+  return g;
+}
+
 std::shared_ptr<const Graph> Graph::load(std::shared_ptr<const rvlt::ModelFile> file) {
   auto g = std::make_shared<Graph>();
   g->file_ = file;

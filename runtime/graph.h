@@ -70,6 +70,9 @@ class Graph {
   /// Builds the graph of a verified model file. Throws ravlt::Error if the
   /// file asks for something this runtime does not support.
   static std::shared_ptr<const Graph> load(std::shared_ptr<const rvlt::ModelFile> file);
+  /// A graph from its parts, for tests: constants' data must outlive it.
+  static std::shared_ptr<const Graph> from_parts(std::vector<Value> values, std::vector<Node> nodes,
+                                                 uint32_t input, uint32_t output);
 
   const std::vector<Value>& values() const { return values_; }
   const std::vector<Node>& nodes() const { return nodes_; }

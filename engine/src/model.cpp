@@ -58,9 +58,8 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
 Session::~Session() = default;
 
 std::span<const float> Session::run(const float* input, std::span<const int64_t> shape) {
-  const runtime::Shape s(shape.begin(), shape.end());
-  const runtime::PlanStats& stats = impl_->executor.plan(s);
-  const float* out = impl_->executor.run(input, s);
+  const runtime::PlanStats& stats = impl_->executor.plan(shape);
+  const float* out = impl_->executor.run(input, shape);
   return {out, static_cast<size_t>(runtime::element_count(stats.output_shape))};
 }
 
@@ -96,7 +95,7 @@ std::vector<OpProfile> Session::profile() const {
 }
 
 PlanMemory Session::plan(std::span<const int64_t> shape) {
-  const runtime::PlanStats& s = impl_->executor.plan(runtime::Shape(shape.begin(), shape.end()));
+  const runtime::PlanStats& s = impl_->executor.plan(shape);
   return {s.arena_bytes, s.lower_bound};
 }
 

@@ -1,7 +1,5 @@
 // Conv2d on oneDNN: channels-last activations, weights in the layout the
 // primitive prefers (reordered once per model), bias and activation fused.
-#include <unordered_map>
-
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
 
@@ -46,11 +44,11 @@ class Conv2dKernel : public Kernel {
     weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(weights));
     bias_ = dnnl::memory(bias, context_.engine, DNNL_MEMORY_NONE);
     scratch_ = dnnl::memory(pd.scratchpad_desc(), context_.engine, DNNL_MEMORY_NONE);
-    args_ = {{DNNL_ARG_SRC, src_},
-             {DNNL_ARG_WEIGHTS, weights_},
-             {DNNL_ARG_BIAS, bias_},
-             {DNNL_ARG_DST, dst_},
-             {DNNL_ARG_SCRATCHPAD, scratch_}};
+    args_.add(DNNL_ARG_SRC, src_);
+    args_.add(DNNL_ARG_WEIGHTS, weights_);
+    args_.add(DNNL_ARG_BIAS, bias_);
+    args_.add(DNNL_ARG_DST, dst_);
+    args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
   }
 
   size_t scratch_bytes() const override { return scratch_bytes_; }
@@ -60,15 +58,14 @@ class Conv2dKernel : public Kernel {
     bias_.set_data_handle(const_cast<float*>(in[2]));
     dst_.set_data_handle(out);
     scratch_.set_data_handle(scratch);
-    primitive_.execute(context_.stream, args_);
-    context_.stream.wait();
+    args_.execute(primitive_, context_.stream);
   }
 
  private:
   CpuContext& context_;
   dnnl::convolution_forward primitive_;
   dnnl::memory src_, weights_, bias_, dst_, scratch_;
-  std::unordered_map<int, dnnl::memory> args_;
+  PrimitiveArgs args_;
   size_t scratch_bytes_ = 0;
 };
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dnnl.hpp>
+#include <vector>
 
 #include "runtime/graph.h"
 
@@ -27,6 +28,22 @@ inline dnnl::primitive_attr base_attr() {
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;
 }
+
+/// Arguments of a primitive in oneDNN's C form, built once at prepare: the
+/// C++ execute() copies its argument map into a new vector on every call,
+/// and a run must not allocate.
+class PrimitiveArgs {
+ public:
+  void add(int arg, const dnnl::memory& memory) { args_.push_back({arg, memory.get()}); }
+  void execute(const dnnl::primitive& primitive, dnnl::stream& stream) const {
+    dnnl_primitive_execute(primitive.get(), stream.get(), static_cast<int>(args_.size()),
+                           args_.data());
+    dnnl_stream_wait(stream.get());
+  }
+
+ private:
+  std::vector<dnnl_exec_arg_t> args_;
+};
 
 using dims = dnnl::memory::dims;
 using tag = dnnl::memory::format_tag;

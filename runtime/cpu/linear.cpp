@@ -2,8 +2,6 @@
 // M = all positions of the batch. The stored (O, K) weight is read in place
 // as the transposed (K, O) operand; bias, activation and the residual add
 // are fused as post-ops.
-#include <unordered_map>
-
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
 
@@ -38,14 +36,14 @@ class LinearKernel : public Kernel {
     dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
     residual_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
     scratch_ = dnnl::memory(pd.scratchpad_desc(), context_.engine, DNNL_MEMORY_NONE);
-    args_ = {{DNNL_ARG_SRC, src_},
-             {DNNL_ARG_WEIGHTS, weights_},
-             {DNNL_ARG_BIAS, bias_},
-             {DNNL_ARG_DST, dst_},
-             {DNNL_ARG_SCRATCHPAD, scratch_}};
+    args_.add(DNNL_ARG_SRC, src_);
+    args_.add(DNNL_ARG_WEIGHTS, weights_);
+    args_.add(DNNL_ARG_BIAS, bias_);
+    args_.add(DNNL_ARG_DST, dst_);
+    args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
     if (has_residual_) {
       const int index = n.activation == Activation::kNone ? 0 : 1;
-      args_[DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1] = residual_;
+      args_.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1, residual_);
     }
   }
 
@@ -58,15 +56,14 @@ class LinearKernel : public Kernel {
     if (has_residual_) residual_.set_data_handle(const_cast<float*>(in[3]));
     dst_.set_data_handle(out);
     scratch_.set_data_handle(scratch);
-    primitive_.execute(context_.stream, args_);
-    context_.stream.wait();
+    args_.execute(primitive_, context_.stream);
   }
 
  private:
   CpuContext& context_;
   dnnl::matmul primitive_;
   dnnl::memory src_, weights_, bias_, dst_, residual_, scratch_;
-  std::unordered_map<int, dnnl::memory> args_;
+  PrimitiveArgs args_;
   bool has_residual_ = false;
   size_t scratch_bytes_ = 0;
 };
