@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "ravlt/benchmark.h"
 #include "ravlt/error.h"
 #include "ravlt/model.h"
 #include "tools/commands.h"
@@ -25,6 +26,7 @@ struct BenchArgs {
   bool json = false;
   bool profile = false;
   bool no_checksum = false;
+  double macs = 0;  // per image, for the floor; 0: not reported
 };
 
 using Clock = std::chrono::steady_clock;
@@ -107,6 +109,10 @@ int run(const BenchArgs& a) {
   const double ratio =
       static_cast<double>(memory.arena_bytes) / static_cast<double>(memory.lower_bound);
   const int threads = a.threads;
+  // The floor: the time the network's multiply-adds take at this machine's
+  // GEMM rate (measured now, same threads).
+  const double gemm = a.macs > 0 ? measure_gemm_gflops(a.threads) : 0.0;
+  const double floor_ms = a.macs > 0 ? 2.0 * a.macs * a.batch / (gemm * 1e9) * 1000.0 : 0.0;
 
   if (a.json) {
     std::printf(
@@ -114,10 +120,12 @@ int run(const BenchArgs& a) {
         "\"iterations\": %d, \"open_ms\": %.3f, \"plan_ms\": %.3f, \"first_run_ms\": %.3f, "
         "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
         "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"lower_bound_bytes\": %zu, "
-        "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f",
+        "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f, \"gemm_gflops\": %.1f, "
+        "\"floor_ms\": %.4f",
         a.model.c_str(), a.batch, static_cast<long long>(height), static_cast<long long>(width),
         threads, a.iterations, open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput,
-        memory.arena_bytes, memory.lower_bound, model->copied_weight_bytes(), peak_mb);
+        memory.arena_bytes, memory.lower_bound, model->copied_weight_bytes(), peak_mb, gemm,
+        floor_ms);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -139,6 +147,12 @@ int run(const BenchArgs& a) {
   std::printf("latency      median %.3f ms, p90 %.3f ms, p99 %.3f ms (%d runs after %d warm-up)\n",
               median, p90, p99, a.iterations, a.warmup);
   std::printf("throughput   %.1f images/s\n", throughput);
+  if (a.macs > 0) {
+    std::printf(
+        "floor        %.3f ms at %.1f GFLOP/s (this machine's GEMM rate): median is %.2fx the "
+        "floor\n",
+        floor_ms, gemm, median / floor_ms);
+  }
   std::printf("arena        %.2f MB, lower bound %.2f MB (%.3fx)\n",
               static_cast<double>(memory.arena_bytes) / 1e6,
               static_cast<double>(memory.lower_bound) / 1e6, ratio);
@@ -182,6 +196,9 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--profile", args->profile, "also report time per op kind");
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
+  cmd->add_option(
+      "--macs", args->macs,
+      "multiply-adds per image (e.g. 2.61e9 for RAVLT-T at 224x224): report the GEMM floor");
   return [args] { return run(*args); };
 }
 
