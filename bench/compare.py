@@ -36,7 +36,7 @@ OPENBLAS = os.path.join(CACHE, "openblas", "usr/lib/x86_64-linux-gnu/openblas-op
 
 def fetch_openblas():
     """OpenBLAS's OpenMP build unpacked under bench/.cache, if it can be had."""
-    if fetch_openblas():
+    if os.path.exists(os.path.join(OPENBLAS, "libblas.so.3")):
         return True
     os.makedirs(CACHE, exist_ok=True)
     try:
