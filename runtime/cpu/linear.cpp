@@ -1,7 +1,6 @@
 // Linear (every 1x1 convolution) on oneDNN's matmul: (M, K) x (K, O) with
-// M = all positions of the batch. The stored (O, K) weight is read in place
-// as the transposed (K, O) operand; bias, activation and the residual add
-// are fused as post-ops.
+// M = all positions of the batch. Bias, activation and the residual add are
+// fused as post-ops.
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
 
@@ -17,7 +16,11 @@ class LinearKernel : public Kernel {
     const int64_t k = w[1], o = w[0];
     const int64_t m = element_count(x) / k;
     const dnnl::memory::desc src({m, k}, dt::f32, tag::ab);
-    const dnnl::memory::desc weights({k, o}, dt::f32, tag::ba);
+    // The stored (O, K) weight is the (K, O) operand in layout ba; the
+    // primitive picks its own layout (any), into which the weight is
+    // reordered once per model.
+    const dnnl::memory::desc user_weights({k, o}, dt::f32, tag::ba);
+    const dnnl::memory::desc weights({k, o}, dt::f32, tag::any);
     const dnnl::memory::desc bias({1, o}, dt::f32, tag::ab);
     const dnnl::memory::desc dst({m, o}, dt::f32, tag::ab);
     dnnl::primitive_attr attr = base_attr();
@@ -31,7 +34,9 @@ class LinearKernel : public Kernel {
     primitive_ = dnnl::matmul(pd);
     scratch_bytes_ = pd.scratchpad_desc().get_size();
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
-    weights_ = dnnl::memory(weights, context_.engine, DNNL_MEMORY_NONE);
+    const void* packed = context_.weights->get(n.inputs[1], a.graph.values()[n.inputs[1]].data,
+                                               user_weights, pd.weights_desc(), context_.engine);
+    weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(packed));
     bias_ = dnnl::memory(bias, context_.engine, DNNL_MEMORY_NONE);
     dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
     residual_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
@@ -51,7 +56,6 @@ class LinearKernel : public Kernel {
 
   void run(const float* const* in, float* out, uint8_t* scratch) override {
     src_.set_data_handle(const_cast<float*>(in[0]));
-    weights_.set_data_handle(const_cast<float*>(in[1]));
     bias_.set_data_handle(const_cast<float*>(in[2]));
     if (has_residual_) residual_.set_data_handle(const_cast<float*>(in[3]));
     dst_.set_data_handle(out);
