@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Times ravlt against PyTorch eager on the same machine, in one run,
-alternating, and reports each against this machine's GEMM floor.
+"""Times ravlt against ONNX Runtime and PyTorch eager on the same machine,
+in one run, alternating, and reports each against this machine's GEMM floor.
 
     bench/compare.py [--variants T,S] [--batches 1,8] [--threads 1,2] [--rounds 3]
 
@@ -16,7 +16,10 @@ reference BLAS it looks about twice as slow as it is. This script fetches
 Debian's libopenblas0-openmp into bench/.cache (apt-get download, unpacked
 with dpkg -x; nothing is installed) and points PyTorch at it.
 
-Not yet compared: ONNX Runtime and OpenVINO.
+ONNX Runtime (all graph optimizations, same thread count) runs the
+reference exported to ONNX; it is installed from PyPI into a virtual
+environment under bench/.cache (Debian's Python refuses pip installs into
+the system). Not yet compared: OpenVINO.
 """
 
 import argparse
@@ -48,6 +51,48 @@ def fetch_openblas():
         print(f"could not fetch OpenBLAS ({e}); PyTorch keeps the system BLAS")
         return False
     return os.path.exists(os.path.join(OPENBLAS, "libblas.so.3"))
+
+VENV = os.path.join(CACHE, "venv")
+
+ORT_TIMER = r"""
+import sys, time, json, numpy as np, onnxruntime as ort
+model, threads, iters, x_path, out_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+so = ort.SessionOptions()
+so.intra_op_num_threads = threads
+so.inter_op_num_threads = 1
+so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+x = np.load(x_path)
+y = s.run(None, {"x": x})[0]
+for _ in range(3):
+    s.run(None, {"x": x})
+times = []
+for _ in range(iters):
+    t = time.perf_counter(); s.run(None, {"x": x}); times.append(time.perf_counter() - t)
+np.save(out_path, y)
+print(json.dumps(times))
+"""
+
+EXPORT = r"""
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from ravlt_reference import VARIANTS, Ravlt
+m = Ravlt(VARIANTS[sys.argv[2]]).eval()
+m.load_state_dict(torch.load(sys.argv[3]))
+torch.onnx.export(m, torch.randn(1, 3, 224, 224), sys.argv[4], opset_version=17, input_names=["x"],
+                  output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+"""
+
+
+def ort_python():
+    """A virtual environment with ONNX Runtime (made on first use)."""
+    python = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run(["/usr/bin/python3", "-m", "venv", VENV], check=True)
+    if subprocess.run([python, "-c", "import onnxruntime"], capture_output=True).returncode != 0:
+        subprocess.run([python, "-m", "pip", "install", "-q", "onnxruntime"], check=True)
+    return python
+
 
 TORCH_TIMER = r"""
 import sys, time, json, torch, numpy as np
@@ -91,6 +136,8 @@ def main():
         torch_env["LD_LIBRARY_PATH"] = OPENBLAS + ":" + torch_env.get("LD_LIBRARY_PATH", "")
         blas = "OpenBLAS (OpenMP)"
     print(f"PyTorch eager uses {blas}")
+    ort_py = ort_python()
+    print("ONNX Runtime " + run([ort_py, "-c", "import onnxruntime; print(onnxruntime.__version__)"]).strip())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in a.variants.split(","):
@@ -99,13 +146,15 @@ def main():
             run(["/usr/bin/python3", os.path.join(ROOT, "tests/reference/make_checkpoint.py"),
                  "--variant", variant, "-o", ckpt])
             run([a.ravlt, "convert", ckpt, "-o", model, "-q"])
+            onnx = os.path.join(tmp, variant + ".onnx")
+            run(["/usr/bin/python3", "-c", EXPORT, os.path.join(ROOT, "tests/reference"), variant, ckpt, onnx])
             for threads in [int(t) for t in a.threads.split(",")]:
                 for batch in [int(b) for b in a.batches.split(",")]:
                     x = np.random.RandomState(0).randn(batch, 3, 224, 224).astype(np.float32)
-                    xin, ours_out, torch_out = (os.path.join(tmp, n) for n in ("x.npy", "o.npy", "t.npy"))
+                    xin, ours_out, torch_out, ort_out = (os.path.join(tmp, n) for n in ("x.npy", "o.npy", "t.npy", "r.npy"))
                     np.save(xin, x)
                     run([a.ravlt, "run", "-m", model, "-i", xin, "-o", ours_out, "--threads", str(threads)])
-                    ours_t, torch_t, floor = [], [], None
+                    ours_t, torch_t, ort_t, floor = [], [], [], None
                     for _ in range(a.rounds):  # alternate the engines
                         r = json.loads(run([a.ravlt, "bench", "-m", model, "--batch", str(batch),
                                             "--threads", str(threads), "--iterations", str(a.iterations),
@@ -117,19 +166,26 @@ def main():
                                             str(batch), str(threads), str(a.iterations), xin, torch_out],
                                            env=torch_env))
                         torch_t.append(1000 * statistics.median(t))
-                    ours_y, torch_y = np.load(ours_out), np.load(torch_out)
+                        t = json.loads(run([ort_py, "-c", ORT_TIMER, onnx, str(threads), str(a.iterations),
+                                            xin, ort_out]))
+                        ort_t.append(1000 * statistics.median(t))
+                    ours_y, torch_y, ort_y = np.load(ours_out), np.load(torch_out), np.load(ort_out)
                     agree = float(np.linalg.norm(ours_y - torch_y) / np.linalg.norm(torch_y))
-                    if agree > 1e-4:
-                        sys.exit(f"logits disagree ({agree:.1e}) for {variant} batch {batch}")
-                    o, p = statistics.median(ours_t), statistics.median(torch_t)
-                    rows.append((variant, batch, threads, o, p, floor, agree))
+                    agree_ort = float(np.linalg.norm(ort_y - torch_y) / np.linalg.norm(torch_y))
+                    if agree > 1e-4 or agree_ort > 1e-4:
+                        sys.exit(f"logits disagree (ravlt {agree:.1e}, ONNX Runtime {agree_ort:.1e}) "
+                                 f"for {variant} batch {batch}")
+                    o, p, r = statistics.median(ours_t), statistics.median(torch_t), statistics.median(ort_t)
+                    rows.append((variant, batch, threads, o, r, p, floor))
                     print(f"RAVLT-{variant} batch {batch} threads {threads}: ravlt {o:.1f} ms, "
-                          f"PyTorch eager {p:.1f} ms ({p / o:.2f}x ours), floor {floor:.1f} ms "
-                          f"(ravlt at {o / floor:.2f}x the floor); logits agree to {agree:.1e}")
-    print("\n| model | batch | threads | ravlt ms | PyTorch eager ms | PyTorch / ravlt | ravlt / floor |")
-    print("|---|---|---|---|---|---|---|")
-    for v, b, t, o, p, f, _ in rows:
-        print(f"| RAVLT-{v} | {b} | {t} | {o:.1f} | {p:.1f} | {p / o:.2f} | {o / f:.2f} |")
+                          f"ONNX Runtime {r:.1f} ms ({r / o:.2f}x ours), PyTorch eager {p:.1f} ms "
+                          f"({p / o:.2f}x ours), floor {floor:.1f} ms (ravlt at {o / floor:.2f}x); "
+                          f"logits vs PyTorch: ravlt {agree:.1e}, ONNX Runtime {agree_ort:.1e}")
+    print("\n| model | batch | threads | ravlt ms | ONNX Runtime ms | PyTorch eager ms "
+          "| ORT / ravlt | PyTorch / ravlt | ravlt / floor |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for v, b, t, o, r, p, f in rows:
+        print(f"| RAVLT-{v} | {b} | {t} | {o:.1f} | {r:.1f} | {p:.1f} | {r / o:.2f} | {p / o:.2f} | {o / f:.2f} |")
 
 
 if __name__ == "__main__":
