@@ -139,6 +139,43 @@ class Cli(unittest.TestCase):
         self.assert_fails(["inspect", self.out("cut.rvlt")], "cut.rvlt")
         self.assert_fails(["inspect", harness.data("custom_bare.pth")], "not a .rvlt model file")
 
+    def test_run_and_bench(self):
+        import numpy as np
+        harness.ravlt("convert", harness.data("custom_bare.pth"), "-o", self.out(), "-q")
+        x = np.random.RandomState(0).randn(2, 3, 41, 37).astype(np.float32)
+        np.save(self.out("x.npy"), x)
+        harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o", self.out("y.npy"),
+                      "--threads", "1")
+        y = np.load(self.out("y.npy"))
+        self.assertEqual(y.shape, (2, 11))
+        self.assertEqual(y.dtype, np.float32)
+        # Bad inputs: each a one-line error naming the problem.
+        np.save(self.out("f64.npy"), x.astype(np.float64))
+        self.assert_fails(["run", "-m", self.out(), "-i", self.out("f64.npy"), "-o", self.out("y.npy")],
+                          "is not float32")
+        np.save(self.out("c4.npy"), np.zeros((1, 4, 32, 32), np.float32))
+        self.assert_fails(["run", "-m", self.out(), "-i", self.out("c4.npy"), "-o", self.out("y.npy")],
+                          "does not fit the model's input")
+        np.save(self.out("tiny.npy"), np.zeros((1, 3, 1, 1), np.float32))
+        harness.ravlt("run", "-m", self.out(), "-i", self.out("tiny.npy"), "-o", self.out("y.npy"))
+        np.save(self.out("fortran.npy"), np.asfortranarray(x))
+        self.assert_fails(["run", "-m", self.out(), "-i", self.out("fortran.npy"), "-o", self.out("y.npy")],
+                          "Fortran")
+        with open(self.out("x.npy"), "rb") as f:
+            data = f.read()
+        with open(self.out("cut.npy"), "wb") as f:
+            f.write(data[:-10])
+        self.assert_fails(["run", "-m", self.out(), "-i", self.out("cut.npy"), "-o", self.out("y.npy")],
+                          "bytes of data")
+        self.assert_fails(["run", "-m", self.out(), "-i", harness.data("custom_bare.pth"), "-o",
+                           self.out("y.npy")], "not a .npy file")
+        r = json.loads(harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--batch", "2",
+                                     "--iterations", "3", "--warmup", "1", "--json").stdout)
+        self.assertEqual((r["batch"], r["height"], r["width"]), (2, 64, 48))
+        self.assertGreater(r["median_ms"], 0)
+        self.assertGreaterEqual(r["arena_bytes"], r["lower_bound_bytes"])
+        self.assert_fails(["bench", "-m", self.out(), "--size", "big"], "is not HxW")
+
     def test_usage_errors(self):
         p = harness.ravlt("convert", harness.data("custom_bare.pth"), check=False)
         self.assertNotEqual(p.returncode, 0)
