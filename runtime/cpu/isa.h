@@ -1,7 +1,7 @@
 // Which instruction set the hand-written CPU kernels use.
 //
 // The kernels' inner loops are compiled once per instruction set
-// (attention_isa.inc, built as a scalar, an AVX2/FMA and an AVX-512 object);
+// (isa_kernels.inc, built as a scalar, an AVX2/FMA and an AVX-512 object);
 // at run time the widest one the CPU supports is chosen, unless a narrower
 // one is forced (tests do, to cover every path on any machine).
 #pragma once

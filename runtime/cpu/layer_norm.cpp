@@ -1,6 +1,6 @@
-// LayerNorm over the channels of each position (channels-last: contiguous).
-#include <cmath>
-
+// LayerNorm over the channels of each position (channels-last: contiguous);
+// the loop body is in isa_kernels.inc, built per instruction set.
+#include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
 
 namespace ravlt::runtime::cpu {
@@ -9,31 +9,23 @@ namespace {
 class LayerNormKernel : public Kernel {
  public:
   LayerNormKernel(int64_t rows, int64_t channels, float epsilon)
-      : rows_(rows), channels_(channels), epsilon_(epsilon) {}
+      : rows_(rows), channels_(channels), epsilon_(epsilon), core_(isa_kernels(active_isa())) {}
 
   void run(const float* const* in, float* out, uint8_t*) override {
-    const float* x = in[0];
-    const float* gamma = in[1];
-    const float* beta = in[2];
-    const int64_t c = channels_;
+    constexpr int64_t kRowsPerTask = 32;
+    const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows_; ++r) {
-      const float* row = x + r * c;
-      float* dst = out + r * c;
-      // Two passes (mean, then variance about it), as PyTorch computes it.
-      float sum = 0.0f;
-      for (int64_t i = 0; i < c; ++i) sum += row[i];
-      const float mean = sum / static_cast<float>(c);
-      float squares = 0.0f;
-      for (int64_t i = 0; i < c; ++i) squares += (row[i] - mean) * (row[i] - mean);
-      const float inv = 1.0f / std::sqrt(squares / static_cast<float>(c) + epsilon_);
-      for (int64_t i = 0; i < c; ++i) dst[i] = (row[i] - mean) * inv * gamma[i] + beta[i];
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t r0 = t * kRowsPerTask;
+      const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
+      core_.layer_norm(in[0], in[1], in[2], out, r0, r1, channels_, epsilon_);
     }
   }
 
  private:
   int64_t rows_, channels_;
   float epsilon_;
+  const IsaKernels& core_;
 };
 
 }  // namespace

@@ -10,13 +10,13 @@
 //   4. per token, z = 1 / (<q', kbar> + 1e-6), res = rope(q') KV z.
 // Passes 1-3 split each task's tokens into parts so that every thread has
 // work even for one image with one head; partial sums are combined between
-// passes. Inner loops: attention_isa.inc, one build per instruction set.
+// passes. Inner loops: isa_kernels.inc, one build per instruction set.
 #include <omp.h>
 
 #include <cmath>
 
 #include "ravlt/error.h"
-#include "runtime/cpu/attention_core.h"
+#include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/rope_tables.h"
 
@@ -34,7 +34,7 @@ class RalaKernel : public Kernel {
         heads_(a.node.heads),
         d_(a.node.head_dim),
         rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_),
-        core_(attention_core(active_isa())) {
+        core_(isa_kernels(active_isa())) {
     if (d_ > kMaxHeadDim) throw Error("node '" + a.node.name + "': head dimension above 512");
     const int64_t tasks = n_ * heads_;
     const int64_t procs = omp_get_num_procs();
@@ -157,7 +157,7 @@ class RalaKernel : public Kernel {
   int64_t n_, h_, w_;
   int heads_, d_;
   RopeTables rope_;
-  const AttentionCore& core_;
+  const IsaKernels& core_;
   int64_t parts_ = 1;
   size_t doubles_ = 0, floats_ = 0;
 };

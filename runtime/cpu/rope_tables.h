@@ -3,14 +3,14 @@
 // Instead of L x d sin/cos tensors, a plan keeps one table per image row and
 // one per column (H x d/2 and W x d/2 values each): the first half of a
 // head's channels rotates by the row, the second half by the column. The
-// kernels apply the rotation on the fly (attention_isa.inc).
+// kernels apply the rotation on the fly (isa_kernels.inc).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "runtime/cpu/attention_core.h"
+#include "runtime/cpu/isa_kernels.h"
 
 namespace ravlt::runtime::cpu {
 

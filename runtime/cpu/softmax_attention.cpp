@@ -4,9 +4,9 @@
 // Keys are rotated once per run into scratch, transposed (d x L per head:
 // the size of K itself); each query then streams over blocks of keys with an
 // online softmax, so no L x L matrix is ever stored. Inner loops:
-// attention_isa.inc.
+// isa_kernels.inc.
 #include "ravlt/error.h"
-#include "runtime/cpu/attention_core.h"
+#include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/rope_tables.h"
 
@@ -24,7 +24,7 @@ class SoftmaxAttentionKernel : public Kernel {
         heads_(a.node.heads),
         d_(a.node.head_dim),
         rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_),
-        core_(attention_core(active_isa())) {
+        core_(isa_kernels(active_isa())) {
     if (d_ > kMaxHeadDim) throw Error("node '" + a.node.name + "': head dimension above 512");
   }
 
@@ -64,7 +64,7 @@ class SoftmaxAttentionKernel : public Kernel {
   int64_t n_, h_, w_;
   int heads_, d_;
   RopeTables rope_;
-  const AttentionCore& core_;
+  const IsaKernels& core_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "runtime/cpu/isa.h"
 #include "runtime/cpu/kernels.h"
 
 using namespace ravlt::runtime;
@@ -163,28 +164,41 @@ TEST_CASE("Linear: GEMM with bias, activation and residual") {
 TEST_CASE("LayerNorm, ChannelSlice, ToChannelsLast, GlobalAvgPool") {
   const int64_t n = 2, h = 3, w = 5, c = 7;
   const auto x = random_vector(static_cast<size_t>(n * h * w * c), 8, 3.0f);
-  const auto gamma = random_vector(static_cast<size_t>(c), 9);
-  const auto beta = random_vector(static_cast<size_t>(c), 10);
-  {
-    Node node;
-    node.op = Op::kLayerNorm;
-    node.epsilon = 1e-6f;
-    const auto got = run_node(node, {{n, h, w, c}, {c}, {c}, {n, h, w, c}}, {&x, &gamma, &beta},
-                              {false, true, true});
-    std::vector<double> want(got.size());
+  // LayerNorm on every instruction-set path, at a width that is not a
+  // multiple of the vector width (7) and one that is (48).
+  for (int64_t width : {int64_t{7}, int64_t{48}}) {
+    const auto xs = random_vector(static_cast<size_t>(n * h * w * width), 11, 3.0f);
+    const auto g = random_vector(static_cast<size_t>(width), 12);
+    const auto bt = random_vector(static_cast<size_t>(width), 13);
+    std::vector<double> want(xs.size());
     for (int64_t r = 0; r < n * h * w; ++r) {
       double mean = 0, var = 0;
-      for (int64_t i = 0; i < c; ++i)
-        mean += x[static_cast<size_t>(r * c + i)] / static_cast<double>(c);
-      for (int64_t i = 0; i < c; ++i)
-        var += std::pow(x[static_cast<size_t>(r * c + i)] - mean, 2) / static_cast<double>(c);
-      for (int64_t i = 0; i < c; ++i)
-        want[static_cast<size_t>(r * c + i)] = (x[static_cast<size_t>(r * c + i)] - mean) /
-                                                   std::sqrt(var + 1e-6) *
-                                                   gamma[static_cast<size_t>(i)] +
-                                               beta[static_cast<size_t>(i)];
+      for (int64_t i = 0; i < width; ++i)
+        mean += xs[static_cast<size_t>(r * width + i)] / static_cast<double>(width);
+      for (int64_t i = 0; i < width; ++i)
+        var +=
+            std::pow(xs[static_cast<size_t>(r * width + i)] - mean, 2) / static_cast<double>(width);
+      for (int64_t i = 0; i < width; ++i)
+        want[static_cast<size_t>(r * width + i)] = (xs[static_cast<size_t>(r * width + i)] - mean) /
+                                                       std::sqrt(var + 1e-6) *
+                                                       g[static_cast<size_t>(i)] +
+                                                   bt[static_cast<size_t>(i)];
     }
-    check_close(got, want);
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detected_isa())) {
+        MESSAGE("skipped: this CPU has no " << isa_name(isa));
+        continue;
+      }
+      force_isa(isa);
+      Node node;
+      node.op = Op::kLayerNorm;
+      node.epsilon = 1e-6f;
+      INFO(isa_name(isa) << ", " << width << " channels");
+      check_close(run_node(node, {{n, h, w, width}, {width}, {width}, {n, h, w, width}},
+                           {&xs, &g, &bt}, {false, true, true}),
+                  want);
+    }
+    reset_isa();
   }
   {
     Node node;

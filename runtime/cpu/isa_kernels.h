@@ -1,5 +1,6 @@
-// The inner loops of the attention kernels, one implementation per
-// instruction set (see isa.h), operating on one (batch item, head) task.
+// The vectorized inner loops of our CPU kernels (attention, LayerNorm), one
+// implementation per instruction set (see isa.h). The attention functions
+// operate on one (batch item, head) task.
 //
 // Layout: channels-last rows; q, k, v, o of a head are d contiguous floats
 // at a fixed offset in each token's row of `row_stride` floats.
@@ -21,7 +22,7 @@ struct RopeView {
   int half;  // d / 2
 };
 
-struct AttentionCore {
+struct IsaKernels {
   /// RALA pass 1: adds sum over tokens [l0, l1) of elu(q) + 1 to `sum` (d).
   void (*rala_q_sum)(const float* q, int64_t row_stride, int64_t l0, int64_t l1, int d,
                      double* sum);
@@ -48,10 +49,14 @@ struct AttentionCore {
                        const float* lepe, int64_t lepe_stride, float* out, int64_t l0, int64_t l1,
                        int64_t l_count, int64_t width, int d, const RopeView& rope,
                        const float* kt);
+  /// LayerNorm of rows [r0, r1) of x (rows of c floats): mean and variance
+  /// over each row, then * gamma + beta.
+  void (*layer_norm)(const float* x, const float* gamma, const float* beta, float* out, int64_t r0,
+                     int64_t r1, int64_t c, float epsilon);
 };
 
 /// The implementation for `isa`.
-const AttentionCore& attention_core(Isa isa);
+const IsaKernels& isa_kernels(Isa isa);
 
 /// Largest head dimension the kernels take (stack buffers are sized by it).
 inline constexpr int kMaxHeadDim = 512;

@@ -1,18 +1,18 @@
-#include "runtime/cpu/attention_core.h"
+#include "runtime/cpu/isa_kernels.h"
 
 namespace ravlt::runtime::cpu {
 
 namespace isa_scalar {
-const AttentionCore& core();
+const IsaKernels& core();
 }
 namespace isa_avx2 {
-const AttentionCore& core();
+const IsaKernels& core();
 }
 namespace isa_avx512 {
-const AttentionCore& core();
+const IsaKernels& core();
 }
 
-const AttentionCore& attention_core(Isa isa) {
+const IsaKernels& isa_kernels(Isa isa) {
   switch (isa) {
     case Isa::kAvx512:
       return isa_avx512::core();
