@@ -19,6 +19,10 @@ static_assert(sizeof(kFactories) / sizeof(kFactories[0]) == kOpCount,
 
 }  // namespace
 
+std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args) {
+  return kFactories[static_cast<size_t>(args.node.op)](args);
+}
+
 CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights) {
   context_.weights = std::move(weights);
 }
@@ -26,7 +30,7 @@ CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights) {
 std::unique_ptr<Kernel> CpuBackend::prepare(const Graph& graph, const Node& node,
                                             const std::vector<Shape>& shapes) {
   try {
-    return kFactories[static_cast<size_t>(node.op)](PrepareArgs{graph, node, shapes, context_});
+    return make_kernel(PrepareArgs{graph, node, shapes, context_});
   } catch (const dnnl::error& e) {
     throw Error("node '" + node.name + "' (" + op_name(node.op) + "): oneDNN: " + e.what());
   }

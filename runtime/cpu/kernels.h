@@ -22,6 +22,9 @@ struct PrepareArgs {
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 
+/// The kernel for args.node's op (the factory table of cpu_backend.cpp).
+std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args);
+
 std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args);
 std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args);
 std::unique_ptr<Kernel> make_linear(const PrepareArgs& args);

@@ -183,7 +183,7 @@ std::vector<float> run_kernel(const Problem& p, bool rala) {
   for (const Value& v : values) shapes.push_back(v.shape);
   CpuContext context;
   const PrepareArgs args{*graph, graph->nodes()[0], shapes, context};
-  auto kernel = rala ? make_rala_attention(args) : make_softmax_attention(args);
+  auto kernel = make_kernel(args);
   std::vector<uint8_t> scratch(kernel->scratch_bytes() + 64);
   auto* aligned =
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) / 64 * 64);

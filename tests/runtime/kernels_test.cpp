@@ -39,12 +39,7 @@ std::vector<float> run_node(Node node, std::vector<Shape> shapes,
   auto graph = Graph::from_parts(values, {node}, 0, node.output);
   CpuContext context;
   context.weights = std::make_shared<WeightCache>();
-  static constexpr KernelFactory kFactories[] = {make_to_channels_last, make_conv2d, make_linear,
-                                                 make_layer_norm, make_channel_slice};
-  std::unique_ptr<ravlt::runtime::Kernel> kernel;
-  const PrepareArgs args{*graph, graph->nodes()[0], shapes, context};
-  kernel = node.op == Op::kGlobalAvgPool ? make_global_avg_pool(args)
-                                         : kFactories[static_cast<size_t>(node.op)](args);
+  auto kernel = make_kernel(PrepareArgs{*graph, graph->nodes()[0], shapes, context});
   std::vector<uint8_t> scratch(kernel->scratch_bytes() + 64);
   auto* aligned =
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) / 64 * 64);
