@@ -15,27 +15,16 @@
 
 #include <cmath>
 
-#include "ravlt/error.h"
-#include "runtime/cpu/isa_kernels.h"
-#include "runtime/cpu/kernels.h"
-#include "runtime/cpu/rope_tables.h"
+#include "runtime/cpu/attention_kernel.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
 
 constexpr int64_t kTokensPerChunk = 64;
 
-class RalaKernel : public Kernel {
+class RalaKernel : public AttentionKernel {
  public:
-  explicit RalaKernel(const PrepareArgs& a)
-      : n_(a.output_shape()[0]),
-        h_(a.output_shape()[1]),
-        w_(a.output_shape()[2]),
-        heads_(a.node.heads),
-        d_(a.node.head_dim),
-        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_),
-        core_(isa_kernels(active_isa())) {
-    if (d_ > kMaxHeadDim) throw Error("node '" + a.node.name + "': head dimension above 512");
+  explicit RalaKernel(const PrepareArgs& a) : AttentionKernel(a) {
     const int64_t tasks = n_ * heads_;
     const int64_t procs = omp_get_num_procs();
     parts_ = std::max<int64_t>(1, std::min<int64_t>(procs / tasks, (h_ * w_) / 256));
@@ -154,10 +143,6 @@ class RalaKernel : public Kernel {
   }
 
  private:
-  int64_t n_, h_, w_;
-  int heads_, d_;
-  RopeTables rope_;
-  const IsaKernels& core_;
   int64_t parts_ = 1;
   size_t doubles_ = 0, floats_ = 0;
 };

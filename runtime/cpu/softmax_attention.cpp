@@ -5,28 +5,16 @@
 // the size of K itself); each query then streams over blocks of keys with an
 // online softmax, so no L x L matrix is ever stored. Inner loops:
 // isa_kernels.inc.
-#include "ravlt/error.h"
-#include "runtime/cpu/isa_kernels.h"
-#include "runtime/cpu/kernels.h"
-#include "runtime/cpu/rope_tables.h"
+#include "runtime/cpu/attention_kernel.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
 
 constexpr int64_t kQueriesPerTask = 16;
 
-class SoftmaxAttentionKernel : public Kernel {
+class SoftmaxAttentionKernel : public AttentionKernel {
  public:
-  explicit SoftmaxAttentionKernel(const PrepareArgs& a)
-      : n_(a.output_shape()[0]),
-        h_(a.output_shape()[1]),
-        w_(a.output_shape()[2]),
-        heads_(a.node.heads),
-        d_(a.node.head_dim),
-        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_),
-        core_(isa_kernels(active_isa())) {
-    if (d_ > kMaxHeadDim) throw Error("node '" + a.node.name + "': head dimension above 512");
-  }
+  explicit SoftmaxAttentionKernel(const PrepareArgs& a) : AttentionKernel(a) {}
 
   size_t scratch_bytes() const override {
     return static_cast<size_t>(n_ * heads_ * h_ * w_ * d_) * sizeof(float);
@@ -59,12 +47,6 @@ class SoftmaxAttentionKernel : public Kernel {
       }
     }
   }
-
- private:
-  int64_t n_, h_, w_;
-  int heads_, d_;
-  RopeTables rope_;
-  const IsaKernels& core_;
 };
 
 }  // namespace
