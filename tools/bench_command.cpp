@@ -25,6 +25,7 @@ struct BenchArgs {
   int warmup = 5;
   bool json = false;
   bool profile = false;
+  int profile_nodes = 10;  // slowest nodes listed with --profile
   bool no_checksum = false;
   double macs = 0;  // per image, for the floor; 0: not reported
 };
@@ -168,6 +169,15 @@ int run(const BenchArgs& a) {
       std::printf("  %-18s %3d nodes %9.3f ms  %5.1f%%\n", p.op.c_str(), p.nodes,
                   1000.0 * p.seconds / (a.iterations + 1), 100.0 * p.seconds / total);
     }
+    std::vector<NodeProfile> nodes = profiled->node_profile();
+    std::sort(nodes.begin(), nodes.end(),
+              [](const NodeProfile& x, const NodeProfile& y) { return x.seconds > y.seconds; });
+    const size_t shown = std::min<size_t>(nodes.size(), static_cast<size_t>(a.profile_nodes));
+    if (shown > 0) std::printf("\nslowest %zu nodes (per run):\n", shown);
+    for (size_t k = 0; k < shown; ++k) {
+      std::printf("  %-40s %-18s %9.3f ms  %5.1f%%\n", nodes[k].name.c_str(), nodes[k].op.c_str(),
+                  1000.0 * nodes[k].seconds / (a.iterations + 1), 100.0 * nodes[k].seconds / total);
+    }
   }
   return 0;
 }
@@ -194,7 +204,10 @@ Runner add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print one JSON object");
-  cmd->add_flag("--profile", args->profile, "also report time per op kind");
+  cmd->add_flag("--profile", args->profile, "also report time per op kind and the slowest nodes");
+  cmd->add_option("--profile-nodes", args->profile_nodes, "slowest nodes listed by --profile")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
   cmd->add_option(
       "--macs", args->macs,

@@ -94,6 +94,18 @@ std::vector<OpProfile> Session::profile() const {
   return kinds;
 }
 
+std::vector<NodeProfile> Session::node_profile() const {
+  const auto& nodes = impl_->model->impl().graph->nodes();
+  const std::vector<double>& seconds = impl_->executor.node_seconds();
+  std::vector<NodeProfile> out;
+  out.reserve(nodes.size());
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    out.push_back(
+        {nodes[k].name, runtime::op_name(nodes[k].op), k < seconds.size() ? seconds[k] : 0.0});
+  }
+  return out;
+}
+
 PlanMemory Session::plan(std::span<const int64_t> shape) {
   const runtime::PlanStats& s = impl_->executor.plan(shape);
   return {s.arena_bytes, s.lower_bound};

@@ -13,7 +13,7 @@
 namespace ravlt::runtime::cpu {
 
 /// RoPE tables of a plan: sin and cos per image row (height x d/2) and per
-/// column (width x d/2); see rope_tables.h.
+/// column (width x d/2), the sine negated at even indices; see rope_tables.h.
 struct RopeView {
   const float* sin_y;
   const float* cos_y;
@@ -40,7 +40,8 @@ struct IsaKernels {
   void (*rala_output)(const float* q, const float* o, int64_t row_stride, const float* lepe,
                       int64_t lepe_stride, float* out, int64_t l0, int64_t l1, int64_t width, int d,
                       const RopeView& rope, const float* kv, const float* kbar);
-  /// Rotates every key and stores them transposed: kt is d x L.
+  /// Rotates every key and stores them transposed: kt is d rows of
+  /// key_stride(L) floats, zero past L.
   void (*rotate_keys)(const float* k, int64_t row_stride, int64_t l_count, int64_t width, int d,
                       const RopeView& rope, float* kt);
   /// Softmax attention for queries [l0, l1) against all L keys (kt from
@@ -57,6 +58,15 @@ struct IsaKernels {
 
 /// The implementation for `isa`.
 const IsaKernels& isa_kernels(Isa isa);
+
+/// Keys per online-softmax block; the rows of transposed keys are padded
+/// to a whole number of blocks so that a block always loads whole vectors.
+inline constexpr int64_t kKeyBlock = 64;
+/// (Plus sixteen, so that the rows are not a power of two apart: writing a
+/// key's d components would otherwise hit a few cache sets only.)
+inline constexpr int64_t key_stride(int64_t l_count) {
+  return (l_count + kKeyBlock - 1) / kKeyBlock * kKeyBlock + 16;
+}
 
 /// Largest head dimension the kernels take (stack buffers are sized by it).
 inline constexpr int kMaxHeadDim = 512;

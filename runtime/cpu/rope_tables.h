@@ -29,13 +29,17 @@ class RopeTables {
 
  private:
   // theta = position * angle[e], in float32 as the reference computes it.
+  // The sine is stored with the sign of the pair rotation r(u) folded in
+  // (r(u)_2i = -u_2i+1, r(u)_2i+1 = u_2i), so that
+  // rope(u)_e = u_e cos_e + u_(e xor 1) sin'_e: exact, a negation.
   void fill(const float* angle, int64_t positions, std::vector<float>& s, std::vector<float>& c) {
     s.resize(static_cast<size_t>(positions * half_));
     c.resize(s.size());
     for (int64_t p = 0; p < positions; ++p) {
       for (int e = 0; e < half_; ++e) {
         const float theta = static_cast<float>(p) * angle[e];
-        s[static_cast<size_t>(p * half_ + e)] = std::sin(theta);
+        const float sine = std::sin(theta);
+        s[static_cast<size_t>(p * half_ + e)] = e % 2 == 0 ? -sine : sine;
         c[static_cast<size_t>(p * half_ + e)] = std::cos(theta);
       }
     }

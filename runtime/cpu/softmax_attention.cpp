@@ -1,8 +1,8 @@
 // Softmax attention with RoPE (spec §3.4) and the output gate:
 // out = (softmax(rope(q) rope(k)^T / sqrt(d)) v + lepe) * o.
 //
-// Keys are rotated once per run into scratch, transposed (d x L per head:
-// the size of K itself); each query then streams over blocks of keys with an
+// Keys are rotated once per run into scratch, transposed (d x L per head,
+// L padded to a whole key block); each query then streams over blocks of keys with an
 // online softmax, so no L x L matrix is ever stored. Inner loops:
 // isa_kernels.inc.
 #include "runtime/cpu/attention_kernel.h"
@@ -17,7 +17,7 @@ class SoftmaxAttentionKernel : public AttentionKernel {
   explicit SoftmaxAttentionKernel(const PrepareArgs& a) : AttentionKernel(a) {}
 
   size_t scratch_bytes() const override {
-    return static_cast<size_t>(n_ * heads_ * h_ * w_ * d_) * sizeof(float);
+    return static_cast<size_t>(n_ * heads_ * key_stride(h_ * w_) * d_) * sizeof(float);
   }
 
   void run(const float* const* in, float* out, uint8_t* scratch) override {
@@ -31,7 +31,7 @@ class SoftmaxAttentionKernel : public AttentionKernel {
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t b = t / heads_, head = t % heads_;
       core_.rotate_keys(qkvo + b * l_count * 4 * c + c + head * d_, 4 * c, l_count, w_, d_, rope,
-                        keys + t * l_count * d_);
+                        keys + t * key_stride(l_count) * d_);
     }
     const int64_t chunks = (l_count + kQueriesPerTask - 1) / kQueriesPerTask;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -43,7 +43,7 @@ class SoftmaxAttentionKernel : public AttentionKernel {
         const int64_t l1 = l0 + kQueriesPerTask < l_count ? l0 + kQueriesPerTask : l_count;
         core_.softmax_rows(q, q + 2 * c, q + 3 * c, 4 * c, lepe + b * l_count * c + head * d_, c,
                            out + b * l_count * c + head * d_, l0, l1, l_count, w_, d_, rope,
-                           keys + t * l_count * d_);
+                           keys + t * key_stride(l_count) * d_);
       }
     }
   }

@@ -175,6 +175,18 @@ class Cli(unittest.TestCase):
         self.assertGreater(r["median_ms"], 0)
         self.assertGreaterEqual(r["arena_bytes"], r["lower_bound_bytes"])
         self.assert_fails(["bench", "-m", self.out(), "--size", "big"], "is not HxW")
+        # --profile: time per op kind and the slowest nodes, by name.
+        text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "2",
+                             "--warmup", "0", "--profile", "--profile-nodes", "3").stdout
+        self.assertIn("Linear", text)
+        self.assertIn("slowest 3 nodes", text)
+        slowest = text.split("slowest 3 nodes")[1].strip().splitlines()[1:]
+        self.assertEqual(len(slowest), 3)
+        self.assertTrue(all(line.split()[0].startswith(("layers.", "patch_embed", "proj", "head"))
+                            for line in slowest), slowest)
+        r = json.loads(harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "2",
+                                     "--warmup", "0", "--profile", "--json").stdout)
+        self.assertIn("RalaAttention", r["profile_ms_per_run"])
 
     def test_usage_errors(self):
         p = harness.ravlt("convert", harness.data("custom_bare.pth"), check=False)

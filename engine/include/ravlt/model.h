@@ -59,6 +59,13 @@ struct OpProfile {
   int nodes = 0;         ///< nodes of this kind in the graph
 };
 
+/// Time spent in one node of the graph over a session's profiled runs.
+struct NodeProfile {
+  std::string name;      ///< the node's name in the model file
+  std::string op;        ///< its op kind
+  double seconds = 0.0;  ///< total over all runs
+};
+
 /// A float32 tensor owned by the caller.
 struct Tensor {
   std::vector<int64_t> shape;
@@ -90,6 +97,8 @@ class Session {
   PlanMemory plan(std::span<const int64_t> shape);
   /// With SessionOptions::profile: time per op kind, largest first.
   std::vector<OpProfile> profile() const;
+  /// With SessionOptions::profile: time per node, in graph order.
+  std::vector<NodeProfile> node_profile() const;
 
  private:
   class Impl;
