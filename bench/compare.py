@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Times ravlt against ONNX Runtime and PyTorch eager on the same machine,
-in one run, alternating, and reports each against this machine's GEMM floor.
+"""Times ravlt against ONNX Runtime, OpenVINO and PyTorch eager on the same
+machine, in one run, alternating, and reports each against this machine's
+GEMM floor.
 
     bench/compare.py [--variants T,S] [--batches 1,8] [--threads 1,2] [--rounds 3]
 
@@ -16,10 +17,17 @@ reference BLAS it looks about twice as slow as it is. This script fetches
 Debian's libopenblas0-openmp into bench/.cache (apt-get download, unpacked
 with dpkg -x; nothing is installed) and points PyTorch at it.
 
-ONNX Runtime (all graph optimizations, same thread count) runs the
-reference exported to ONNX; it is installed from PyPI into a virtual
+ONNX Runtime (all graph optimizations, same thread count) and OpenVINO
+(CPU plugin, latency hint, same thread count, float32 inference precision:
+on CPUs with bfloat16 units it would otherwise compute in bfloat16) run the
+reference exported to ONNX; they are installed from PyPI into a virtual
 environment under bench/.cache (Debian's Python refuses pip installs into
-the system). Not yet compared: OpenVINO.
+the system).
+
+Before timing, every peer's logits are compared with PyTorch's (relative L2;
+a case stops if any differs by more than 1e-4), and PyTorch's own logits at
+1 and at 2 threads are compared with each other: the table of gaps printed
+last puts ravlt's numerical agreement beside the peers'.
 """
 
 import argparse
@@ -84,13 +92,35 @@ torch.onnx.export(m, torch.randn(1, 3, 224, 224), sys.argv[4], opset_version=17,
 """
 
 
-def ort_python():
-    """A virtual environment with ONNX Runtime (made on first use)."""
+OPENVINO_TIMER = r"""
+import sys, time, json, numpy as np, openvino as ov
+model, threads, iters, x_path, out_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+x = np.load(x_path)
+core = ov.Core()
+m = core.read_model(model)
+m.reshape({"x": list(x.shape)})
+c = core.compile_model(m, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+                                  "INFERENCE_PRECISION_HINT": "f32"})
+r = c.create_infer_request()
+y = r.infer({"x": x})[0].copy()
+for _ in range(3):
+    r.infer({"x": x})
+times = []
+for _ in range(iters):
+    t = time.perf_counter(); r.infer({"x": x}); times.append(time.perf_counter() - t)
+np.save(out_path, y)
+print(json.dumps(times))
+"""
+
+
+def peer_python():
+    """A virtual environment with ONNX Runtime and OpenVINO (made on first use)."""
     python = os.path.join(VENV, "bin", "python")
     if not os.path.exists(python):
         subprocess.run(["/usr/bin/python3", "-m", "venv", VENV], check=True)
-    if subprocess.run([python, "-c", "import onnxruntime"], capture_output=True).returncode != 0:
-        subprocess.run([python, "-m", "pip", "install", "-q", "onnxruntime"], check=True)
+    for module, package in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
+        if subprocess.run([python, "-c", "import " + module], capture_output=True).returncode != 0:
+            subprocess.run([python, "-m", "pip", "install", "-q", package], check=True)
     return python
 
 
@@ -119,6 +149,11 @@ def run(cmd, env=None):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
 
 
+def rel_l2(a, b):
+    import numpy as np
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ravlt", default=os.path.join(ROOT, "build", "ravlt"))
@@ -136,9 +171,11 @@ def main():
         torch_env["LD_LIBRARY_PATH"] = OPENBLAS + ":" + torch_env.get("LD_LIBRARY_PATH", "")
         blas = "OpenBLAS (OpenMP)"
     print(f"PyTorch eager uses {blas}")
-    ort_py = ort_python()
-    print("ONNX Runtime " + run([ort_py, "-c", "import onnxruntime; print(onnxruntime.__version__)"]).strip())
-    rows = []
+    py = peer_python()
+    print(run([py, "-c", "import onnxruntime, openvino; print('ONNX Runtime', onnxruntime.__version__, "
+                         "'| OpenVINO', openvino.__version__)"]).strip())
+    engines = ("ravlt", "ONNX Runtime", "OpenVINO", "PyTorch eager")
+    rows, gaps = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in a.variants.split(","):
             ckpt = os.path.join(tmp, variant + ".pth")
@@ -148,44 +185,64 @@ def main():
             run([a.ravlt, "convert", ckpt, "-o", model, "-q"])
             onnx = os.path.join(tmp, variant + ".onnx")
             run(["/usr/bin/python3", "-c", EXPORT, os.path.join(ROOT, "tests/reference"), variant, ckpt, onnx])
+            torch_logits = {}  # (batch, threads) -> PyTorch's logits
             for threads in [int(t) for t in a.threads.split(",")]:
                 for batch in [int(b) for b in a.batches.split(",")]:
                     x = np.random.RandomState(0).randn(batch, 3, 224, 224).astype(np.float32)
-                    xin, ours_out, torch_out, ort_out = (os.path.join(tmp, n) for n in ("x.npy", "o.npy", "t.npy", "r.npy"))
+                    xin = os.path.join(tmp, "x.npy")
+                    out = {e: os.path.join(tmp, f"out{i}.npy") for i, e in enumerate(engines)}
                     np.save(xin, x)
-                    run([a.ravlt, "run", "-m", model, "-i", xin, "-o", ours_out, "--threads", str(threads)])
-                    ours_t, torch_t, ort_t, floor = [], [], [], None
+                    run([a.ravlt, "run", "-m", model, "-i", xin, "-o", out["ravlt"], "--threads", str(threads)])
+                    times = {e: [] for e in engines}
+                    floor = None
                     for _ in range(a.rounds):  # alternate the engines
                         r = json.loads(run([a.ravlt, "bench", "-m", model, "--batch", str(batch),
                                             "--threads", str(threads), "--iterations", str(a.iterations),
                                             "--macs", str(MACS[variant]), "--json"]))
-                        ours_t.append(r["median_ms"])
+                        times["ravlt"].append(r["median_ms"])
                         floor = r["floor_ms"]
                         t = json.loads(run(["/usr/bin/python3", "-c", TORCH_TIMER,
                                             os.path.join(ROOT, "tests/reference"), variant, ckpt,
-                                            str(batch), str(threads), str(a.iterations), xin, torch_out],
-                                           env=torch_env))
-                        torch_t.append(1000 * statistics.median(t))
-                        t = json.loads(run([ort_py, "-c", ORT_TIMER, onnx, str(threads), str(a.iterations),
-                                            xin, ort_out]))
-                        ort_t.append(1000 * statistics.median(t))
-                    ours_y, torch_y, ort_y = np.load(ours_out), np.load(torch_out), np.load(ort_out)
-                    agree = float(np.linalg.norm(ours_y - torch_y) / np.linalg.norm(torch_y))
-                    agree_ort = float(np.linalg.norm(ort_y - torch_y) / np.linalg.norm(torch_y))
-                    if agree > 1e-4 or agree_ort > 1e-4:
-                        sys.exit(f"logits disagree (ravlt {agree:.1e}, ONNX Runtime {agree_ort:.1e}) "
-                                 f"for {variant} batch {batch}")
-                    o, p, r = statistics.median(ours_t), statistics.median(torch_t), statistics.median(ort_t)
-                    rows.append((variant, batch, threads, o, r, p, floor))
-                    print(f"RAVLT-{variant} batch {batch} threads {threads}: ravlt {o:.1f} ms, "
-                          f"ONNX Runtime {r:.1f} ms ({r / o:.2f}x ours), PyTorch eager {p:.1f} ms "
-                          f"({p / o:.2f}x ours), floor {floor:.1f} ms (ravlt at {o / floor:.2f}x); "
-                          f"logits vs PyTorch: ravlt {agree:.1e}, ONNX Runtime {agree_ort:.1e}")
-    print("\n| model | batch | threads | ravlt ms | ONNX Runtime ms | PyTorch eager ms "
-          "| ORT / ravlt | PyTorch / ravlt | ravlt / floor |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for v, b, t, o, r, p, f in rows:
-        print(f"| RAVLT-{v} | {b} | {t} | {o:.1f} | {r:.1f} | {p:.1f} | {r / o:.2f} | {p / o:.2f} | {o / f:.2f} |")
+                                            str(batch), str(threads), str(a.iterations), xin,
+                                            out["PyTorch eager"]], env=torch_env))
+                        times["PyTorch eager"].append(1000 * statistics.median(t))
+                        for engine, timer in (("ONNX Runtime", ORT_TIMER), ("OpenVINO", OPENVINO_TIMER)):
+                            t = json.loads(run([py, "-c", timer, onnx, str(threads), str(a.iterations),
+                                                xin, out[engine]]))
+                            times[engine].append(1000 * statistics.median(t))
+                    y = {e: np.load(out[e]) for e in engines}
+                    ref = y["PyTorch eager"]
+                    agree = {e: rel_l2(y[e], ref) for e in engines if e != "PyTorch eager"}
+                    bad = {e: g for e, g in agree.items() if g > 1e-4}
+                    if bad:
+                        sys.exit(f"logits disagree with PyTorch's for RAVLT-{variant} batch {batch}: {bad}")
+                    torch_logits[(batch, threads)] = ref
+                    gaps.append((variant, batch, threads, agree))
+                    med = {e: statistics.median(times[e]) for e in engines}
+                    rows.append((variant, batch, threads, med, floor))
+                    o = med["ravlt"]
+                    print(f"RAVLT-{variant} batch {batch} threads {threads}: ravlt {o:.1f} ms, " +
+                          ", ".join(f"{e} {med[e]:.1f} ms ({med[e] / o:.2f}x ours)" for e in engines[1:]) +
+                          f", floor {floor:.1f} ms (ravlt at {o / floor:.2f}x)")
+            for batch in [int(b) for b in a.batches.split(",")]:
+                runs = sorted(t for (b, t) in torch_logits if b == batch)
+                if len(runs) > 1:
+                    g = rel_l2(torch_logits[(batch, runs[-1])], torch_logits[(batch, runs[0])])
+                    gaps.append((variant, batch, f"{runs[0]} vs {runs[-1]}", {"PyTorch vs itself": g}))
+    print("\n| model | batch | threads | " + " | ".join(f"{e} ms" for e in engines) +
+          " | ORT / ravlt | OpenVINO / ravlt | PyTorch / ravlt | ravlt / floor |")
+    print("|---" * (3 + len(engines) + 4) + "|")
+    for v, b, t, med, f in rows:
+        o = med["ravlt"]
+        print(f"| RAVLT-{v} | {b} | {t} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + " | " +
+              " | ".join(f"{med[e] / o:.2f}" for e in engines[1:]) + f" | {o / f:.2f} |")
+    print("\nRelative L2 gap of logits to PyTorch eager's (same threads), and PyTorch's across thread counts:")
+    print("| model | batch | threads | ravlt | ONNX Runtime | OpenVINO | PyTorch vs itself |")
+    print("|---|---|---|---|---|---|---|")
+    for v, b, t, g in gaps:
+        cell = lambda k: f"{g[k]:.1e}" if k in g else ""
+        print(f"| RAVLT-{v} | {b} | {t} | {cell('ravlt')} | {cell('ONNX Runtime')} | {cell('OpenVINO')} "
+              f"| {cell('PyTorch vs itself')} |")
 
 
 if __name__ == "__main__":
