@@ -30,6 +30,7 @@ AlignedBuffer allocate(size_t bytes) {
 
 struct Executor::Plan {
   PlanStats stats;
+  std::vector<Shape> shapes;                     // per value
   std::vector<std::unique_ptr<Kernel>> kernels;  // per node
   std::vector<std::vector<const float*>>
       inputs;                     // per node, resolved pointers (input slot patched)
@@ -95,6 +96,7 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
   plan->arena = allocate(memory.arena_bytes);
   plan->output = allocate(static_cast<size_t>(element_count(shapes[g.output()])) * sizeof(float));
   plan->stats = {memory.arena_bytes, memory.lower_bound, shapes[g.output()]};
+  plan->shapes = shapes;
 
   auto address = [&](uint32_t v) -> float* {
     if (v == g.output()) return reinterpret_cast<float*>(plan->output.get());
@@ -143,6 +145,19 @@ const float* Executor::run(const float* input, std::span<const int64_t> input_sh
       node_seconds_[k] +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
+  }
+  return reinterpret_cast<const float*>(p.output.get());
+}
+
+const float* Executor::run_observed(const float* input, std::span<const int64_t> input_shape,
+                                    const NodeObserver& observer) {
+  Plan& p = plan_for(input_shape);
+  for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot] = input;
+  backend_->begin_run(threads_);
+  const auto& nodes = graph_->nodes();
+  for (size_t k = 0; k < p.kernels.size(); ++k) {
+    p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+    observer(k, p.outputs[k], p.shapes[nodes[k].output]);
   }
   return reinterpret_cast<const float*>(p.output.get());
 }

@@ -6,6 +6,7 @@
 // allocates nothing. An Executor is used by one thread at a time.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -33,6 +34,13 @@ class Executor {
   /// Runs on `input` (NCHW float32 of `input_shape`); returns the output,
   /// owned by the executor and valid until the next run.
   const float* run(const float* input, std::span<const int64_t> input_shape);
+
+  /// Called after each node of an observed run with the node's index, its
+  /// output (valid only during the call: the arena reuses it) and its shape.
+  using NodeObserver = std::function<void(size_t node, const float* output, const Shape& shape)>;
+  /// run(), calling `observer` after every node.
+  const float* run_observed(const float* input, std::span<const int64_t> input_shape,
+                            const NodeObserver& observer);
 
   /// When on, each run adds the time of every node to node_seconds().
   void set_profiling(bool on) { profiling_ = on; }

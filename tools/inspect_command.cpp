@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "ravlt/model.h"
 #include "ravlt/model_info.h"
 #include "tools/commands.h"
 
@@ -11,6 +12,7 @@ Runner add_inspect_command(CLI::App& app) {
     std::string model;
     bool json = false;
     bool no_checksum = false;
+    bool nodes = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("inspect", "Describe a .rvlt model file");
@@ -18,7 +20,17 @@ Runner add_inspect_command(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print one JSON document");
   cmd->add_flag("--no-checksum", args->no_checksum,
                 "skip the file checksum (for trusted files; structure is still verified)");
+  cmd->add_flag("--nodes", args->nodes,
+                "list the graph's node names, one per line (what `ravlt run --capture` takes)");
   return [args] {
+    if (args->nodes) {
+      LoadOptions load;
+      load.verify_checksum = !args->no_checksum;
+      for (const std::string& name : Model::load(args->model, load)->node_names()) {
+        std::printf("%s\n", name.c_str());
+      }
+      return 0;
+    }
     const ModelInfo info = describe_model(args->model, !args->no_checksum);
     const std::string text = args->json ? info.to_json() : info.to_text();
     std::fwrite(text.data(), 1, text.size(), stdout);

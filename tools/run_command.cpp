@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "ravlt/error.h"
 #include "ravlt/model.h"
 #include "ravlt/tensor_io.h"
 #include "tools/commands.h"
@@ -12,6 +13,7 @@ Runner add_run_command(CLI::App& app) {
     std::string model, input, output;
     int threads = 0;
     bool no_checksum = false;
+    std::vector<std::string> captures;  // NODE=FILE.npy
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
@@ -28,13 +30,32 @@ Runner add_run_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum (trusted files)");
+  cmd->add_option("--capture", args->captures,
+                  "also write a node's output: NODE=FILE.npy (repeatable; feature maps NCHW; "
+                  "`ravlt inspect --nodes` lists the nodes)");
   return [args] {
     LoadOptions load;
     load.verify_checksum = !args->no_checksum;
     const auto model = Model::load(args->model, load);
     Session session(model, SessionOptions{args->threads});
     const Tensor input = load_npy(args->input);
-    save_npy(args->output, session.run(input));
+    if (args->captures.empty()) {
+      save_npy(args->output, session.run(input));
+      return 0;
+    }
+    std::vector<std::string> nodes, files;
+    for (const std::string& c : args->captures) {
+      const size_t eq = c.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == c.size()) {
+        throw Error("--capture '" + c + "' is not NODE=FILE.npy");
+      }
+      nodes.push_back(c.substr(0, eq));
+      files.push_back(c.substr(eq + 1));
+    }
+    nodes.push_back(model->node_names().back());  // the logits, from the same run
+    const std::vector<Tensor> values = session.capture(input, nodes);
+    for (size_t i = 0; i < files.size(); ++i) save_npy(files[i], values[i]);
+    save_npy(args->output, values.back());
     return 0;
   };
 }

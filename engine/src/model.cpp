@@ -36,6 +36,12 @@ size_t Model::copied_weight_bytes() const {
   return impl_->graph->widened_bytes() + impl_->weights->reordered_bytes();
 }
 
+std::vector<std::string> Model::node_names() const {
+  std::vector<std::string> names;
+  for (const auto& node : impl_->graph->nodes()) names.push_back(node.name);
+  return names;
+}
+
 class Session::Impl {
  public:
   Impl(std::shared_ptr<const Model> m, const SessionOptions& options)
@@ -63,13 +69,70 @@ std::span<const float> Session::run(const float* input, std::span<const int64_t>
   return {out, static_cast<size_t>(runtime::element_count(stats.output_shape))};
 }
 
-Tensor Session::run(const Tensor& input) {
+namespace {
+
+void check_holds_its_shape(const Tensor& input) {
   int64_t n = 1;
   for (int64_t d : input.shape) n *= d;
   if (input.shape.empty() || n != static_cast<int64_t>(input.data.size())) {
     throw Error("input tensor holds " + std::to_string(input.data.size()) + " values, its shape " +
                 runtime::to_string(input.shape) + " needs " + std::to_string(n));
   }
+}
+
+// A copy of a node output; the runtime keeps feature maps channels-last
+// (N, H, W, C), the caller gets them NCHW.
+Tensor copy_out(const float* data, const runtime::Shape& shape) {
+  Tensor t;
+  const auto count = static_cast<size_t>(runtime::element_count(shape));
+  if (shape.size() != 4) {
+    t.shape = shape;
+    t.data.assign(data, data + count);
+    return t;
+  }
+  const int64_t n = shape[0], h = shape[1], w = shape[2], c = shape[3];
+  t.shape = {n, c, h, w};
+  t.data.resize(count);
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t y = 0; y < h; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        const float* src = data + ((b * h + y) * w + x) * c;
+        for (int64_t k = 0; k < c; ++k) {
+          t.data[static_cast<size_t>(((b * c + k) * h + y) * w + x)] = src[k];
+        }
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+std::vector<Tensor> Session::capture(const Tensor& input, const std::vector<std::string>& nodes) {
+  check_holds_its_shape(input);
+  const auto& graph_nodes = impl_->model->impl().graph->nodes();
+  std::vector<size_t> wanted;  // node index per request
+  for (const std::string& name : nodes) {
+    const auto it = std::find_if(graph_nodes.begin(), graph_nodes.end(),
+                                 [&](const runtime::Node& n) { return n.name == name; });
+    if (it == graph_nodes.end()) {
+      throw Error("the model has no node named '" + name +
+                  "' (`ravlt inspect --nodes` lists them)");
+    }
+    wanted.push_back(static_cast<size_t>(it - graph_nodes.begin()));
+  }
+  std::vector<Tensor> out(nodes.size());
+  impl_->executor.run_observed(input.data.data(), input.shape,
+                               [&](size_t node, const float* data, const runtime::Shape& shape) {
+                                 for (size_t i = 0; i < wanted.size(); ++i) {
+                                   if (wanted[i] == node) out[i] = copy_out(data, shape);
+                                 }
+                               });
+  return out;
+}
+
+Tensor Session::run(const Tensor& input) {
+  check_holds_its_shape(input);
   const std::span<const float> out = run(input.data.data(), input.shape);
   Tensor result;
   result.shape = impl_->executor.plan(input.shape).output_shape;

@@ -156,6 +156,32 @@ TEST_CASE("batch items are independent: a batch equals its items run alone") {
   }
 }
 
+TEST_CASE("capture returns node outputs of the same run, feature maps NCHW") {
+  TempDir dir;
+  const auto model = custom_model(dir);
+  const std::vector<std::string> names = model->node_names();
+  REQUIRE(names.size() > 10);
+  CHECK(names.front() == "input.channels_last");
+  CHECK(names.back() == "head");
+  Session session(model);
+  Tensor input{{2, 3, 37, 45}, random_input(2 * 3 * 37 * 45, 5)};
+  const Tensor logits = session.run(input);
+  const std::vector<Tensor> got = session.capture(input, {"input.channels_last", "head"});
+  REQUIRE(got.size() == 2);
+  // The channels-last copy of the input comes back as the input itself.
+  CHECK(got[0].shape == input.shape);
+  CHECK(got[0].data == input.data);
+  CHECK(got[1].shape == logits.shape);
+  CHECK(got[1].data == logits.data);
+  // The patch embedding's output: (N, C, ceil(ceil(H/2)/2), ...).
+  const Tensor embed = session.capture(input, {"patch_embed.proj.9"})[0];
+  CHECK(embed.shape == std::vector<int64_t>{2, 48, 10, 12});
+  CHECK_THROWS_WITH_AS(session.capture(input, {"layers.9.nothing"}),
+                       doctest::Contains("no node named 'layers.9.nothing'"), Error);
+  // A normal run afterwards is unchanged.
+  CHECK(session.run(input).data == logits.data);
+}
+
 TEST_CASE("shapes the model cannot take are errors that say why") {
   TempDir dir;
   const auto model = custom_model(dir);

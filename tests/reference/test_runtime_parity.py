@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`ravlt run` against the PyTorch reference: the logits of every published
 variant at several input sizes (odd ones included) and batch 1 and 3, and
-the golden model of the authors against its stored logits.
+the golden model of the authors against its stored logits and per-stage
+outputs.
 
 Tolerance (float32): relative L2 distance to the reference in float64 at most
 1e-5, or twice the reference's own float32-vs-float64 gap where that is
@@ -96,24 +97,43 @@ class RuntimeParity(unittest.TestCase):
     def test_ravlt_l(self):
         self.run_variant("L")
 
-    def test_golden_logits(self):
+    def test_golden_logits_and_stages(self):
+        """The golden model of the authors' own code: logits, and the output of
+        the patch embedding and of every stage, read from the engine's run
+        with `ravlt run --capture`."""
         g = harness.ARGS.golden
         if not g or not os.path.isdir(g):
             self.skipTest("no golden data")
         model_path = os.path.join(self.tmp.name, "tiny.rvlt")
         out = os.path.join(self.tmp.name, "golden.npy")
         harness.ravlt("convert", os.path.join(g, "tiny.pth"), "-o", model_path, "-q")
-        harness.ravlt("run", "-m", model_path, "-i", os.path.join(g, "input.npy"), "-o", out)
+        nodes = harness.ravlt("inspect", "--nodes", model_path).stdout.split()
+        # Stage s < 3 ends with its downsampling; stage 3 with its last block.
+        stages = {"patch_embed": "patch_embed.proj.9", "stage3": [n for n in nodes if n.startswith("layers.3.")][-1]}
+        for s in range(3):
+            stages[f"stage{s}"] = f"layers.{s}.downsample.reduction"
+        for node in stages.values():
+            self.assertIn(node, nodes)
+        captures = []
+        for name, node in stages.items():
+            captures += ["--capture", f"{node}={os.path.join(self.tmp.name, name + '.npy')}"]
+        harness.ravlt("run", "-m", model_path, "-i", os.path.join(g, "input.npy"), "-o", out, *captures)
+        for name in ["patch_embed", "stage0", "stage1", "stage2", "stage3"]:
+            ours = torch.from_numpy(np.load(os.path.join(self.tmp.name, name + ".npy")))
+            want = torch.from_numpy(np.load(os.path.join(g, name + ".npy")))
+            self.assertEqual(ours.shape, want.shape, name)
+            err = harness.rel_l2(ours, want)
+            print(f"  golden {name}: ours vs the authors' float32 output {err:.2e}")
+            self.assertLess(err, 1e-5, name)
         ours = torch.from_numpy(np.load(out))
         want = torch.from_numpy(np.load(os.path.join(g, "logits.npy")))
         err = harness.rel_l2(ours, want)
         with open(os.path.join(g, "golden.json")) as f:
             meta = json.load(f)
-        print(f"  golden: ours vs the authors' float32 logits {err:.2e} "
+        print(f"  golden logits: ours vs the authors' float32 logits {err:.2e} "
               f"(their float32 vs float64: {meta['float32_vs_float64_rel_l2']:.1e})")
         self.assertLess(err, 1e-5)
         self.assertEqual(ours.argmax(1).tolist(), meta["top1"])
-
 
 if __name__ == "__main__":
     harness.main()

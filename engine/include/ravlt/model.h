@@ -35,6 +35,10 @@ class Model {
   /// weights widened at load, plus weights reordered for oneDNN (which
   /// grows as sessions plan new shapes).
   size_t copied_weight_bytes() const;
+  /// Names of the graph's nodes in execution order (what Session::capture
+  /// and `ravlt run --capture` take), e.g. "patch_embed.proj.9",
+  /// "layers.0.downsample.reduction", "head".
+  std::vector<std::string> node_names() const;
 
   class Impl;
   const Impl& impl() const { return *impl_; }
@@ -93,6 +97,13 @@ class Session {
   std::span<const float> run(const float* input, std::span<const int64_t> shape);
   /// The same on a caller-owned tensor, returning a caller-owned result.
   Tensor run(const Tensor& input);
+  /// Runs on `input` and returns copies of the outputs of the nodes named
+  /// in `nodes` (see Model::node_names()), in that order; feature maps
+  /// (rank 4) come back NCHW like the input, whatever layout the runtime
+  /// keeps them in. For comparing the network stage by stage with another
+  /// implementation: slower than run(), and it allocates. Throws
+  /// ravlt::Error naming a node the graph does not have.
+  std::vector<Tensor> capture(const Tensor& input, const std::vector<std::string>& nodes);
   /// Plans `shape` if needed and reports its memory.
   PlanMemory plan(std::span<const int64_t> shape);
   /// With SessionOptions::profile: time per op kind, largest first.
