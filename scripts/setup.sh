@@ -14,10 +14,14 @@ packages=(
   libzip-dev             # torch.save zip container
   libxxhash-dev          # fast file checksum
   libssl-dev             # SHA-256 of source checkpoints
+  libjpeg62-turbo-dev libpng-dev  # image decoding (the libraries Pillow uses)
+  libstb-dev             # BMP decoding (stb_image)
   # tests
   doctest-dev
   python3-torch python3-numpy   # the PyTorch reference (tests/reference/)
   python3-flatbuffers           # the reference reads .rvlt files independently
+  python3-pil python3-torchvision  # the authors' evaluation preprocessing, for parity
+  python3-sklearn               # the digits data set of the demo model
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -12,6 +12,7 @@
 #include "ravlt/error.h"
 #include "ravlt/model.h"
 #include "tools/commands.h"
+#include "tools/size_argument.h"
 
 namespace ravlt::tools {
 namespace {
@@ -44,22 +45,9 @@ double percentile(std::vector<double> v, double p) {
   return i + 1 < v.size() ? v[i] * (1 - frac) + v[i + 1] * frac : v[i];
 }
 
-std::pair<int64_t, int64_t> parse_size(const std::string& s) {
-  const size_t x = s.find('x');
-  try {
-    if (x == std::string::npos) {
-      const int64_t side = std::stoll(s);
-      return {side, side};
-    }
-    return {std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))};
-  } catch (const std::exception&) {
-    throw Error("--size '" + s + "' is not HxW (e.g. 224x224) or a single side");
-  }
-}
-
 int run(const BenchArgs& a) {
-  const auto [height, width] = parse_size(a.size);
-  if (height <= 0 || width <= 0) throw Error("--size must be positive");
+  const auto [h, w] = parse_size(a.size, "--size");
+  const int64_t height = h, width = w;
   const std::vector<int64_t> shape = {a.batch, 3, height, width};
 
   auto start = Clock::now();

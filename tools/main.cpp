@@ -1,5 +1,5 @@
-// ravlt: convert, inspect, run and benchmark RAVLT models. Exit status 0 on success, 1 with a
-// one-line reason on any failure, 2 for bad usage.
+// ravlt: convert, inspect, run, benchmark RAVLT models and prepare images for them. Exit status 0
+// on success, 1 with a one-line reason on any failure, 2 for bad usage.
 #include <cstdio>
 #include <exception>
 
@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   const ravlt::tools::Runner inspect = ravlt::tools::add_inspect_command(app);
   const ravlt::tools::Runner run = ravlt::tools::add_run_command(app);
   const ravlt::tools::Runner bench = ravlt::tools::add_bench_command(app);
+  const ravlt::tools::Runner preprocess = ravlt::tools::add_preprocess_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("inspect")) return inspect();
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("bench")) return bench();
+    if (app.got_subcommand("preprocess")) return preprocess();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ravlt: error: %s\n", e.what());
     return 1;

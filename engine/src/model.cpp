@@ -19,6 +19,17 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   std::shared_ptr<Model> model(new Model());
   auto file = rvlt::ModelFile::open(path, open);
   for (const auto* label : *file->metadata().labels()) model->impl_->labels.push_back(label->str());
+  // Verified by the reader: three channels, positive sizes and std.
+  const auto& pre = *file->metadata().preprocess();
+  Preprocessing& p = model->impl_->preprocessing;
+  p.resize = pre.resize();
+  p.crop_height = pre.crop_h();
+  p.crop_width = pre.crop_w();
+  p.bilinear = pre.interpolation() == fb::Interpolation_Bilinear;
+  for (int c = 0; c < 3 && pre.mean()->size() == 3; ++c) {
+    p.mean[c] = pre.mean()->Get(static_cast<flatbuffers::uoffset_t>(c));
+    p.std[c] = pre.std()->Get(static_cast<flatbuffers::uoffset_t>(c));
+  }
   model->impl_->graph = runtime::Graph::load(std::move(file));
   model->impl_->weights = std::make_shared<runtime::cpu::WeightCache>();
   return model;
@@ -30,6 +41,10 @@ int Model::num_classes() const {
 
 const std::vector<std::string>& Model::labels() const {
   return impl_->labels;
+}
+
+const Preprocessing& Model::preprocessing() const {
+  return impl_->preprocessing;
 }
 
 size_t Model::copied_weight_bytes() const {

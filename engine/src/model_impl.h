@@ -14,6 +14,7 @@ class Model::Impl {
   std::shared_ptr<const runtime::Graph> graph;
   std::shared_ptr<runtime::cpu::WeightCache> weights;  // shared by all sessions
   std::vector<std::string> labels;
+  Preprocessing preprocessing;
 };
 
 }  // namespace ravlt

@@ -20,6 +20,17 @@ struct LoadOptions {
   bool verify_checksum = true;
 };
 
+/// How an image becomes the network's input (stored in every model file;
+/// see Model::preprocessing(); applied by ravlt::preprocess() in image.h).
+struct Preprocessing {
+  int resize = 256;       ///< the shorter side is resized to this, keeping the aspect ratio
+  int crop_height = 224;  ///< then the centre crop_height x crop_width is taken
+  int crop_width = 224;
+  bool bilinear = false;                     ///< Pillow's bilinear filter instead of bicubic
+  float mean[3] = {0.485f, 0.456f, 0.406f};  ///< per channel, after scaling to [0, 1]
+  float std[3] = {0.229f, 0.224f, 0.225f};
+};
+
 /// A verified model file, mapped into memory, with its graph.
 class Model {
  public:
@@ -31,6 +42,8 @@ class Model {
   int num_classes() const;
   /// Class names, one per class.
   const std::vector<std::string>& labels() const;
+  /// The preprocessing recorded in the file at conversion.
+  const Preprocessing& preprocessing() const;
   /// Bytes of weights copied out of the mapped file: float16/bfloat16
   /// weights widened at load, plus weights reordered for oneDNN (which
   /// grows as sessions plan new shapes).
