@@ -1,0 +1,82 @@
+// Image classification: decode, preprocess as the model's metadata says,
+// run, and return the top-k classes with their probabilities.
+//
+// Thread safety: a Classifier owns a Session, so use each Classifier from
+// one thread at a time; any number of Classifiers (one per thread) may
+// share one Model.
+//
+//     auto model = ravlt::Model::load("ravlt_s.rvlt");
+//     ravlt::Classifier classifier(model);
+//     for (const ravlt::Prediction& p : classifier.classify_file("cat.jpg"))
+//       std::printf("%.3f %s\n", p.probability, p.label.c_str());
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ravlt/image.h"
+#include "ravlt/model.h"
+
+namespace ravlt {
+
+struct ClassifierOptions {
+  /// Threads for the network and for decoding a batch; 0: all cores.
+  int threads = 0;
+  /// Classes returned per image, most probable first (at most the model's
+  /// class count).
+  int top_k = 5;
+  /// Limits applied while decoding (the decompression-bomb guard).
+  DecodeOptions decode;
+};
+
+/// One class of an image's top-k.
+struct Prediction {
+  int index = 0;            ///< class index in the model's output
+  std::string label;        ///< its name (Model::labels())
+  float probability = 0.f;  ///< softmax of the logits
+};
+
+/// The outcome for one input of a batch: predictions, or why there are none.
+struct ClassifyResult {
+  std::vector<Prediction> top;  ///< empty if `error` is set
+  std::string error;            ///< e.g. "cat.jpg: corrupt JPEG: ..."
+  bool ok() const { return error.empty(); }
+};
+
+class Classifier {
+ public:
+  /// Throws ravlt::Error on a null model or bad options.
+  explicit Classifier(std::shared_ptr<const Model> model, const ClassifierOptions& options = {});
+  ~Classifier();
+  Classifier(const Classifier&) = delete;
+  Classifier& operator=(const Classifier&) = delete;
+
+  /// The top-k of an image file (JPEG, PNG or BMP). Throws ravlt::Error
+  /// naming the file if it cannot be decoded.
+  std::vector<Prediction> classify_file(const std::string& path);
+  /// The top-k of an encoded image held in memory.
+  std::vector<Prediction> classify_encoded(std::span<const uint8_t> encoded);
+  /// The top-k of a decoded RGB image.
+  std::vector<Prediction> classify(const Image& image);
+  /// Several files in one batched run of the network, decoded in parallel.
+  /// Never throws for a bad file: its result carries the error instead.
+  std::vector<ClassifyResult> classify_files(std::span<const std::string> paths);
+  /// Several decoded images in one batched run of the network.
+  std::vector<std::vector<Prediction>> classify_batch(std::span<const Image> images);
+
+  const Model& model() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The `k` largest of `logits` (one row) as probabilities (softmax), most
+/// probable first; ties keep the lower index first.
+std::vector<Prediction> top_k(std::span<const float> logits, int k,
+                              const std::vector<std::string>& labels);
+
+}  // namespace ravlt

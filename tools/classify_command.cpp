@@ -1,0 +1,165 @@
+// ravlt classify: top-k classes of image files and folders.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ravlt/classifier.h"
+#include "ravlt/error.h"
+#include "tools/commands.h"
+#include "tools/json_text.h"
+#include "tools/progress_bar.h"
+
+namespace ravlt::tools {
+namespace {
+
+struct ClassifyArgs {
+  std::string model;
+  std::vector<std::string> inputs;
+  int top_k = 5;
+  int batch = 8;
+  int threads = 0;
+  bool json = false;
+  std::string device = "cpu";
+  uint64_t max_pixels = DecodeOptions{}.max_pixels;
+};
+
+bool is_image_name(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+}
+
+// Files as given (whatever their name), and the images found under the
+// folders given, recursively, sorted by path for a stable order.
+std::vector<std::string> collect(const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const std::string& in : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(in, ec)) {
+      std::vector<std::string> found;
+      fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec);
+      if (ec) throw Error(in + ": cannot list: " + ec.message());
+      for (const fs::directory_entry& e : it) {
+        if (e.is_regular_file(ec) && is_image_name(e.path())) found.push_back(e.path().string());
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(in);  // a missing file becomes its own error line
+    }
+  }
+  return files;
+}
+
+void print_text(const std::string& path, const ClassifyResult& r) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "ravlt: error: %s\n", r.error.c_str());
+    return;
+  }
+  std::printf("%s\n", path.c_str());
+  for (const Prediction& p : r.top) {
+    std::printf("  %7.4f  %s (%d)\n", p.probability, p.label.c_str(), p.index);
+  }
+}
+
+std::string result_json(const std::string& path, const ClassifyResult& r) {
+  std::string s = "{\"path\": " + json_string(path);
+  if (!r.ok()) return s + ", \"error\": " + json_string(r.error) + "}";
+  std::string indices, labels, probs;
+  for (size_t i = 0; i < r.top.size(); ++i) {
+    const char* sep = i == 0 ? "" : ", ";
+    indices += sep + std::to_string(r.top[i].index);
+    labels += sep + json_string(r.top[i].label);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(r.top[i].probability));
+    probs += sep + std::string(buf);
+  }
+  return s + ", \"indices\": [" + indices + "], \"labels\": [" + labels +
+         "], \"probabilities\": [" + probs + "]}";
+}
+
+int run(const ClassifyArgs& a) {
+  if (a.device != "cpu") {
+    throw Error("--device " + a.device + ": this build has no such backend (available: cpu)");
+  }
+  const std::vector<std::string> files = collect(a.inputs);
+  if (files.empty()) throw Error("no images found (JPEG, PNG or BMP files, or folders of them)");
+  ClassifierOptions options;
+  options.threads = a.threads;
+  options.top_k = a.top_k;
+  options.decode.max_pixels = a.max_pixels;
+  Classifier classifier(Model::load(a.model), options);
+
+  ProgressBar bar;
+  const bool show_progress = files.size() > 8;
+  size_t failed = 0;
+  std::vector<std::string> json_results;
+  for (size_t start = 0; start < files.size(); start += static_cast<size_t>(a.batch)) {
+    const size_t end = std::min(files.size(), start + static_cast<size_t>(a.batch));
+    const std::span<const std::string> chunk(files.data() + start, end - start);
+    const std::vector<ClassifyResult> results = classifier.classify_files(chunk);
+    if (show_progress) bar.finish();  // keep printed lines clean
+    for (size_t i = 0; i < results.size(); ++i) {
+      failed += results[i].ok() ? 0 : 1;
+      if (a.json) {
+        json_results.push_back(result_json(chunk[i], results[i]));
+      } else {
+        print_text(chunk[i], results[i]);
+      }
+    }
+    std::fflush(stdout);
+    if (show_progress) {
+      bar.update("classifying", static_cast<double>(end) / static_cast<double>(files.size()));
+    }
+  }
+  bar.finish();
+  if (a.json) {
+    std::printf("{\"model\": %s, \"images\": %zu, \"failed\": %zu, \"results\": [\n",
+                json_string(a.model).c_str(), files.size(), failed);
+    for (size_t i = 0; i < json_results.size(); ++i) {
+      std::printf("  %s%s\n", json_results[i].c_str(), i + 1 < json_results.size() ? "," : "");
+    }
+    std::printf("]}\n");
+  }
+  if (failed > 0 && !a.json) {
+    std::fprintf(stderr, "ravlt: %zu of %zu images could not be classified\n", failed,
+                 files.size());
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+Runner add_classify_command(CLI::App& app) {
+  auto args = std::make_shared<ClassifyArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "classify", "Classify images (JPEG, PNG, BMP; files or folders, searched recursively)");
+  cmd->add_option("-m,--model", args->model, "model file (.rvlt)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("images", args->inputs, "image files and folders")->required();
+  cmd->add_option("-k,--top-k", args->top_k, "classes shown per image")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--batch", args->batch, "images per run of the network")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json,
+                "print one JSON document: per image its path, top-k indices, labels and "
+                "probabilities, or its error");
+  cmd->add_option("--device", args->device, "where to run: cpu")->capture_default_str();
+  cmd->add_option("--max-pixels", args->max_pixels,
+                  "largest image accepted, in pixels (decompression-bomb guard)")
+      ->capture_default_str();
+  return [args] { return run(*args); };
+}
+
+}  // namespace ravlt::tools
