@@ -14,6 +14,7 @@
 
 namespace ravlt {
 
+/// How Model::load() opens a file.
 struct LoadOptions {
   /// Verify the file's checksum (one pass over the file). The structure of
   /// the file is verified either way.
@@ -39,6 +40,7 @@ class Model {
                                            const LoadOptions& options = {});
   ~Model();
 
+  /// Number of logits per image.
   int num_classes() const;
   /// Class names, one per class.
   const std::vector<std::string>& labels() const;
@@ -53,6 +55,7 @@ class Model {
   /// "layers.0.downsample.reduction", "head".
   std::vector<std::string> node_names() const;
 
+  /// Engine internals (not installed); for the engine's own code only.
   class Impl;
   const Impl& impl() const { return *impl_; }
 
@@ -61,6 +64,7 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
+/// How a Session runs.
 struct SessionOptions {
   /// Threads each run uses; 0: all cores.
   int threads = 0;
@@ -85,8 +89,8 @@ struct NodeProfile {
 
 /// A float32 tensor owned by the caller.
 struct Tensor {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
+  std::vector<int64_t> shape;  ///< e.g. (N, 3, H, W)
+  std::vector<float> data;     ///< C order, product(shape) values
 };
 
 /// Memory of the plan for one input shape.
@@ -95,8 +99,11 @@ struct PlanMemory {
   size_t lower_bound = 0;  ///< most bytes live at any one step
 };
 
+/// Runs a Model: one per thread, holding its plans (one per input shape)
+/// and their memory.
 class Session {
  public:
+  /// Throws ravlt::Error on a null model or a negative thread count.
   explicit Session(std::shared_ptr<const Model> model, const SessionOptions& options = {});
   ~Session();
   Session(const Session&) = delete;

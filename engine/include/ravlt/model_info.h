@@ -8,44 +8,46 @@
 
 namespace ravlt {
 
+/// One stage of the network as the file describes it.
 struct StageInfo {
-  int dim = 0;
-  int depth = 0;
-  int heads = 0;
-  int head_dim = 0;
-  int ffn_hidden = 0;
-  bool layer_scale = false;
-  std::string attention;  ///< "rala" or "softmax"
+  int dim = 0;               ///< channels
+  int depth = 0;             ///< blocks
+  int heads = 0;             ///< attention heads
+  int head_dim = 0;          ///< channels per head
+  int ffn_hidden = 0;        ///< FFN hidden width
+  bool layer_scale = false;  ///< whether the blocks had layer scales (folded)
+  std::string attention;     ///< "rala" or "softmax"
   /// Graph nodes of this stage (blocks and its downsampling), by op name.
   std::map<std::string, int> ops;
 };
 
+/// Everything `ravlt inspect` reports about a model file.
 struct ModelInfo {
-  std::string path;
-  uint64_t file_bytes = 0;
-  int format_major = 0;
+  std::string path;         ///< as opened
+  uint64_t file_bytes = 0;  ///< size of the file
+  int format_major = 0;     ///< .rvlt format version
   int format_minor = 0;
-  std::string producer;
-  std::string producer_version;
-  std::string source_file;
-  std::string source_sha256;
-  std::string source_state_dict;
-  std::string weight_dtype;
-  std::string variant;
-  int in_channels = 0;
-  int stem_hidden = 0;
-  std::vector<StageInfo> stages;
-  int projection = 0;
-  int num_classes = 0;
-  uint64_t source_parameters = 0;  ///< before folding, as in the checkpoint
-  uint64_t stored_parameters = 0;  ///< constants in the file
-  uint64_t weight_bytes = 0;       ///< size of the data section
-  int resize = 0, crop_h = 0, crop_w = 0;
-  std::string interpolation;
-  std::vector<float> mean, std;
-  std::vector<std::string> labels;
-  size_t nodes = 0;
-  size_t tensors = 0;
+  std::string producer;                    ///< "ravlt"
+  std::string producer_version;            ///< version of the converter that wrote it
+  std::string source_file;                 ///< checkpoint converted (base name)
+  std::string source_sha256;               ///< of the whole checkpoint file
+  std::string source_state_dict;           ///< entry converted: "model", "model_ema" or "" (bare)
+  std::string weight_dtype;                ///< "float32", "float16" or "bfloat16"
+  std::string variant;                     ///< "RAVLT-S" for a published config, else "custom"
+  int in_channels = 0;                     ///< image channels (3)
+  int stem_hidden = 0;                     ///< channels inside the patch embedding
+  std::vector<StageInfo> stages;           ///< the four stages
+  int projection = 0;                      ///< channels of the 1x1 projection before pooling
+  int num_classes = 0;                     ///< logits
+  uint64_t source_parameters = 0;          ///< before folding, as in the checkpoint
+  uint64_t stored_parameters = 0;          ///< constants in the file
+  uint64_t weight_bytes = 0;               ///< size of the data section
+  int resize = 0, crop_h = 0, crop_w = 0;  ///< recorded preprocessing (see Preprocessing)
+  std::string interpolation;               ///< "bicubic" or "bilinear"
+  std::vector<float> mean, std;            ///< per channel
+  std::vector<std::string> labels;         ///< class names
+  size_t nodes = 0;                        ///< graph nodes
+  size_t tensors = 0;                      ///< graph values, constants included
   /// Nodes outside the stages ("patch_embed", "head"), by op name.
   std::map<std::string, std::map<std::string, int>> other_ops;
 
