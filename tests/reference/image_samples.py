@@ -87,6 +87,10 @@ def write_samples(out):
         save(rgb.convert("L"), p("gray.bmp")),
         save(Image.merge("RGBA", (*rgb.split(), alpha)), p("rgba.bmp")),
     ]
+    # EXIF orientation 6 ("rotate 90"): Pillow's open ignores it, so must we.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    files.append(save(portrait, p("exif_rotated.jpg"), quality=90, exif=exif.tobytes()))
     pal = rgb.convert("P", palette=Image.ADAPTIVE, colors=64)
     pal.info["transparency"] = 3
     files.append(save(pal, p("palette_trns.png"), transparency=3))

@@ -5,7 +5,9 @@ CenterCrop, ToTensor and Normalize. `ravlt preprocess` must give the same
 float32 tensor, bit for bit, for every format and pixel layout of
 image_samples.py; broken files must fail with a clear message."""
 
+import json
 import os
+import shutil
 import tempfile
 import unittest
 
@@ -101,6 +103,68 @@ class Images(unittest.TestCase):
         p = harness.ravlt("preprocess", path, "-o", os.path.join(self.tmp.name, "b.npy"), "--max-pixels", "1000",
                           check=False)
         self.assertIn("exceeds the limit of 1000", p.stderr)
+
+    def test_classify_equals_the_authors_evaluation(self):
+        """`ravlt classify` on every sample (ImageNet preprocessing 256/224)
+        against the reference model on torchvision's tensors of the same
+        files: same top-5 classes, probabilities to float rounding."""
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from ravlt_reference import VARIANTS, Ravlt
+        model = os.path.join(self.tmp.name, "custom_imagenet.rvlt")
+        harness.ravlt("convert", harness.data("custom_bare.pth"), "-o", model, "-q")
+        folder = os.path.join(self.tmp.name, "samples")
+        r = json.loads(harness.ravlt("classify", "-m", model, folder, "--json", "--batch", "5").stdout)
+        self.assertEqual(r["failed"], 0)
+        self.assertEqual(r["images"], len(self.samples))
+        ref = Ravlt(VARIANTS["custom"]).eval()
+        ref.load_state_dict(torch.load(harness.data("custom_bare.pth")))
+        for item in r["results"]:
+            with self.subTest(image=os.path.basename(item["path"])):
+                with torch.no_grad():
+                    logits = ref(torch.from_numpy(torchvision_tensor(item["path"]))).double()
+                probs = torch.softmax(logits, 1)[0].numpy()
+                want = np.argsort(-probs, kind="stable")[:5]
+                self.assertEqual(item["indices"], want.tolist())
+                np.testing.assert_allclose(item["probabilities"], probs[want], rtol=1e-5, atol=1e-7)
+                self.assertEqual(item["labels"][0], f"class_{want[0]}")
+        print(f"  classify: {len(r['results'])} images, top-5 and probabilities as PyTorch's evaluation")
+
+    def test_classify_reports_broken_files_and_goes_on(self):
+        model = os.path.join(self.tmp.name, "custom_small.rvlt")
+        harness.ravlt("convert", harness.data("custom_bare.pth"), "-o", model, "-q", "--resize", "48",
+                      "--crop", "40")
+        folder = os.path.join(self.tmp.name, "mixed")
+        os.makedirs(os.path.join(folder, "sub"), exist_ok=True)
+        shutil.copy(self.samples[0], os.path.join(folder, "sub", "good.jpg"))
+        shutil.copy(self.samples[6], os.path.join(folder, "good.png"))
+        shutil.copy(self.broken[0][0], os.path.join(folder, "bad.jpg"))
+        with open(os.path.join(folder, "notes.txt"), "w") as f:  # not an image name: skipped
+            f.write("x")
+        p = harness.ravlt("classify", "-m", model, folder, "-k", "2", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("bad.jpg: corrupt JPEG", p.stderr)
+        self.assertIn("1 of 3 images could not be classified", p.stderr)
+        self.assertEqual(p.stdout.count("good"), 2)
+        self.assertEqual(len(p.stdout.strip().splitlines()), 2 * 3)  # path + 2 classes, twice
+        p = harness.ravlt("classify", "-m", model, folder, "--json", check=False)
+        self.assertEqual(p.returncode, 1)
+        doc = json.loads(p.stdout)
+        self.assertEqual((doc["images"], doc["failed"]), (3, 1))
+        bad = [x for x in doc["results"] if "error" in x]
+        self.assertEqual(len(bad), 1)
+        self.assertTrue(bad[0]["path"].endswith("bad.jpg"))
+        good = [x for x in doc["results"] if "error" not in x]
+        self.assertEqual([len(x["indices"]) for x in good], [5, 5])
+        p = harness.ravlt("classify", "-m", model, folder, "--device", "cuda", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--device cuda", p.stderr)
+        p = harness.ravlt("classify", "-m", model, os.path.join(folder, "sub", "nothing"), check=False)
+        self.assertIn("cannot open", p.stderr)
+        empty = os.path.join(self.tmp.name, "empty_dir")
+        os.makedirs(empty, exist_ok=True)
+        p = harness.ravlt("classify", "-m", model, empty, check=False)
+        self.assertIn("no images found", p.stderr)
 
 
 if __name__ == "__main__":
