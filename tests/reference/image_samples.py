@@ -129,6 +129,7 @@ def write_broken(out):
                            "corrupt PNG"),
         "not_an_image.jpg": (b"hello, this is text\n", "not a JPEG, PNG or BMP"),
         "truncated.bmp": (open_bmp_prefix(), "corrupt BMP"),
+        "rgb555.bmp": (bmp16(), "16-bit BMP images are not supported"),
     }
     out_cases = []
     for name, (data, message) in cases.items():
@@ -139,6 +140,16 @@ def write_broken(out):
     open(empty, "wb").close()
     out_cases.append((empty, "empty"))
     return out_cases
+
+
+def bmp16():
+    """A 16-bit (RGB555) BMP, written by hand: Pillow cannot write one."""
+    w, h = 6, 4
+    stride = (w * 2 + 3) // 4 * 4
+    pixels = bytes(range(stride * h))
+    header = struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 0, len(pixels), 2835, 2835, 0, 0)
+    return header + info + pixels
 
 
 def open_bmp_prefix():

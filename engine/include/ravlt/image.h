@@ -34,7 +34,8 @@ struct DecodeOptions {
 /// PNGs keep the high byte; EXIF orientation is ignored. The format is
 /// recognised by its signature, not by a file name. Throws ravlt::Error on
 /// anything else, on a corrupt or truncated file and on an image larger than
-/// `options.max_pixels`. CMYK JPEGs are refused.
+/// `options.max_pixels`. CMYK JPEGs and RLE-compressed or 16-bit BMPs are
+/// refused (Pillow reads them; we do not yet).
 Image decode_image(std::span<const uint8_t> encoded, const DecodeOptions& options = {});
 
 /// decode_image() on the contents of `path`; errors name the path.

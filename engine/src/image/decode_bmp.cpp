@@ -1,7 +1,7 @@
 // BMP through Debian's stb_image (libstb): uncompressed 1/4/8-bit palette,
-// 16, 24 and 32-bit, bottom-up or top-down; alpha dropped as Pillow's
-// convert("RGB") does. (Pillow also reads RLE-compressed BMPs, which
-// stb_image refuses with an error.)
+// 24 and 32-bit, bottom-up or top-down; alpha dropped as Pillow's
+// convert("RGB") does. Refused with an error, though Pillow reads them:
+// RLE-compressed BMPs (stb_image cannot) and 16-bit ones (see below).
 #include <stb_image.h>
 
 #include <climits>
@@ -42,6 +42,10 @@ void check_not_truncated(std::span<const uint8_t> b) {
     bits = le(b, 28, 2);
     compression = le(b, 30, 4);
   }
+  // Pillow expands 5-bit channels as v * 255 / 31, stb_image by bit
+  // replication: they differ, so 16-bit BMPs are refused rather than
+  // decoded differently.
+  if (bits == 16) throw Error("16-bit BMP images are not supported");
   if (compression != 0 && compression != 3) return;  // compressed: stb_image refuses it
   const uint64_t stride = (width * bits + 31) / 32 * 4;
   if (uint64_t{offset} + stride * height > b.size()) {
