@@ -90,7 +90,8 @@ NpyArray read_npy(const std::string& path) {
                 shape_text + " needs " + std::to_string(count * sizeof(float)));
   }
   array.data.resize(count);
-  std::memcpy(array.data.data(), b + data_offset, count * sizeof(float));
+  // (An empty array has no buffer: memcpy must not see its null pointer.)
+  if (count > 0) std::memcpy(array.data.data(), b + data_offset, count * sizeof(float));
   return array;
 }
 

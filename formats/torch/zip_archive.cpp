@@ -6,6 +6,7 @@
 #include <memory>
 #include <unordered_set>
 
+#include "formats/fuzzing.h"
 #include "ravlt/error.h"
 
 namespace ravlt::torch {
@@ -94,7 +95,9 @@ void ZipArchive::read(uint64_t index, std::vector<uint8_t>& out) const {
     throw Error(label + " would expand " + std::to_string(st.comp_size) + " bytes to " +
                 std::to_string(st.size) + " (a zip bomb?)");
   }
-  std::unique_ptr<zip_file_t, int (*)(zip_file_t*)> file(zip_fopen_index(archive_, index, 0),
+  // The fuzzing build reads stored entries raw, without their CRC.
+  const zip_flags_t flags = kFuzzingBuild && st.comp_method == ZIP_CM_STORE ? ZIP_FL_COMPRESSED : 0;
+  std::unique_ptr<zip_file_t, int (*)(zip_file_t*)> file(zip_fopen_index(archive_, index, flags),
                                                          zip_fclose);
   if (!file) throw Error(label + ": cannot open: " + zip_strerror(archive_));
   out.resize(st.size);

@@ -250,6 +250,25 @@ TEST_CASE("softmax attention kernel matches the spec on every instruction-set pa
   check_all_paths(false);
 }
 
+TEST_CASE("a NaN in the input comes out as NaN, on every path (no garbage, no crash)") {
+  for (bool rala : {true, false}) {
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
+      force_isa(isa);
+      for (int d : {20, 64}) {
+        Problem p = make_problem(1, 5, 7, 2, d, 3u);
+        p.qkvo[static_cast<size_t>(4 * 2 * d) + 1] = std::nanf("");  // token 1, head 0, q
+        const std::vector<float> out = run_kernel(p, rala);
+        size_t nans = 0;
+        for (float v : out) nans += std::isnan(v) ? 1 : 0;
+        INFO(std::string(rala ? "RALA " : "softmax ") << isa_name(isa) << " d=" << d);
+        CHECK(nans > 0);
+      }
+    }
+  }
+  reset_isa();
+}
+
 TEST_CASE("forcing an instruction set the CPU lacks is refused") {
   if (detected_isa() == Isa::kAvx512) {
     MESSAGE("skipped: this CPU has every path");

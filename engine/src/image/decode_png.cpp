@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/src/image/decoders.h"
+#include "formats/fuzzing.h"
 #include "ravlt/error.h"
 
 namespace ravlt::image {
@@ -78,6 +79,12 @@ Image decode_png(std::span<const uint8_t> encoded, uint64_t max_pixels) {
   // A bad checksum on any chunk is an error, as in Pillow (libpng would
   // only warn about ancillary chunks).
   png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
+  if (kFuzzingBuild) {  // mutated inputs must reach the decoder (formats/fuzzing.h)
+    png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
+#ifdef PNG_IGNORE_ADLER32
+    png_set_option(png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
+#endif
+  }
   // Image size limits are ours (check_size); libpng's own default (1e6
   // per side) stays as a second guard.
   png_read_info(png, info);
