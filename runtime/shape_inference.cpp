@@ -108,6 +108,16 @@ std::vector<Shape> infer_shapes(const Graph& graph, const Shape& input) {
         out = {x[0], x[3]};
         break;
     }
+    // No value may ask for more than the runtime's limit (a file cannot make
+    // a plan allocate without bound, whatever its shapes and input).
+    int64_t elements = 1;
+    for (int64_t d : out) {
+      if (d < 0 || (d > 0 && elements > kMaxValueElements / d)) {
+        fail(n, "output " + to_string(out) + " exceeds the limit of " +
+                    std::to_string(kMaxValueElements) + " elements per tensor");
+      }
+      elements *= d;
+    }
     shapes[n.output] = std::move(out);
   }
   return shapes;

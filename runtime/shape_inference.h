@@ -7,6 +7,10 @@
 
 namespace ravlt::runtime {
 
+/// Most elements one value may hold (16 GiB of float32): a plan asking
+/// for more is refused with an error naming the node.
+inline constexpr int64_t kMaxValueElements = int64_t{1} << 32;
+
 /// Returns one shape per graph value (constants as declared). Throws
 /// ravlt::Error naming the node and the shapes that do not fit.
 std::vector<Shape> infer_shapes(const Graph& graph, const Shape& input);

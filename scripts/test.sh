@@ -31,16 +31,46 @@ stage "configured"
 cmake --build build -j "$(nproc)"
 stage "built (gcc)"
 
-# The code must compile with clang too (design.md); compile-only here, the
-# tests run on the gcc build.
-cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-cmake --build build-clang -j "$(nproc)" >build-clang/compile.log 2>&1 || { tail -50 build-clang/compile.log; exit 1; }
-stage "built (clang, compile check)"
+# The code must compile with clang too (design.md): clang builds the
+# sanitizer configuration, AddressSanitizer + UndefinedBehaviorSanitizer
+# (+ LeakSanitizer), whose tests run after the main suite.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
+  -DRAVLT_SANITIZE=ON -DRAVLT_TESTDATA="$PWD/build/testdata" >/dev/null
+cmake --build build-asan -j "$(nproc)" >build-asan/compile.log 2>&1 || { tail -50 build-asan/compile.log; exit 1; }
+stage "built (clang, ASan + UBSan)"
 
 set +e
 ctest --test-dir build --output-on-failure -j "$(nproc)" >build/ctest.log 2>&1
 status=$?
 set -e
 stage "tests ran"
+
+# Under the sanitizers: the unit tests and the RAVLT-T-sized parity tests,
+# on the checkpoints the main run generated (-FS: no second generation).
+# Suppressions: tests/sanitizers/ (third-party runtimes only, each with its
+# reason).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
+export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+set +e
+ctest --test-dir build-asan -FS testdata -R "_test$|runtime_parity_t" --output-on-failure \
+  -j "$(nproc)" >build-asan/ctest.log 2>&1
+asan_status=$?
+set -e
+stage "sanitizer tests ran"
+
+# A short, deterministic pass of every fuzz target (fixed seed and run
+# count), so that a parser change that breaks on the seeds fails here.
+set +e
+FUZZ_RUNS=3000 bash scripts/fuzz.sh 0 "$(nproc)" >build-fuzz-ci.log 2>&1
+fuzz_status=$?
+set -e
+stage "fuzz targets ran (short pass)"
+cat build-fuzz-ci.log
+echo "--- sanitizer build (clang, ASan + UBSan + LSan):"
+tail -n 25 build-asan/ctest.log
+echo "--- main build (gcc):"
 cat build/ctest.log
+[ $asan_status -eq 0 ] || { echo "sanitizer tests FAILED"; exit 1; }
+[ $fuzz_status -eq 0 ] || { echo "fuzz pass FAILED"; exit 1; }
 exit $status

@@ -112,6 +112,12 @@ void check_node_operands(const fb::Graph& g, const fb::Node& n, const std::strin
           a.pad_h() < 0 || a.pad_w() < 0 || a.groups() <= 0) {
         throw Error(label + ": invalid kernel, stride, padding or groups");
       }
+      // Padding beyond the kernel only adds zeros no tap reads; it would let
+      // a file grow every feature map without bound.
+      if (a.pad_h() >= a.kernel_h() || a.pad_w() >= a.kernel_w()) {
+        throw Error(label + ": padding " + std::to_string(a.pad_h()) + "x" +
+                    std::to_string(a.pad_w()) + " is not smaller than the kernel");
+      }
       const auto& w = shape_of(g, in[1]);
       if (w.size() != 4 || w[0] % a.groups() != 0) {
         throw Error(label + ": weight shape " + shape_string(w) + " is not (O, I/groups, KH, KW)");

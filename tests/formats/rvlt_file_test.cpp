@@ -1,14 +1,19 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include <cstring>
 #include <functional>
 #include <random>
 
 #include "formats/rvlt/model_file.h"
 #include "ravlt/error.h"
+#include "ravlt/model.h"
 #include "tests/test_util.h"
 
 using namespace ravlt;
+using ravlt::rvlt::ModelFile;
+using ravlt::rvlt::OpenOptions;
 using ravlt::test::read_file;
 using ravlt::test::TempDir;
 using ravlt::test::write_file;
@@ -247,4 +252,25 @@ TEST_CASE("files that are not model files") {
   write_file(path, {});
   CHECK(open_error(path).find("empty") != std::string::npos);
   CHECK(open_error(dir.file("missing.rvlt")).find("cannot open") != std::string::npos);
+}
+
+TEST_CASE("inputs the fuzzer found stay handled (tests/fuzz/regressions/)") {
+  // A convolution padded by 50331649 rows: every later map (and the plan's
+  // memory) would have grown without bound.
+  const std::string padded =
+      std::string(RAVLT_SOURCE_DIR) + "/tests/fuzz/regressions/conv_padding_grows_maps.rvlt";
+  OpenOptions no_checksum;
+  no_checksum.verify_checksum = false;
+  CHECK_THROWS_WITH_AS(ModelFile::open(padded, no_checksum),
+                       doctest::Contains("is not smaller than the kernel"), Error);
+  // Weights holding NaN: the model runs and its logits are NaN (exp of a
+  // NaN used to be converted to an integer, undefined behaviour).
+  LoadOptions load;
+  load.verify_checksum = false;
+  const auto model =
+      Model::load(std::string(RAVLT_SOURCE_DIR) + "/tests/fuzz/regressions/nan_weights.rvlt", load);
+  Session session(model, SessionOptions{1});
+  const Tensor y = session.run(Tensor{{1, 3, 9, 7}, std::vector<float>(3 * 9 * 7, 0.5f)});
+  REQUIRE(y.data.size() == 3);
+  CHECK(std::isnan(y.data[0]));
 }
