@@ -59,6 +59,21 @@ asan_status=$?
 set -e
 stage "sanitizer tests ran"
 
+# The concurrency stress test under ThreadSanitizer (its own build; only
+# what the test needs is built). OMP_NUM_THREADS=1: a clang build has two
+# OpenMP runtimes (libomp for our code, Debian's oneDNN on libgomp), neither
+# instrumented, so OpenMP worker threads would only produce reports about
+# the runtimes; the 8 threads under test are the callers' own.
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
+  -DRAVLT_TSAN=ON -DRAVLT_TESTDATA="$PWD/build/testdata" >/dev/null
+set +e
+cmake --build build-tsan -j "$(nproc)" --target stress_test >build-tsan/compile.log 2>&1 &&
+  OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" RAVLT_STRESS_SECONDS=10 \
+    build-tsan/tests/stress_test >build-tsan/stress.log 2>&1
+tsan_status=$?
+set -e
+stage "ThreadSanitizer stress test ran"
+
 # A short, deterministic pass of every fuzz target (fixed seed and run
 # count), so that a parser change that breaks on the seeds fails here.
 set +e
@@ -69,8 +84,11 @@ stage "fuzz targets ran (short pass)"
 cat build-fuzz-ci.log
 echo "--- sanitizer build (clang, ASan + UBSan + LSan):"
 tail -n 25 build-asan/ctest.log
+echo "--- ThreadSanitizer stress test:"
+tail -n 5 build-tsan/stress.log 2>/dev/null || tail -n 30 build-tsan/compile.log
 echo "--- main build (gcc):"
 cat build/ctest.log
 [ $asan_status -eq 0 ] || { echo "sanitizer tests FAILED"; exit 1; }
 [ $fuzz_status -eq 0 ] || { echo "fuzz pass FAILED"; exit 1; }
+[ $tsan_status -eq 0 ] || { echo "ThreadSanitizer stress test FAILED"; tail -n 60 build-tsan/stress.log; exit 1; }
 exit $status
