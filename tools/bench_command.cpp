@@ -12,6 +12,7 @@
 #include "ravlt/error.h"
 #include "ravlt/model.h"
 #include "tools/commands.h"
+#include "tools/json_text.h"
 #include "tools/size_argument.h"
 
 namespace ravlt::tools {
@@ -105,16 +106,16 @@ int run(const BenchArgs& a) {
 
   if (a.json) {
     std::printf(
-        "{\"model\": \"%s\", \"batch\": %d, \"height\": %lld, \"width\": %lld, \"threads\": %d, "
+        "{\"model\": %s, \"batch\": %d, \"height\": %lld, \"width\": %lld, \"threads\": %d, "
         "\"iterations\": %d, \"open_ms\": %.3f, \"plan_ms\": %.3f, \"first_run_ms\": %.3f, "
         "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
         "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"lower_bound_bytes\": %zu, "
         "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f, \"gemm_gflops\": %.1f, "
         "\"floor_ms\": %.4f",
-        a.model.c_str(), a.batch, static_cast<long long>(height), static_cast<long long>(width),
-        threads, a.iterations, open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput,
-        memory.arena_bytes, memory.lower_bound, model->copied_weight_bytes(), peak_mb, gemm,
-        floor_ms);
+        json_string(a.model).c_str(), a.batch, static_cast<long long>(height),
+        static_cast<long long>(width), threads, a.iterations, open_ms, plan_ms, first_ms, median,
+        p90, p99, mean, throughput, memory.arena_bytes, memory.lower_bound,
+        model->copied_weight_bytes(), peak_mb, gemm, floor_ms);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
