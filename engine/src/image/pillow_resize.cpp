@@ -149,10 +149,13 @@ Image resize_like_pillow(const Image& image, int width, int height, bool use_bil
   }
   // Pillow refuses windows whose coefficient table would overflow.
   if (width > INT_MAX / 64 || height > INT_MAX / 64) throw Error("resize: output too large");
-  Image out = image;
-  if (width != image.width) out = horizontal(out, width, use_bilinear);
-  if (height != image.height) out = vertical(out, height, use_bilinear);
-  return out;
+  // Each pass reads the previous one's result; the input is copied only
+  // when neither side changes (Pillow returns a copy then too).
+  if (width == image.width) {
+    return height == image.height ? image : vertical(image, height, use_bilinear);
+  }
+  Image out = horizontal(image, width, use_bilinear);
+  return height == image.height ? out : vertical(out, height, use_bilinear);
 }
 
 }  // namespace ravlt
