@@ -42,8 +42,11 @@ struct Executor::Plan {
 };
 
 Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend,
-                   int threads)
-    : graph_(std::move(graph)), backend_(std::move(backend)), threads_(threads) {}
+                   int threads, size_t max_plan_bytes)
+    : graph_(std::move(graph)),
+      backend_(std::move(backend)),
+      threads_(threads),
+      max_plan_bytes_(max_plan_bytes) {}
 
 Executor::~Executor() = default;
 
@@ -93,8 +96,16 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     }
   }
   const MemoryPlan memory = plan_memory(requests, kAlignment);
+  const size_t output_bytes =
+      static_cast<size_t>(element_count(shapes[g.output()])) * sizeof(float);
+  if (max_plan_bytes_ > 0 && memory.arena_bytes + output_bytes > max_plan_bytes_) {
+    auto mb = [](size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MB"; };
+    throw Error("input shape " + to_string(input_shape) + " needs " +
+                mb(memory.arena_bytes + output_bytes) + " of activations, more than the limit of " +
+                mb(max_plan_bytes_));
+  }
   plan->arena = allocate(memory.arena_bytes);
-  plan->output = allocate(static_cast<size_t>(element_count(shapes[g.output()])) * sizeof(float));
+  plan->output = allocate(output_bytes);
   plan->stats = {memory.arena_bytes, memory.lower_bound, shapes[g.output()]};
   plan->shapes = shapes;
 

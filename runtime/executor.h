@@ -26,7 +26,11 @@ struct PlanStats {
 
 class Executor {
  public:
-  Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend, int threads);
+  /// `max_plan_bytes` bounds the arena plus output of any one plan (0: no
+  /// bound): a shape, or a file, that asks for more is an error, not an
+  /// allocation the system cannot back.
+  Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend, int threads,
+           size_t max_plan_bytes = 0);
   ~Executor();
 
   /// Makes (or finds) the plan for `input_shape`.
@@ -54,6 +58,7 @@ class Executor {
   std::shared_ptr<const Graph> graph_;
   std::unique_ptr<Backend> backend_;
   int threads_;
+  size_t max_plan_bytes_;
   std::map<Shape, std::unique_ptr<Plan>> plans_;
   // The last plan used, found without building a Shape (which allocates).
   const Shape* last_shape_ = nullptr;

@@ -1,6 +1,8 @@
 // ravlt::Model and ravlt::Session over the runtime.
 #include "ravlt/model.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "engine/src/model_impl.h"
@@ -57,13 +59,23 @@ std::vector<std::string> Model::node_names() const {
   return names;
 }
 
+namespace {
+
+size_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
+}
+
+}  // namespace
+
 class Session::Impl {
  public:
   Impl(std::shared_ptr<const Model> m, const SessionOptions& options)
       : model(std::move(m)),
-        executor(model->impl().graph,
-                 std::make_unique<runtime::cpu::CpuBackend>(model->impl().weights),
-                 options.threads) {
+        executor(
+            model->impl().graph, std::make_unique<runtime::cpu::CpuBackend>(model->impl().weights),
+            options.threads,
+            options.max_memory_bytes > 0 ? options.max_memory_bytes : physical_memory_bytes()) {
     executor.set_profiling(options.profile);
   }
   std::shared_ptr<const Model> model;
@@ -80,6 +92,17 @@ Session::~Session() = default;
 
 std::span<const float> Session::run(const float* input, std::span<const int64_t> shape) {
   const runtime::PlanStats& stats = impl_->executor.plan(shape);
+  // Callers index the result as (N, classes); a graph that computes any
+  // other shape (a corrupt file that still passes the structural checks)
+  // is refused rather than handed over.
+  const runtime::Shape& out_shape = stats.output_shape;
+  if (out_shape.size() != 2 || out_shape[0] != shape[0] ||
+      out_shape[1] != impl_->model->num_classes()) {
+    throw Error("the model computes an output of shape " + runtime::to_string(out_shape) +
+                ", not (" + std::to_string(shape[0]) + ", " +
+                std::to_string(impl_->model->num_classes()) + ") for its " +
+                std::to_string(impl_->model->num_classes()) + " classes");
+  }
   const float* out = impl_->executor.run(input, shape);
   return {out, static_cast<size_t>(runtime::element_count(stats.output_shape))};
 }

@@ -215,6 +215,9 @@ void check_graph(const fb::Graph& g) {
       throw Error("graph output index " + std::to_string(index) + " out of range");
     if (!defined[index])
       throw Error("graph output " + tensor_label(g, index) + " is never computed");
+    if (g.tensors()->Get(index)->constant()) {
+      throw Error("graph output " + tensor_label(g, index) + " is a constant, not computed");
+    }
   }
 }
 

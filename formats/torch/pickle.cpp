@@ -262,7 +262,7 @@ Value* Unpickler::call(Value* callable, Value* args) {
   Value* o = arena_.make(Kind::kObject);
   o->text = callable->kind == Kind::kGlobal || callable->kind == Kind::kObject
                 ? qualified(*callable)
-                : "a " + callable->describe();
+                : "calling " + callable->describe();
   if (args != nullptr) o->items.push_back(args);
   return o;
 }

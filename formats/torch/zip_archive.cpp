@@ -17,6 +17,12 @@ namespace {
 constexpr uint64_t kMaxCompressionRatio = 200;
 
 std::string zip_error_string(int code) {
+  // libzip's words for the two a crafted archive meets most, made specific.
+  if (code == ZIP_ER_EXISTS) return "two entries have the same name";
+  if (code == ZIP_ER_INCONS) {
+    return "inconsistent (entries overlap, or a local header does not match the central "
+           "directory)";
+  }
   zip_error_t error;
   zip_error_init_with_code(&error, code);
   std::string s = zip_error_strerror(&error);

@@ -214,6 +214,21 @@ TEST_CASE("shapes the model cannot take are errors that say why") {
   CHECK_THROWS_AS(Model::load(testdata("custom_bare.pth")), Error);
 }
 
+TEST_CASE("a shape that needs more activation memory than the session allows is refused") {
+  TempDir dir;
+  const auto model = custom_model(dir);
+  SessionOptions options;
+  options.max_memory_bytes = 1 << 20;
+  Session session(model, options);
+  const auto small = random_input(3 * 16 * 16, 5);
+  CHECK(session.run(small.data(), std::vector<int64_t>{1, 3, 16, 16}).size() == 11);
+  const auto large = random_input(3 * 160 * 160, 6);
+  CHECK_THROWS_WITH_AS(session.run(large.data(), std::vector<int64_t>{1, 3, 160, 160}),
+                       doctest::Contains("input shape (1, 3, 160, 160) needs"), Error);
+  CHECK_THROWS_WITH_AS(session.run(large.data(), std::vector<int64_t>{1, 3, 160, 160}),
+                       doctest::Contains("more than the limit of 1 MB"), Error);
+}
+
 TEST_CASE("threads sharing one Model, each with its own Session, agree with a lone run") {
   TempDir dir;
   const auto model = custom_model(dir);

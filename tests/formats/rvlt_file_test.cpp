@@ -232,6 +232,7 @@ TEST_CASE("semantic checks name what is wrong") {
          m.graph->outputs = {0, 5, 1};
          m.graph->nodes.pop_back();
        }},
+      {"is a constant, not computed", [](fb::ModelT& m) { m.graph->outputs = {3}; }},
       {"unknown dtype",
        [](fb::ModelT& m) { m.graph->tensors[3]->dtype = static_cast<fb::DType>(9); }},
   };
@@ -242,6 +243,21 @@ TEST_CASE("semantic checks name what is wrong") {
     INFO(c.expect << " -> " << e);
     CHECK(e.find(c.expect) != std::string::npos);
   }
+}
+
+TEST_CASE("a graph whose output is not (N, classes) is refused when run") {
+  TempDir dir;
+  const std::string path = write_small(dir);
+  // The pooled features (N, 3) as the output, for a model of 2 classes.
+  rewrite_metadata(path, [](fb::ModelT& m) {
+    m.graph->outputs = {2};
+    m.graph->nodes.pop_back();
+  });
+  Session session(Model::load(path));
+  const std::vector<float> input(2 * 3 * 4 * 4, 0.5f);
+  const std::vector<int64_t> shape{2, 3, 4, 4};
+  CHECK_THROWS_WITH(session.run(input.data(), shape),
+                    doctest::Contains("computes an output of shape (2, 3), not (2, 2)"));
 }
 
 TEST_CASE("files that are not model files") {

@@ -71,6 +71,10 @@ struct SessionOptions {
   /// Time every op of every run (see Session::profile()); costs a clock
   /// read per op.
   bool profile = false;
+  /// Most bytes of activations one input shape may plan (the arena and the
+  /// output); a larger shape, or a model file whose layers would need more,
+  /// is an Error when planned. 0: the machine's physical memory.
+  size_t max_memory_bytes = 0;
 };
 
 /// Time spent per op kind over a session's profiled runs.
