@@ -13,17 +13,8 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-// Memory aligned to 64 bytes, freed with std::free.
-struct AlignedFree {
-  void operator()(void* p) const { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<uint8_t, AlignedFree>;
-
-AlignedBuffer allocate(size_t bytes) {
-  const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
-  if (p == nullptr) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  return AlignedBuffer(static_cast<uint8_t*>(p));
+size_t float_bytes(const Shape& shape) {
+  return static_cast<size_t>(element_count(shape)) * sizeof(float);
 }
 
 }  // namespace
@@ -37,8 +28,13 @@ struct Executor::Plan {
   std::vector<float*> outputs;    // per node
   std::vector<uint8_t*> scratch;  // per node
   std::vector<std::pair<size_t, size_t>> graph_input_uses;  // (node, slot) reading the graph input
-  AlignedBuffer arena;
-  AlignedBuffer output;
+  std::unique_ptr<BackendMemory> arena;
+  std::unique_ptr<BackendMemory> output;  // where the last node writes (backend memory)
+  // Device backends only: the input's copy, and the output copied back.
+  std::unique_ptr<BackendMemory> device_input;
+  std::unique_ptr<BackendMemory> host_output;
+  size_t input_bytes = 0, output_bytes = 0;
+  std::unique_ptr<PlanState> backend_state;  // e.g. the recorded CUDA graph
 };
 
 Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend,
@@ -72,6 +68,7 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
   auto plan = std::make_unique<Plan>();
   const auto& nodes = g.nodes();
   const auto& values = g.values();
+  const bool on_host = backend_->uses_host_memory();
 
   // Lifetimes: a value lives from the step that writes it to its last reader.
   std::vector<int> first(values.size(), -1), last(values.size(), -1);
@@ -87,8 +84,7 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     const uint32_t out = nodes[k].output;
     if (out != g.output()) {
       value_request[out] = static_cast<int>(requests.size());
-      requests.push_back(
-          {static_cast<size_t>(element_count(shapes[out])) * sizeof(float), first[out], last[out]});
+      requests.push_back({float_bytes(shapes[out]), first[out], last[out]});
     }
     if (const size_t s = plan->kernels.back()->scratch_bytes(); s > 0) {
       scratch_request[k] = static_cast<int>(requests.size());
@@ -96,22 +92,26 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     }
   }
   const MemoryPlan memory = plan_memory(requests, kAlignment);
-  const size_t output_bytes =
-      static_cast<size_t>(element_count(shapes[g.output()])) * sizeof(float);
-  if (max_plan_bytes_ > 0 && memory.arena_bytes + output_bytes > max_plan_bytes_) {
+  plan->output_bytes = float_bytes(shapes[g.output()]);
+  plan->input_bytes = float_bytes(input_shape);
+  const size_t total = memory.arena_bytes + plan->output_bytes + (on_host ? 0 : plan->input_bytes);
+  if (max_plan_bytes_ > 0 && total > max_plan_bytes_) {
     auto mb = [](size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MB"; };
-    throw Error("input shape " + to_string(input_shape) + " needs " +
-                mb(memory.arena_bytes + output_bytes) + " of activations, more than the limit of " +
-                mb(max_plan_bytes_));
+    throw Error("input shape " + to_string(input_shape) + " needs " + mb(total) +
+                " of activations, more than the limit of " + mb(max_plan_bytes_));
   }
-  plan->arena = allocate(memory.arena_bytes);
-  plan->output = allocate(output_bytes);
+  plan->arena = backend_->allocate(memory.arena_bytes);
+  plan->output = backend_->allocate(plan->output_bytes);
+  if (!on_host) {
+    plan->device_input = backend_->allocate(plan->input_bytes);
+    plan->host_output = allocate_host(plan->output_bytes);
+  }
   plan->stats = {memory.arena_bytes, memory.lower_bound, shapes[g.output()]};
   plan->shapes = shapes;
 
   auto address = [&](uint32_t v) -> float* {
-    if (v == g.output()) return reinterpret_cast<float*>(plan->output.get());
-    return reinterpret_cast<float*>(plan->arena.get() +
+    if (v == g.output()) return reinterpret_cast<float*>(plan->output->data());
+    return reinterpret_cast<float*>(plan->arena->data() +
                                     memory.offsets[static_cast<size_t>(value_request[v])]);
   };
   for (size_t k = 0; k < nodes.size(); ++k) {
@@ -119,10 +119,13 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     for (size_t slot = 0; slot < nodes[k].inputs.size(); ++slot) {
       const uint32_t v = nodes[k].inputs[slot];
       if (values[v].constant) {
-        in.push_back(values[v].data);
+        in.push_back(backend_->constant(g, v));
       } else if (v == g.input()) {
-        in.push_back(nullptr);  // patched per run
-        plan->graph_input_uses.emplace_back(k, slot);
+        // A host backend reads the caller's input in place (patched per
+        // run); a device backend its own copy, at a fixed address.
+        in.push_back(on_host ? nullptr
+                             : reinterpret_cast<const float*>(plan->device_input->data()));
+        if (on_host) plan->graph_input_uses.emplace_back(k, slot);
       } else {
         in.push_back(address(v));
       }
@@ -131,7 +134,7 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     plan->outputs.push_back(address(nodes[k].output));
     plan->scratch.push_back(scratch_request[k] < 0
                                 ? nullptr
-                                : plan->arena.get() +
+                                : plan->arena->data() +
                                       memory.offsets[static_cast<size_t>(scratch_request[k])]);
   }
   it = plans_.emplace(input_shape, std::move(plan)).first;
@@ -140,37 +143,67 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
   return *last_plan_;
 }
 
+void Executor::start_run(Plan& p, const float* input) {
+  backend_->begin_run(threads_);
+  if (backend_->uses_host_memory()) {
+    for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot] = input;
+  } else {
+    backend_->copy_in(p.device_input->data(), input, p.input_bytes);
+  }
+}
+
+const float* Executor::finish_run(Plan& p) {
+  if (backend_->uses_host_memory()) {
+    backend_->finish_run();
+    return reinterpret_cast<const float*>(p.output->data());
+  }
+  backend_->copy_out(p.host_output->data(), p.output->data(), p.output_bytes);
+  backend_->finish_run();
+  return reinterpret_cast<const float*>(p.host_output->data());
+}
+
 const float* Executor::run(const float* input, std::span<const int64_t> input_shape) {
   Plan& p = plan_for(input_shape);
-  for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot] = input;
-  backend_->begin_run(threads_);
+  start_run(p, input);
   if (!profiling_) {
-    for (size_t k = 0; k < p.kernels.size(); ++k) {
-      p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
-    }
+    backend_->execute(p.backend_state, [&p] {
+      for (size_t k = 0; k < p.kernels.size(); ++k) {
+        p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+      }
+    });
   } else {
     node_seconds_.resize(p.kernels.size(), 0.0);
     for (size_t k = 0; k < p.kernels.size(); ++k) {
       const auto start = std::chrono::steady_clock::now();
       p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+      backend_->finish_run();  // a device's kernels are only enqueued
       node_seconds_[k] +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   }
-  return reinterpret_cast<const float*>(p.output.get());
+  return finish_run(p);
 }
 
 const float* Executor::run_observed(const float* input, std::span<const int64_t> input_shape,
                                     const NodeObserver& observer) {
   Plan& p = plan_for(input_shape);
-  for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot] = input;
-  backend_->begin_run(threads_);
+  start_run(p, input);
   const auto& nodes = graph_->nodes();
+  const bool on_host = backend_->uses_host_memory();
+  std::vector<float> host_copy;
   for (size_t k = 0; k < p.kernels.size(); ++k) {
     p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
-    observer(k, p.outputs[k], p.shapes[nodes[k].output]);
+    const Shape& shape = p.shapes[nodes[k].output];
+    if (on_host) {
+      observer(k, p.outputs[k], shape);
+    } else {
+      host_copy.resize(static_cast<size_t>(element_count(shape)));
+      backend_->copy_out(host_copy.data(), p.outputs[k], host_copy.size() * sizeof(float));
+      backend_->finish_run();
+      observer(k, host_copy.data(), shape);
+    }
   }
-  return reinterpret_cast<const float*>(p.output.get());
+  return finish_run(p);
 }
 
 }  // namespace ravlt::runtime

@@ -54,6 +54,9 @@ class Executor {
  private:
   struct Plan;
   Plan& plan_for(std::span<const int64_t> input_shape);
+  // Around the kernels of one run: the input in, the output out.
+  void start_run(Plan& plan, const float* input);
+  const float* finish_run(Plan& plan);
 
   std::shared_ptr<const Graph> graph_;
   std::unique_ptr<Backend> backend_;

@@ -1,0 +1,189 @@
+// The executor's path for device backends (what runtime/cuda/ relies on),
+// checked on the CPU: a stand-in "device" backend runs the CPU kernels on
+// memory of its own, poisoned when allocated, and checks that every pointer
+// a kernel gets lies in that memory (never the caller's input or the file's
+// mapping). Results must equal the host path bit for bit; constants are
+// uploaded once per backend; the input and output are staged once per run;
+// each plan is recorded on its first run and replayed after (the CUDA graph
+// logic), per shape.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "formats/rvlt/model_file.h"
+#include "ravlt/convert.h"
+#include "runtime/cpu/cpu_backend.h"
+#include "runtime/executor.h"
+#include "tests/test_util.h"
+
+using namespace ravlt;
+using namespace ravlt::runtime;
+using ravlt::test::TempDir;
+using ravlt::test::testdata;
+
+namespace {
+
+struct DeviceLog {
+  std::vector<std::pair<const uint8_t*, const uint8_t*>> ranges;  // every block allocated
+  int uploads = 0, copies_in = 0, copies_out = 0, recorded = 0, replayed = 0;
+  bool owns(const void* p, size_t bytes) const {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (const auto& [begin, end] : ranges) {
+      if (b >= begin && b + bytes <= end) return true;
+    }
+    return false;
+  }
+};
+
+class FakeMemory : public BackendMemory {
+ public:
+  FakeMemory(size_t bytes, DeviceLog& log) : host_(allocate_host(bytes)) {
+    std::memset(host_->data(), 0xff, bytes);  // NaN: a read of unwritten memory shows
+    log.ranges.emplace_back(host_->data(), host_->data() + bytes);
+  }
+  uint8_t* data() const override { return host_->data(); }
+
+ private:
+  std::unique_ptr<BackendMemory> host_;
+};
+
+// A CPU kernel that first checks its pointers are "device" memory.
+class CheckedKernel : public Kernel {
+ public:
+  CheckedKernel(std::unique_ptr<Kernel> inner, size_t inputs, const DeviceLog& log)
+      : inner_(std::move(inner)), inputs_(inputs), log_(log) {}
+  size_t scratch_bytes() const override { return inner_->scratch_bytes(); }
+  void run(const float* const* inputs, float* output, uint8_t* scratch) override {
+    for (size_t i = 0; i < inputs_; ++i) REQUIRE(log_.owns(inputs[i], 4));
+    REQUIRE(log_.owns(output, 4));
+    if (scratch != nullptr) REQUIRE(log_.owns(scratch, inner_->scratch_bytes()));
+    inner_->run(inputs, output, scratch);
+  }
+
+ private:
+  std::unique_ptr<Kernel> inner_;
+  size_t inputs_;
+  const DeviceLog& log_;
+};
+
+struct Recording : PlanState {};
+
+class FakeDeviceBackend : public Backend {
+ public:
+  explicit FakeDeviceBackend(DeviceLog& log)
+      : cpu_(std::make_shared<cpu::WeightCache>()), log_(log) {}
+  std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
+                                  const std::vector<Shape>& shapes) override {
+    return std::make_unique<CheckedKernel>(cpu_.prepare(graph, node, shapes), node.inputs.size(),
+                                           log_);
+  }
+  void begin_run(int threads) override { cpu_.begin_run(threads); }
+  bool uses_host_memory() const override { return false; }
+  std::unique_ptr<BackendMemory> allocate(size_t bytes) override {
+    return std::make_unique<FakeMemory>(bytes, log_);
+  }
+  const float* constant(const Graph& graph, uint32_t value) override {
+    auto it = uploaded_.find(value);
+    if (it == uploaded_.end()) {
+      const size_t bytes = static_cast<size_t>(element_count(graph.values()[value].shape)) * 4;
+      auto memory = allocate(bytes);
+      std::memcpy(memory->data(), graph.values()[value].data, bytes);
+      ++log_.uploads;
+      it = uploaded_.emplace(value, std::move(memory)).first;
+    }
+    return reinterpret_cast<const float*>(it->second->data());
+  }
+  void copy_in(void* dst, const void* src, size_t bytes) override {
+    REQUIRE(log_.owns(dst, bytes));
+    REQUIRE_FALSE(log_.owns(src, bytes));
+    ++log_.copies_in;
+    std::memcpy(dst, src, bytes);
+  }
+  void copy_out(void* dst, const void* src, size_t bytes) override {
+    REQUIRE(log_.owns(src, bytes));
+    REQUIRE_FALSE(log_.owns(dst, bytes));
+    ++log_.copies_out;
+    std::memcpy(dst, src, bytes);
+  }
+  void execute(std::unique_ptr<PlanState>& state, const std::function<void()>& launch) override {
+    if (!state) {
+      state = std::make_unique<Recording>();
+      ++log_.recorded;
+    } else {
+      ++log_.replayed;
+    }
+    launch();
+  }
+
+ private:
+  cpu::CpuBackend cpu_;
+  std::map<uint32_t, std::unique_ptr<BackendMemory>> uploaded_;
+  DeviceLog& log_;
+};
+
+std::vector<float> random_input(const std::vector<int64_t>& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("a device backend: own memory only, staged input and output, record once per shape") {
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const auto graph = Graph::load(rvlt::ModelFile::open(path));
+
+  Executor host(graph, std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>()), 1);
+  DeviceLog log;
+  Executor device(graph, std::make_unique<FakeDeviceBackend>(log), 1);
+
+  size_t constants = 0;
+  for (const Value& v : graph->values()) constants += v.constant ? 1 : 0;
+  const std::vector<std::vector<int64_t>> shapes = {{1, 3, 33, 47}, {2, 3, 40, 40}, {1, 3, 33, 47}};
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const auto input = random_input(shapes[i], static_cast<uint32_t>(i));
+    const size_t n = static_cast<size_t>(element_count(host.plan(shapes[i]).output_shape));
+    const float* want = host.run(input.data(), shapes[i]);
+    const std::vector<float> expected(want, want + n);
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      const float* got = device.run(input.data(), shapes[i]);
+      CHECK(std::memcmp(got, expected.data(), n * sizeof(float)) == 0);
+      CHECK_FALSE(log.owns(got, n * sizeof(float)));  // the caller gets host memory
+    }
+  }
+  // Two shapes planned, each recorded on its first run and replayed after.
+  CHECK(log.recorded == 2);
+  CHECK(log.replayed == 4);
+  CHECK(log.copies_in == 6);
+  CHECK(log.copies_out == 6);
+  // Constants are uploaded once, whatever the number of plans.
+  CHECK(log.uploads == static_cast<int>(constants));
+
+  // An observed run hands the observer host copies of the same outputs.
+  const auto input = random_input(shapes[0], 9);
+  std::vector<std::vector<float>> host_nodes, device_nodes;
+  auto keep = [](std::vector<std::vector<float>>& into) {
+    return [&into](size_t, const float* data, const Shape& shape) {
+      into.emplace_back(data, data + element_count(shape));
+    };
+  };
+  host.run_observed(input.data(), shapes[0], keep(host_nodes));
+  device.run_observed(input.data(), shapes[0], keep(device_nodes));
+  REQUIRE(device_nodes.size() == graph->nodes().size());
+  CHECK(device_nodes == host_nodes);
+
+  // Profiled runs time each node and are never recorded.
+  const int recorded = log.recorded, replayed = log.replayed;
+  device.set_profiling(true);
+  device.run(input.data(), shapes[0]);
+  CHECK(log.recorded == recorded);
+  CHECK(log.replayed == replayed);
+  CHECK(device.node_seconds().size() == graph->nodes().size());
+}
