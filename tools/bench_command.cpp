@@ -12,6 +12,7 @@
 #include "ravlt/error.h"
 #include "ravlt/model.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/json_text.h"
 #include "tools/size_argument.h"
 
@@ -30,6 +31,7 @@ struct BenchArgs {
   int profile_nodes = 10;  // slowest nodes listed with --profile
   bool no_checksum = false;
   double macs = 0;  // per image, for the floor; 0: not reported
+  DeviceArgs device;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -58,6 +60,7 @@ int run(const BenchArgs& a) {
   const double open_ms = ms_since(start);
   SessionOptions options;
   options.threads = a.threads;
+  apply_device_options(a.device, options);
   Session session(model, options);
   start = Clock::now();
   const PlanMemory memory = session.plan(shape);
@@ -198,6 +201,7 @@ Runner add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
+  add_device_options(cmd, &args->device);
   cmd->add_option(
       "--macs", args->macs,
       "multiply-adds per image (e.g. 2.61e9 for RAVLT-T at 224x224): report the GEMM floor");

@@ -9,6 +9,7 @@
 #include "ravlt/classifier.h"
 #include "ravlt/error.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/json_text.h"
 #include "tools/progress_bar.h"
 
@@ -22,7 +23,7 @@ struct ClassifyArgs {
   int batch = 8;
   int threads = 0;
   bool json = false;
-  std::string device = "cpu";
+  DeviceArgs device;
   uint64_t max_pixels = DecodeOptions{}.max_pixels;
 };
 
@@ -84,14 +85,16 @@ std::string result_json(const std::string& path, const ClassifyResult& r) {
 }
 
 int run(const ClassifyArgs& a) {
-  if (a.device != "cpu") {
-    throw Error("--device " + a.device + ": this build has no such backend (available: cpu)");
-  }
   const std::vector<std::string> files = collect(a.inputs);
   if (files.empty()) throw Error("no images found (JPEG, PNG or BMP files, or folders of them)");
   ClassifierOptions options;
   options.threads = a.threads;
   options.top_k = a.top_k;
+  SessionOptions device;
+  apply_device_options(a.device, device);
+  options.device = device.device;
+  options.precision = device.precision;
+  options.allow_tf32 = device.allow_tf32;
   options.decode.max_pixels = a.max_pixels;
   Classifier classifier(Model::load(a.model), options);
 
@@ -155,7 +158,7 @@ Runner add_classify_command(CLI::App& app) {
   cmd->add_flag("--json", args->json,
                 "print one JSON document: per image its path, top-k indices, labels and "
                 "probabilities, or its error");
-  cmd->add_option("--device", args->device, "where to run: cpu")->capture_default_str();
+  add_device_options(cmd, &args->device);
   cmd->add_option("--max-pixels", args->max_pixels,
                   "largest image accepted, in pixels (decompression-bomb guard)")
       ->capture_default_str();

@@ -5,6 +5,7 @@
 #include "ravlt/model.h"
 #include "ravlt/tensor_io.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 
 namespace ravlt::tools {
 
@@ -14,6 +15,7 @@ Runner add_run_command(CLI::App& app) {
     int threads = 0;
     bool no_checksum = false;
     std::vector<std::string> captures;  // NODE=FILE.npy
+    DeviceArgs device;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
@@ -33,11 +35,15 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("--capture", args->captures,
                   "also write a node's output: NODE=FILE.npy (repeatable; feature maps NCHW; "
                   "`ravlt inspect --nodes` lists the nodes)");
+  add_device_options(cmd, &args->device);
   return [args] {
+    SessionOptions options;
+    options.threads = args->threads;
+    apply_device_options(args->device, options);
     LoadOptions load;
     load.verify_checksum = !args->no_checksum;
     const auto model = Model::load(args->model, load);
-    Session session(model, SessionOptions{args->threads});
+    Session session(model, options);
     const Tensor input = load_npy(args->input);
     if (args->captures.empty()) {
       save_npy(args->output, session.run(input));

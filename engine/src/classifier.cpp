@@ -33,10 +33,23 @@ std::vector<Prediction> top_k(std::span<const float> logits, int k,
   return out;
 }
 
+namespace {
+
+SessionOptions session_options(const ClassifierOptions& o) {
+  SessionOptions s;
+  s.threads = o.threads;
+  s.device = o.device;
+  s.precision = o.precision;
+  s.allow_tf32 = o.allow_tf32;
+  return s;
+}
+
+}  // namespace
+
 class Classifier::Impl {
  public:
   Impl(std::shared_ptr<const Model> m, const ClassifierOptions& o)
-      : model(std::move(m)), options(o), session(model, SessionOptions{o.threads}) {}
+      : model(std::move(m)), options(o), session(model, session_options(o)) {}
 
   // Preprocessed images stacked into one batch, run, and split into top-k.
   std::vector<std::vector<Prediction>> run(const std::vector<const Tensor*>& inputs) {

@@ -66,15 +66,48 @@ size_t physical_memory_bytes() {
   return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
 }
 
+std::unique_ptr<runtime::Backend> make_backend(const Model& model, const SessionOptions& options) {
+  if (options.precision != Precision::kFloat32) {
+    throw Error(std::string("precision ") + to_string(options.precision) +
+                " is not available yet (only fp32)");
+  }
+  if (options.device == Device::kCuda) {
+    runtime::cuda::CudaOptions cuda;
+    cuda.allow_tf32 = options.allow_tf32;
+    return runtime::cuda::make_backend(model.impl().device_weights(), cuda);
+  }
+  return std::make_unique<runtime::cpu::CpuBackend>(model.impl().weights);
+}
+
 }  // namespace
+
+const char* to_string(Device device) {
+  return device == Device::kCuda ? "cuda" : "cpu";
+}
+
+const char* to_string(Precision precision) {
+  switch (precision) {
+    case Precision::kFloat16:
+      return "fp16";
+    case Precision::kBFloat16:
+      return "bf16";
+    case Precision::kFloat32:
+      break;
+  }
+  return "fp32";
+}
+
+bool device_available(Device device, std::string* why) {
+  if (device == Device::kCpu) return true;
+  return runtime::cuda::available(why);
+}
 
 class Session::Impl {
  public:
   Impl(std::shared_ptr<const Model> m, const SessionOptions& options)
       : model(std::move(m)),
         executor(
-            model->impl().graph, std::make_unique<runtime::cpu::CpuBackend>(model->impl().weights),
-            options.threads,
+            model->impl().graph, make_backend(*model, options), options.threads,
             options.max_memory_bytes > 0 ? options.max_memory_bytes : physical_memory_bytes()) {
     executor.set_profiling(options.profile);
   }

@@ -30,6 +30,10 @@ struct ClassifierOptions {
   int top_k = 5;
   /// Limits applied while decoding (the decompression-bomb guard).
   DecodeOptions decode;
+  /// Where the network runs, and its arithmetic (see SessionOptions).
+  Device device = Device::kCpu;
+  Precision precision = Precision::kFloat32;
+  bool allow_tf32 = false;
 };
 
 /// One class of an image's top-k.

@@ -64,6 +64,23 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Where a Session runs.
+enum class Device {
+  kCpu,   ///< oneDNN and our vectorized kernels
+  kCuda,  ///< GPU 0: cuBLASLt and our CUDA kernels (builds made with nvcc)
+};
+
+/// The arithmetic of a run. Float32 is the reference on every device.
+enum class Precision { kFloat32, kFloat16, kBFloat16 };
+
+/// "cpu" / "cuda", "fp32" / "fp16" / "bf16" (command lines, reports).
+const char* to_string(Device device);
+const char* to_string(Precision precision);
+
+/// Whether `device` can run here; when not, `why` says why (no GPU, a build
+/// without CUDA).
+bool device_available(Device device, std::string* why = nullptr);
+
 /// How a Session runs.
 struct SessionOptions {
   /// Threads each run uses; 0: all cores.
@@ -75,6 +92,15 @@ struct SessionOptions {
   /// output); a larger shape, or a model file whose layers would need more,
   /// is an Error when planned. 0: the machine's physical memory.
   size_t max_memory_bytes = 0;
+  /// Where to run. A CUDA session copies the input to the GPU and the
+  /// logits back; the weights are uploaded once per Model, shared by its
+  /// sessions.
+  Device device = Device::kCpu;
+  /// Float32 only so far; fp16 and bf16 are refused with an Error.
+  Precision precision = Precision::kFloat32;
+  /// CUDA: let float32 GEMMs use TF32 tensor cores (faster, about 1e-3
+  /// relative error instead of 1e-6).
+  bool allow_tf32 = false;
 };
 
 /// Time spent per op kind over a session's profiled runs.

@@ -1,0 +1,238 @@
+#include "runtime/cuda/cuda_backend.h"
+
+#include <cstring>
+
+#include "ravlt/error.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/cuda_context.h"
+
+namespace ravlt::runtime::cuda {
+namespace {
+
+// One entry per runtime::Op, in its order.
+constexpr KernelFactory kFactories[] = {
+    make_to_channels_last,  make_conv2d,          make_linear,
+    make_layer_norm,        make_channel_slice,   make_rala_attention,
+    make_softmax_attention, make_global_avg_pool,
+};
+static_assert(sizeof(kFactories) / sizeof(kFactories[0]) == kOpCount,
+              "every op needs a CUDA kernel factory");
+
+// The architectures this build has machine code for (CMAKE_CUDA_ARCHITECTURES).
+constexpr int kMinComputeCapability = 80;
+
+class DeviceMemory : public BackendMemory {
+ public:
+  explicit DeviceMemory(size_t bytes) {
+    check(cudaMalloc(&data_, bytes > 0 ? bytes : 1),
+          ("allocating " + std::to_string(bytes) + " bytes of device memory").c_str());
+  }
+  ~DeviceMemory() override { cudaFree(data_); }
+  uint8_t* data() const override { return static_cast<uint8_t*>(data_); }
+
+ private:
+  void* data_ = nullptr;
+};
+
+// Page-locked host memory: copies from it run asynchronously, at full speed.
+class PinnedBuffer {
+ public:
+  ~PinnedBuffer() {
+    if (data_ != nullptr) cudaFreeHost(data_);
+  }
+  uint8_t* reserve(size_t bytes) {
+    if (bytes > size_) {
+      if (data_ != nullptr) cudaFreeHost(data_);
+      data_ = nullptr;
+      size_ = 0;
+      check(cudaHostAlloc(reinterpret_cast<void**>(&data_), bytes, cudaHostAllocDefault),
+            "allocating pinned host memory");
+      size_ = bytes;
+    }
+    return data_;
+  }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// A plan's launches recorded once as a CUDA graph.
+class RecordedGraph : public PlanState {
+ public:
+  ~RecordedGraph() override {
+    if (exec != nullptr) cudaGraphExecDestroy(exec);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+  }
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+};
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend(std::shared_ptr<DeviceWeights> weights, const CudaOptions& options)
+      : weights_(std::move(weights)), options_(options) {
+    std::string why;
+    if (!available(&why)) throw Error(why);
+    check(cudaSetDevice(0), "selecting device 0");
+    check(cudaStreamCreateWithFlags(&context_.stream, cudaStreamNonBlocking), "creating a stream");
+    const cublasStatus_t status = cublasLtCreate(&context_.lt);
+    if (status != CUBLAS_STATUS_SUCCESS) {
+      cudaStreamDestroy(context_.stream);
+      check(status, "creating a cuBLASLt handle");
+    }
+    context_.allow_tf32 = options.allow_tf32;
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(context_.stream);
+    cublasLtDestroy(context_.lt);
+    cudaStreamDestroy(context_.stream);
+  }
+
+  std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
+                                  const std::vector<Shape>& shapes) override {
+    context_.constant_layouts.resize(graph.values().size(), WeightLayout::kAsStored);
+    return kFactories[static_cast<size_t>(node.op)](PrepareArgs{graph, node, shapes, context_});
+  }
+
+  void begin_run(int) override {
+    context_.first_error = cudaSuccess;
+    context_.first_blas_error = CUBLAS_STATUS_SUCCESS;
+    context_.first_error_node = nullptr;
+  }
+
+  bool uses_host_memory() const override { return false; }
+
+  std::unique_ptr<BackendMemory> allocate(size_t bytes) override {
+    return std::make_unique<DeviceMemory>(bytes);
+  }
+
+  const float* constant(const Graph& graph, uint32_t value) override {
+    const WeightLayout layout = value < context_.constant_layouts.size()
+                                    ? context_.constant_layouts[value]
+                                    : WeightLayout::kAsStored;
+    return weights_->get(graph, value, layout);
+  }
+
+  void copy_in(void* device, const void* host, size_t bytes) override {
+    uint8_t* staging = pinned_in_.reserve(bytes);
+    std::memcpy(staging, host, bytes);
+    check(cudaMemcpyAsync(device, staging, bytes, cudaMemcpyHostToDevice, context_.stream),
+          "copying the input to the device");
+  }
+
+  void copy_out(void* host, const void* device, size_t bytes) override {
+    uint8_t* staging = pinned_out_.reserve(bytes);
+    check(cudaMemcpyAsync(staging, device, bytes, cudaMemcpyDeviceToHost, context_.stream),
+          "copying the output from the device");
+    pending_host_ = host;
+    pending_bytes_ = bytes;
+  }
+
+  void execute(std::unique_ptr<PlanState>& state,
+               const std::function<void()>& launch_all) override {
+    if (!options_.use_graphs) {
+      launch_all();
+      return;
+    }
+    if (!state) {
+      auto recorded = std::make_unique<RecordedGraph>();
+      check(cudaStreamBeginCapture(context_.stream, cudaStreamCaptureModeThreadLocal),
+            "starting to record the plan's CUDA graph");
+      launch_all();
+      const cudaError_t ended = cudaStreamEndCapture(context_.stream, &recorded->graph);
+      raise_launch_error();
+      check(ended, "recording the plan's CUDA graph");
+      check(cudaGraphInstantiate(&recorded->exec, recorded->graph, 0),
+            "instantiating the plan's CUDA graph");
+      state = std::move(recorded);
+    }
+    check(cudaGraphLaunch(static_cast<RecordedGraph&>(*state).exec, context_.stream),
+          "launching the plan's CUDA graph");
+  }
+
+  void finish_run() override {
+    check(cudaStreamSynchronize(context_.stream), "running the plan");
+    raise_launch_error();
+    if (pending_host_ != nullptr) {
+      std::memcpy(pending_host_, pinned_out_.reserve(pending_bytes_), pending_bytes_);
+      pending_host_ = nullptr;
+    }
+  }
+
+ private:
+  void raise_launch_error() {
+    const char* node = context_.first_error_node != nullptr ? context_.first_error_node : "?";
+    if (context_.first_error != cudaSuccess) {
+      const cudaError_t e = context_.first_error;
+      context_.first_error = cudaSuccess;
+      throw Error(std::string("CUDA: node '") + node + "': " + cudaGetErrorString(e));
+    }
+    if (context_.first_blas_error != CUBLAS_STATUS_SUCCESS) {
+      const cublasStatus_t e = context_.first_blas_error;
+      context_.first_blas_error = CUBLAS_STATUS_SUCCESS;
+      throw Error(std::string("cuBLASLt: node '") + node + "': " + cublasLtGetStatusString(e));
+    }
+  }
+
+  std::shared_ptr<DeviceWeights> weights_;
+  CudaOptions options_;
+  CudaContext context_;
+  PinnedBuffer pinned_in_, pinned_out_;
+  void* pending_host_ = nullptr;
+  size_t pending_bytes_ = 0;
+};
+
+}  // namespace
+
+bool available(std::string* why) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess || count == 0) {
+    if (why != nullptr) {
+      if (status == cudaErrorInsufficientDriver) {
+        *why =
+            "no CUDA device: no NVIDIA driver is loaded, or it is older than this build's CUDA "
+            "runtime " +
+            std::to_string(CUDART_VERSION / 1000) + "." +
+            std::to_string(CUDART_VERSION % 1000 / 10);
+      } else {
+        *why = std::string("no CUDA device: ") +
+               (status == cudaSuccess || status == cudaErrorNoDevice ? "no CUDA-capable GPU found"
+                                                                     : cudaGetErrorString(status));
+      }
+    }
+    cudaGetLastError();  // clear the sticky status of the failed query
+    return false;
+  }
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+    if (why != nullptr) *why = "no CUDA device: cannot read device 0's properties";
+    return false;
+  }
+  if (prop.major * 10 + prop.minor < kMinComputeCapability) {
+    if (why != nullptr) {
+      *why = std::string(prop.name) + " is sm_" + std::to_string(prop.major * 10 + prop.minor) +
+             "; this build has CUDA code for sm_80 and newer";
+    }
+    return false;
+  }
+  return true;
+}
+
+std::string device_description() {
+  cudaDeviceProp prop{};
+  if (!available() || cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return "none";
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB",
+                static_cast<double>(prop.totalGlobalMem) / (1 << 30));
+  return std::string(prop.name) + " (sm_" + std::to_string(prop.major * 10 + prop.minor) + ", " +
+         std::to_string(prop.multiProcessorCount) + " SMs, " + memory + ")";
+}
+
+std::unique_ptr<Backend> make_backend(std::shared_ptr<DeviceWeights> weights,
+                                      const CudaOptions& options) {
+  return std::make_unique<CudaBackend>(std::move(weights), options);
+}
+
+}  // namespace ravlt::runtime::cuda

@@ -1,0 +1,25 @@
+// Every CUDA and cuBLASLt call's status, turned into ravlt::Error.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "ravlt/error.h"
+
+namespace ravlt::runtime::cuda {
+
+inline void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    throw Error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
+  }
+}
+
+inline void check(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw Error(std::string("cuBLASLt: ") + what + ": " + cublasLtGetStatusString(status));
+  }
+}
+
+}  // namespace ravlt::runtime::cuda

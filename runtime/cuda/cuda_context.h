@@ -1,0 +1,67 @@
+// What every CUDA kernel of one session shares: its stream, its cuBLASLt
+// handle, and the first launch error of a run (Kernel::run cannot throw;
+// the backend reports the error when the run finishes).
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/cuda/device_weights_layout.h"
+
+namespace ravlt::runtime::cuda {
+
+struct CudaContext {
+  cudaStream_t stream = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  bool allow_tf32 = false;
+  cudaError_t first_error = cudaSuccess;
+  const char* first_error_node = nullptr;
+  /// Constants a kernel wants in another layout (set in prepare, read by
+  /// CudaBackend::constant); indexed by value.
+  std::vector<WeightLayout> constant_layouts;
+
+  cublasStatus_t first_blas_error = CUBLAS_STATUS_SUCCESS;
+
+  /// Keeps the first error of the run with the node that met it.
+  void note(cudaError_t status, const char* node) {
+    if (status != cudaSuccess && first_error == cudaSuccess &&
+        first_blas_error == CUBLAS_STATUS_SUCCESS) {
+      first_error = status;
+      first_error_node = node;
+    }
+  }
+  void note(cublasStatus_t status, const char* node) {
+    if (status != CUBLAS_STATUS_SUCCESS && first_error == cudaSuccess &&
+        first_blas_error == CUBLAS_STATUS_SUCCESS) {
+      first_blas_error = status;
+      first_error_node = node;
+    }
+  }
+};
+
+struct PrepareArgs {
+  const Graph& graph;
+  const Node& node;
+  const std::vector<Shape>& shapes;
+  CudaContext& context;
+
+  const Shape& input_shape(size_t slot) const { return shapes[node.inputs[slot]]; }
+  const Shape& output_shape() const { return shapes[node.output]; }
+};
+
+using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
+
+std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_linear(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_layer_norm(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_channel_slice(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_rala_attention(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args);
+std::unique_ptr<Kernel> make_global_avg_pool(const PrepareArgs& args);
+
+}  // namespace ravlt::runtime::cuda

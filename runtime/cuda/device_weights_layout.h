@@ -1,0 +1,29 @@
+// Layouts the CUDA kernels want their weights in, made once at upload.
+// Host code only (tested on any machine: tests/runtime/cuda_layout_test.cpp).
+#pragma once
+
+#include <vector>
+
+#include "runtime/graph.h"
+
+namespace ravlt::runtime::cuda {
+
+enum class WeightLayout : int {
+  kAsStored,  ///< as in the file (Linear: [out][in], row-major)
+  kConvHwio,  ///< Conv2d [kh][kw][in / groups][out], from PyTorch's [out][in / groups][kh][kw]
+};
+
+/// The [kh][kw][ci][co] copy of an [co][ci][kh][kw] convolution weight.
+inline std::vector<float> conv_weight_to_hwio(const Shape& oihw, const float* data) {
+  const int64_t co = oihw[0], ci = oihw[1], kh = oihw[2], kw = oihw[3];
+  std::vector<float> out(static_cast<size_t>(co * ci * kh * kw));
+  for (int64_t o = 0; o < co; ++o)
+    for (int64_t i = 0; i < ci; ++i)
+      for (int64_t y = 0; y < kh; ++y)
+        for (int64_t x = 0; x < kw; ++x)
+          out[static_cast<size_t>(((y * kw + x) * ci + i) * co + o)] =
+              data[((o * ci + i) * kh + y) * kw + x];
+  return out;
+}
+
+}  // namespace ravlt::runtime::cuda

@@ -1,0 +1,29 @@
+#include "tools/device_options.h"
+
+#include "ravlt/error.h"
+
+namespace ravlt::tools {
+
+void add_device_options(CLI::App* cmd, DeviceArgs* args) {
+  cmd->add_option("--device", args->device, "where to run: cpu, or cuda (GPU 0)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--precision", args->precision, "arithmetic: fp32 (fp16 and bf16 to come)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
+      ->capture_default_str();
+  cmd->add_flag("--tf32", args->tf32,
+                "cuda: let float32 GEMMs use TF32 tensor cores (about 1e-3 relative error)");
+}
+
+void apply_device_options(const DeviceArgs& args, SessionOptions& options) {
+  options.device = args.device == "cuda" ? Device::kCuda : Device::kCpu;
+  options.precision = args.precision == "fp16"   ? Precision::kFloat16
+                      : args.precision == "bf16" ? Precision::kBFloat16
+                                                 : Precision::kFloat32;
+  options.allow_tf32 = args.tf32;
+  std::string why;
+  if (!device_available(options.device, &why)) throw Error("--device " + args.device + ": " + why);
+  if (args.tf32 && options.device != Device::kCuda) throw Error("--tf32 applies to --device cuda");
+}
+
+}  // namespace ravlt::tools
