@@ -109,16 +109,18 @@ int run(const BenchArgs& a) {
 
   if (a.json) {
     std::printf(
-        "{\"model\": %s, \"batch\": %d, \"height\": %lld, \"width\": %lld, \"threads\": %d, "
+        "{\"model\": %s, \"device\": %s, \"batch\": %d, \"height\": %lld, \"width\": %lld, "
+        "\"threads\": %d, "
         "\"iterations\": %d, \"open_ms\": %.3f, \"plan_ms\": %.3f, \"first_run_ms\": %.3f, "
         "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
         "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"lower_bound_bytes\": %zu, "
         "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f, \"gemm_gflops\": %.1f, "
         "\"floor_ms\": %.4f",
-        json_string(a.model).c_str(), a.batch, static_cast<long long>(height),
-        static_cast<long long>(width), threads, a.iterations, open_ms, plan_ms, first_ms, median,
-        p90, p99, mean, throughput, memory.arena_bytes, memory.lower_bound,
-        model->copied_weight_bytes(), peak_mb, gemm, floor_ms);
+        json_string(a.model).c_str(), json_string(device_description(options.device)).c_str(),
+        a.batch, static_cast<long long>(height), static_cast<long long>(width), threads,
+        a.iterations, open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput,
+        memory.arena_bytes, memory.lower_bound, model->copied_weight_bytes(), peak_mb, gemm,
+        floor_ms);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -135,6 +137,7 @@ int run(const BenchArgs& a) {
   std::printf("model        %s, batch %d, %lldx%lld, threads %s\n", a.model.c_str(), a.batch,
               static_cast<long long>(height), static_cast<long long>(width),
               threads == 0 ? "all cores" : std::to_string(threads).c_str());
+  std::printf("device       %s\n", device_description(options.device).c_str());
   std::printf("ready        open + verify %.1f ms, plan %.1f ms, first run %.1f ms\n", open_ms,
               plan_ms, first_ms);
   std::printf("latency      median %.3f ms, p90 %.3f ms, p99 %.3f ms (%d runs after %d warm-up)\n",

@@ -97,6 +97,11 @@ const char* to_string(Precision precision) {
   return "fp32";
 }
 
+std::string device_description(Device device) {
+  if (device == Device::kCuda) return "cuda: " + runtime::cuda::device_description();
+  return "cpu (" + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores)";
+}
+
 bool device_available(Device device, std::string* why) {
   if (device == Device::kCpu) return true;
   return runtime::cuda::available(why);

@@ -45,6 +45,12 @@ void check_tensors(const fb::Graph& g, uint64_t data_size) {
     if (t.dtype() < fb::DType_MIN || t.dtype() > fb::DType_MAX) {
       throw Error(label + ": unknown dtype " + std::to_string(t.dtype()));
     }
+    // FlatBuffers' verifier (2.0) checks a vector's length field, not the
+    // alignment of its 8-byte elements; the mapping is page-aligned, so the
+    // address tells whether the file placed them right.
+    if (reinterpret_cast<uintptr_t>(t.shape()->data()) % alignof(int64_t) != 0) {
+      throw Error(label + ": shape is misaligned in the file (corrupt metadata)");
+    }
     if (t.shape()->size() > kMaxRank) {
       throw Error(label + ": rank " + std::to_string(t.shape()->size()) + " exceeds " +
                   std::to_string(kMaxRank));

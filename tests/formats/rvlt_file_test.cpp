@@ -289,4 +289,11 @@ TEST_CASE("inputs the fuzzer found stay handled (tests/fuzz/regressions/)") {
   const Tensor y = session.run(Tensor{{1, 3, 9, 7}, std::vector<float>(3 * 9 * 7, 0.5f)});
   REQUIRE(y.data.size() == 3);
   CHECK(std::isnan(y.data[0]));
+  // A shape vector of 8-byte integers 4 bytes off alignment (the FlatBuffers
+  // verifier checks only its length field): reading it was a misaligned load.
+  CHECK_THROWS_WITH_AS(
+      ModelFile::open(std::string(RAVLT_SOURCE_DIR) +
+                          "/tests/fuzz/regressions/model_file_misaligned_shape.rvlt",
+                      no_checksum),
+      doctest::Contains("shape is misaligned in the file"), Error);
 }

@@ -16,6 +16,7 @@
 #include "formats/rvlt/model_file.h"
 #include "ravlt/convert.h"
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cuda/device_weights_layout.h"
 #include "runtime/executor.h"
 #include "tests/test_util.h"
 
@@ -186,4 +187,18 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   CHECK(log.recorded == recorded);
   CHECK(log.replayed == replayed);
   CHECK(device.node_seconds().size() == graph->nodes().size());
+}
+
+TEST_CASE("convolution weights reordered for the CUDA kernels ([kh][kw][ci][co]) keep every tap") {
+  const Shape oihw = {5, 3, 2, 4};  // co, ci / groups, kh, kw
+  std::vector<float> w(static_cast<size_t>(element_count(oihw)));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i);
+  const std::vector<float> hwio = cuda::conv_weight_to_hwio(oihw, w.data());
+  REQUIRE(hwio.size() == w.size());
+  for (int o = 0; o < 5; ++o)
+    for (int i = 0; i < 3; ++i)
+      for (int y = 0; y < 2; ++y)
+        for (int x = 0; x < 4; ++x)
+          CHECK(hwio[static_cast<size_t>(((y * 4 + x) * 3 + i) * 5 + o)] ==
+                w[static_cast<size_t>(((o * 3 + i) * 2 + y) * 4 + x)]);
 }

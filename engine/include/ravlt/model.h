@@ -80,6 +80,8 @@ const char* to_string(Precision precision);
 /// Whether `device` can run here; when not, `why` says why (no GPU, a build
 /// without CUDA).
 bool device_available(Device device, std::string* why = nullptr);
+/// "cpu (2 cores)", "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)".
+std::string device_description(Device device);
 
 /// How a Session runs.
 struct SessionOptions {
