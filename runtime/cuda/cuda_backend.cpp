@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ravlt/error.h"
+#include "runtime/cuda/cublaslt_library.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/cuda_context.h"
 
@@ -76,7 +77,7 @@ class CudaBackend : public Backend {
     if (!available(&why)) throw Error(why);
     check(cudaSetDevice(0), "selecting device 0");
     check(cudaStreamCreateWithFlags(&context_.stream, cudaStreamNonBlocking), "creating a stream");
-    const cublasStatus_t status = cublasLtCreate(&context_.lt);
+    const cublasStatus_t status = lt().cublasLtCreate(&context_.lt);
     if (status != CUBLAS_STATUS_SUCCESS) {
       cudaStreamDestroy(context_.stream);
       check(status, "creating a cuBLASLt handle");
@@ -85,7 +86,7 @@ class CudaBackend : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(context_.stream);
-    cublasLtDestroy(context_.lt);
+    lt().cublasLtDestroy(context_.lt);
     cudaStreamDestroy(context_.stream);
   }
 
@@ -171,7 +172,7 @@ class CudaBackend : public Backend {
     if (context_.first_blas_error != CUBLAS_STATUS_SUCCESS) {
       const cublasStatus_t e = context_.first_blas_error;
       context_.first_blas_error = CUBLAS_STATUS_SUCCESS;
-      throw Error(std::string("cuBLASLt: node '") + node + "': " + cublasLtGetStatusString(e));
+      throw Error(std::string("cuBLASLt: node '") + node + "': " + lt().cublasLtGetStatusString(e));
     }
   }
 

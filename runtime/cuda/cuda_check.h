@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ravlt/error.h"
+#include "runtime/cuda/cublaslt_library.h"
 
 namespace ravlt::runtime::cuda {
 
@@ -18,7 +19,7 @@ inline void check(cudaError_t status, const char* what) {
 
 inline void check(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS) {
-    throw Error(std::string("cuBLASLt: ") + what + ": " + cublasLtGetStatusString(status));
+    throw Error(std::string("cuBLASLt: ") + what + ": " + lt().cublasLtGetStatusString(status));
   }
 }
 

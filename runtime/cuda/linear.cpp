@@ -10,6 +10,7 @@
 #include <cublasLt.h>
 
 #include "ravlt/error.h"
+#include "runtime/cuda/cublaslt_library.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/cuda_context.h"
 #include "runtime/cuda/launchers.h"
@@ -33,48 +34,48 @@ class LinearKernel : public Kernel {
     fuse_residual_ = has_residual_ && act_ == Act::kNone;
     const char* what = "setting up the GEMM";
     try {
-      check(cublasLtMatmulDescCreate(
+      check(lt().cublasLtMatmulDescCreate(
                 &desc_, context_.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
                 CUDA_R_32F),
             what);
       const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
-      check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
-                                           sizeof transa),
+      check(lt().cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
+                                                sizeof transa),
             what);
-      check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
-                                           sizeof transb),
+      check(lt().cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
+                                                sizeof transb),
             what);
       const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-      check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
-                                           sizeof epilogue),
+      check(lt().cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                sizeof epilogue),
             what);
-      check(cublasLtMatrixLayoutCreate(&a_, CUDA_R_32F, static_cast<uint64_t>(k),
-                                       static_cast<uint64_t>(n), k),
+      check(lt().cublasLtMatrixLayoutCreate(&a_, CUDA_R_32F, static_cast<uint64_t>(k),
+                                            static_cast<uint64_t>(n), k),
             what);
-      check(cublasLtMatrixLayoutCreate(&b_, CUDA_R_32F, static_cast<uint64_t>(k),
-                                       static_cast<uint64_t>(m), k),
+      check(lt().cublasLtMatrixLayoutCreate(&b_, CUDA_R_32F, static_cast<uint64_t>(k),
+                                            static_cast<uint64_t>(m), k),
             what);
-      check(cublasLtMatrixLayoutCreate(&d_, CUDA_R_32F, static_cast<uint64_t>(n),
-                                       static_cast<uint64_t>(m), n),
+      check(lt().cublasLtMatrixLayoutCreate(&d_, CUDA_R_32F, static_cast<uint64_t>(n),
+                                            static_cast<uint64_t>(m), n),
             what);
       cublasLtMatmulPreference_t preference = nullptr;
-      check(cublasLtMatmulPreferenceCreate(&preference), what);
+      check(lt().cublasLtMatmulPreferenceCreate(&preference), what);
       // Activations sit at 64-byte offsets in the arena (weights are
       // cudaMalloc'd, 256-byte aligned): only algorithms that accept that.
       const uint32_t align = 64;
       const size_t workspace = kWorkspace;
-      cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                           &workspace, sizeof workspace);
-      cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                           &align, sizeof align);
-      cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                           &align, sizeof align);
-      cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                           &align, sizeof align);
+      lt().cublasLtMatmulPreferenceSetAttribute(
+          preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace);
+      lt().cublasLtMatmulPreferenceSetAttribute(
+          preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align, sizeof align);
+      lt().cublasLtMatmulPreferenceSetAttribute(
+          preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align, sizeof align);
+      lt().cublasLtMatmulPreferenceSetAttribute(
+          preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align, sizeof align);
       int found = 0;
-      const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+      const cublasStatus_t status = lt().cublasLtMatmulAlgoGetHeuristic(
           context_.lt, desc_, a_, b_, d_, d_, preference, 1, &heuristic_, &found);
-      cublasLtMatmulPreferenceDestroy(preference);
+      lt().cublasLtMatmulPreferenceDestroy(preference);
       check(status, "choosing a GEMM algorithm");
       if (found == 0) throw Error("cuBLASLt has no algorithm for this GEMM");
     } catch (const Error& e) {
@@ -89,8 +90,8 @@ class LinearKernel : public Kernel {
 
   void run(const float* const* inputs, float* output, uint8_t* scratch) override {
     const float* bias = inputs[2];
-    context_.note(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                 sizeof bias),
+    context_.note(lt().cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                      &bias, sizeof bias),
                   node_.c_str());
     const float alpha = 1.0f, beta = fuse_residual_ ? 1.0f : 0.0f;
     const float* c = fuse_residual_ ? inputs[3] : output;
@@ -98,8 +99,8 @@ class LinearKernel : public Kernel {
         reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch) + kWorkspaceAlign - 1) /
                                 kWorkspaceAlign * kWorkspaceAlign);
     context_.note(
-        cublasLtMatmul(context_.lt, desc_, &alpha, inputs[1], a_, inputs[0], b_, &beta, c, d_,
-                       output, d_, &heuristic_.algo, workspace, kWorkspace, context_.stream),
+        lt().cublasLtMatmul(context_.lt, desc_, &alpha, inputs[1], a_, inputs[0], b_, &beta, c, d_,
+                            output, d_, &heuristic_.algo, workspace, kWorkspace, context_.stream),
         node_.c_str());
     if (act_ != Act::kNone || (has_residual_ && !fuse_residual_)) {
       launch_activation(output, count_, act_, has_residual_ ? inputs[3] : nullptr, context_.stream);
@@ -109,10 +110,10 @@ class LinearKernel : public Kernel {
 
  private:
   void release() {
-    if (a_ != nullptr) cublasLtMatrixLayoutDestroy(a_);
-    if (b_ != nullptr) cublasLtMatrixLayoutDestroy(b_);
-    if (d_ != nullptr) cublasLtMatrixLayoutDestroy(d_);
-    if (desc_ != nullptr) cublasLtMatmulDescDestroy(desc_);
+    if (a_ != nullptr) lt().cublasLtMatrixLayoutDestroy(a_);
+    if (b_ != nullptr) lt().cublasLtMatrixLayoutDestroy(b_);
+    if (d_ != nullptr) lt().cublasLtMatrixLayoutDestroy(d_);
+    if (desc_ != nullptr) lt().cublasLtMatmulDescDestroy(desc_);
     a_ = b_ = d_ = nullptr;
     desc_ = nullptr;
   }

@@ -12,6 +12,7 @@
 #include "ravlt/convert.h"
 #include "ravlt/model.h"
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cuda/cublaslt_library.h"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/executor.h"
 #include "tests/test_util.h"
@@ -108,6 +109,15 @@ void check_against_cpu(const Builder& b, const Shape& input_shape, double tolera
 }
 
 }  // namespace
+
+TEST_CASE("cuBLASLt loads on demand and every function it needs resolves (no GPU needed)") {
+  const cuda::CublasLt& lib = cuda::lt();
+#define RAVLT_CHECK_RESOLVED(fn) CHECK((lib.fn != nullptr));
+  RAVLT_CUBLASLT_FUNCTIONS(RAVLT_CHECK_RESOLVED)
+#undef RAVLT_CHECK_RESOLVED
+  CHECK(std::string(lib.cublasLtGetStatusString(CUBLAS_STATUS_SUCCESS)).size() > 0);
+  CHECK(&cuda::lt() == &lib);  // loaded once
+}
 
 TEST_CASE("CUDA: layout, slice, pooling and LayerNorm equal the CPU's") {
   if (!gpu_or_skip()) return;
