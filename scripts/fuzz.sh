@@ -42,6 +42,7 @@ run_one() {
     -rss_limit_mb=2560 -max_len=1048576 -print_final_stats=1 -artifact_prefix="$artifacts/" \
     >build-fuzz/"$t".log 2>&1 || true
 }
+touch build-fuzz/.run-started  # findings are the artifacts newer than this
 export -f run_one
 export seconds seeds FUZZ_RUNS artifacts_root
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
@@ -49,7 +50,7 @@ printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
 found=0
 for t in "${targets[@]}"; do
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' build-fuzz/"$t".log | grep -o '[0-9]*$' || echo "?")
-  crashes=$(ls "$artifacts_root/$t" | wc -l)
+  crashes=$(find "$artifacts_root/$t" -type f -newer build-fuzz/.run-started | wc -l)
   extra=$(grep -h "passed every check" build-fuzz/"$t".log | tail -1 || true)
   if grep -q "ERROR: \|runtime error" build-fuzz/"$t".log || [ "$crashes" -gt 0 ]; then
     found=1
