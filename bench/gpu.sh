@@ -42,7 +42,7 @@ build-gpu/tests/device_path_test >"$results/device_path_test.log" 2>&1 || status
 stamp "tests: $(grep -h 'test cases' "$results"/cuda_backend_test.log "$results"/device_path_test.log | tr -s ' ' | paste -sd';')"
 
 args=(--ravlt build-gpu/ravlt --out "$results/compare")
-[ "${1:-}" = --quick ] && args+=(--compile-mode none --batches 1,64 --iterations 20)
+[ "${1:-}" = --quick ] && args+=(--compile-mode none --batches 1,64 --precisions fp16,fp32 --iterations 20)
 python3 bench/gpu_compare.py "${args[@]}" 2>&1 | tee "$results/compare.log" | grep -v '^{' || status=1
 grep -h "rel L2\|ERROR\|FAILED" "$results/cuda_backend_test.log" | head -20 || true
 exit $status

@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""ravlt's CUDA backend against PyTorch on the same GPU, in one run: RAVLT-T
-and S at 224x224, batch 1 and 256, float32 (TF32 off everywhere), PyTorch
-eager and torch.compile (mode given by --compile-mode; max-autotune by
-default). Also the parity of our logits with the float64 reference.
+"""ravlt's CUDA backend against PyTorch on the same GPU, in one run.
 
     python3 bench/gpu_compare.py --ravlt build-gpu/ravlt [--variants T,S] [--batches 1,256]
-        [--compile-mode max-autotune|default|none] [--out DIR]
+        [--precisions fp16,bf16,fp32] [--compile-mode max-autotune|default|none] [--out DIR]
 
-Run by bench/gpu.sh on the device machine (PyTorch 2.x with CUDA there).
-Prints one JSON line per measurement and a table last.
+Parity first, for RAVLT-S with the reference's random weights and for the
+trained demo model, over 200 inputs: per precision, the relative L2 of our
+logits against PyTorch's float32 GPU logits, beside PyTorch's own
+fp16/bf16-vs-fp32 gap on the same inputs, and the top-1 agreement where the
+float32 margin exceeds 1e-2. Then latency: RAVLT-T and S at 224x224, each
+batch and precision, ours (`ravlt bench --device cuda`) against PyTorch eager
+and torch.compile in the same precision (TF32 off for float32 on both
+sides). Run by bench/gpu.sh on the device machine; prints JSON lines as it
+goes and two tables last.
 """
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -20,12 +25,17 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+import torch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 
-import torch  # noqa: E402
+from ravlt_reference import VARIANTS, Ravlt, RavltConfig, randomize  # noqa: E402
 
-from ravlt_reference import VARIANTS, Ravlt, randomize  # noqa: E402
+# demo/train_digits.py's CONFIG (that script imports sklearn, absent here).
+DIGITS = RavltConfig([32, 64, 128, 256], [1, 1, 2, 1], [2, 2, 4, 8], projection=256, num_classes=10)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def cuda_time_ms(fn, iterations, warmup=3):
@@ -49,11 +59,47 @@ def rel_l2(a, b):
     return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
-def ravlt(args, *cmd):
-    p = subprocess.run([args.ravlt, *cmd], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"ravlt {' '.join(cmd)} failed: {p.stderr}")
-    return p.stdout
+class Ours:
+    def __init__(self, args):
+        self.args = args
+
+    def __call__(self, *cmd):
+        p = subprocess.run([self.args.ravlt, *cmd], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"ravlt {' '.join(cmd)} failed: {p.stderr}")
+        return p.stdout
+
+    def logits(self, rvlt, x, precision):
+        x_path = os.path.join(self.args.out, "x.npy")
+        y_path = os.path.join(self.args.out, "y.npy")
+        np.save(x_path, x.numpy())
+        self("run", "-m", rvlt, "-i", x_path, "-o", y_path, "--device", "cuda", "--precision",
+             precision)
+        return torch.from_numpy(np.load(y_path))
+
+
+def parity(args, ours, name, model, rvlt, size, precisions):
+    """Our gap and PyTorch's for each precision, over 200 inputs."""
+    x = torch.randn(200, 3, size, size, generator=torch.Generator().manual_seed(3))
+    gpu = model.cuda().eval()
+    with torch.no_grad():
+        fp32 = torch.cat([gpu(c.cuda()).float().cpu() for c in x.split(50)])
+    top2 = fp32.topk(2, 1).values
+    confident = (top2[:, 0] - top2[:, 1]) > 1e-2
+    rows = []
+    for p in precisions:
+        mine = ours.logits(rvlt, x, p)
+        with torch.no_grad():
+            half = copy.deepcopy(gpu).to(DTYPES[p])  # a copy: rounding the original is for good
+            theirs = torch.cat([half(c.cuda().to(DTYPES[p])).float().cpu() for c in x.split(50)])
+            del half
+        row = {"model": name, "precision": p, "ours": rel_l2(mine, fp32),
+               "pytorch": rel_l2(theirs, fp32), "confident": int(confident.sum()),
+               "top1_agree": int((mine.argmax(1) == fp32.argmax(1))[confident].sum())}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    model.cpu()
+    return rows
 
 
 def main():
@@ -61,6 +107,7 @@ def main():
     ap.add_argument("--ravlt", required=True)
     ap.add_argument("--variants", default="T,S")
     ap.add_argument("--batches", default="1,256")
+    ap.add_argument("--precisions", default="fp16,bf16,fp32")
     ap.add_argument("--compile-mode", default="max-autotune")
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--out", default=tempfile.mkdtemp())
@@ -68,67 +115,73 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     os.makedirs(args.out, exist_ok=True)
+    ours = Ours(args)
+    precisions = args.precisions.split(",")
     print(f"GPU: {torch.cuda.get_device_name(0)}, PyTorch {torch.__version__}", flush=True)
-    rows = []
+
+    models = {}
     for variant in args.variants.split(","):
         model = randomize(Ravlt(VARIANTS[variant]), seed=1).eval()
-        ckpt = os.path.join(args.out, f"{variant}.pth")
-        rvlt = os.path.join(args.out, f"{variant}.rvlt")
+        ckpt, rvlt = (os.path.join(args.out, f"{variant}.{e}") for e in ("pth", "rvlt"))
         torch.save(model.state_dict(), ckpt)
-        ravlt(args, "convert", ckpt, "-o", rvlt)
+        ours("convert", ckpt, "-o", rvlt)
+        models[variant] = (model, rvlt)
 
-        # Parity: our CUDA logits and PyTorch's float32 GPU logits, each
-        # against the float64 reference on the CPU.
-        x = torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(2))
-        x_path, y_path = os.path.join(args.out, "x.npy"), os.path.join(args.out, "y.npy")
-        import numpy as np
-        np.save(x_path, x.numpy())
-        ravlt(args, "run", "-m", rvlt, "-i", x_path, "-o", y_path, "--device", "cuda")
-        ours = torch.from_numpy(np.load(y_path))
-        with torch.no_grad():
-            ref = model.double()(x.double())
-            model.float()
-            gpu_model = model.cuda()
-            theirs = gpu_model(x.cuda()).cpu()
-        parity = {"variant": variant, "ours_vs_fp64": rel_l2(ours, ref),
-                  "pytorch_fp32_gpu_vs_fp64": rel_l2(theirs, ref),
-                  "same_top1": int((ours.argmax(1) == ref.argmax(1)).sum()), "of": len(x)}
-        print(json.dumps(parity), flush=True)
+    checks = []
+    if "S" in models:
+        checks += parity(args, ours, "RAVLT-S", models["S"][0], models["S"][1], 224, precisions)
+    digits = Ravlt(DIGITS).eval()
+    digits.load_state_dict(torch.load(os.path.join(ROOT, "demo", "ravlt_digits.pth"),
+                                      map_location="cpu", weights_only=False)["model"])
+    digits_rvlt = os.path.join(args.out, "digits.rvlt")
+    ours("convert", os.path.join(ROOT, "demo", "ravlt_digits.pth"), "-o", digits_rvlt,
+         "--resize", "64", "--crop", "64")
+    checks += parity(args, ours, "digits demo", digits, digits_rvlt, 64, precisions)
 
-        for batch in [int(b) for b in args.batches.split(",")]:
-            out = json.loads(ravlt(args, "bench", "-m", rvlt, "--device", "cuda", "--batch",
-                                   str(batch), "--iterations", str(args.iterations), "--json"))
-            ours_ms = out["median_ms"]
-            xb = torch.randn(batch, 3, 224, 224, device="cuda")
-            with torch.no_grad():
-                eager_ms = cuda_time_ms(lambda: gpu_model(xb), args.iterations)
-                compiled_ms = None
-                if args.compile_mode != "none":
-                    started = time.time()
-                    mode = None if args.compile_mode == "default" else args.compile_mode
-                    compiled = torch.compile(gpu_model, mode=mode)
-                    compiled(xb)  # compiles
-                    compile_s = time.time() - started
-                    compiled_ms = cuda_time_ms(lambda: compiled(xb), args.iterations)
-                    print(json.dumps({"variant": variant, "batch": batch,
-                                      "compile_seconds": round(compile_s, 1)}), flush=True)
-            row = {"variant": variant, "batch": batch, "ours_ms": ours_ms, "eager_ms": eager_ms,
-                   "compiled_ms": compiled_ms}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-        del gpu_model
-        torch.cuda.empty_cache()
+    rows = []
+    for variant, (model, rvlt) in models.items():
+        for p in precisions:
+            gpu = copy.deepcopy(model).to("cuda", DTYPES[p]).eval()
+            for batch in [int(b) for b in args.batches.split(",")]:
+                out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision", p,
+                                      "--batch", str(batch), "--iterations",
+                                      str(args.iterations), "--json"))
+                xb = torch.randn(batch, 3, 224, 224, device="cuda", dtype=DTYPES[p])
+                with torch.no_grad():
+                    eager_ms = cuda_time_ms(lambda: gpu(xb), args.iterations)
+                    compiled_ms, compile_s = None, None
+                    if args.compile_mode != "none":
+                        started = time.time()
+                        mode = None if args.compile_mode == "default" else args.compile_mode
+                        torch._dynamo.reset()
+                        compiled = torch.compile(gpu, mode=mode)
+                        compiled(xb)
+                        compile_s = round(time.time() - started, 1)
+                        compiled_ms = cuda_time_ms(lambda: compiled(xb), args.iterations)
+                row = {"variant": variant, "precision": p, "batch": batch,
+                       "ours_ms": out["median_ms"], "eager_ms": eager_ms,
+                       "compiled_ms": compiled_ms, "compile_s": compile_s}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+            del gpu
+            torch.cuda.empty_cache()
 
-    print(f"\nfloat32, TF32 off, 224x224, median of {args.iterations} "
-          f"(torch.compile mode: {args.compile_mode})")
-    print("| model | batch | ravlt ms | eager ms | compiled ms | eager/ravlt | compiled/ravlt |")
+    print("\nparity over 200 inputs: rel L2 vs PyTorch's float32 GPU logits")
+    print("| model | precision | ravlt | PyTorch | ravlt / PyTorch | top-1 agree (confident) |")
+    print("|---|---|---|---|---|---|")
+    for c in checks:
+        ratio = c["ours"] / c["pytorch"] if c["pytorch"] > 0 else float("nan")
+        print(f"| {c['model']} | {c['precision']} | {c['ours']:.2e} | {c['pytorch']:.2e} | "
+              f"{ratio:.2f} | {c['top1_agree']}/{c['confident']} |")
+    print(f"\n224x224, median of {args.iterations}, torch.compile mode {args.compile_mode}")
+    print("| model | precision | batch | ravlt ms | eager ms | compiled ms | compiled / ravlt |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        c, ours = r["compiled_ms"], r["ours_ms"]
+        c, mine = r["compiled_ms"], r["ours_ms"]
         compiled = "-" if c is None else "%.3f" % c
-        ratio = "-" if c is None else "%.2f" % (c / ours)
-        print(f"| RAVLT-{r['variant']} | {r['batch']} | {ours:.3f} | {r['eager_ms']:.3f} | "
-              f"{compiled} | {r['eager_ms'] / ours:.2f} | {ratio} |")
+        ratio = "-" if c is None else "%.2f" % (c / mine)
+        print(f"| RAVLT-{r['variant']} | {r['precision']} | {r['batch']} | {mine:.3f} | "
+              f"{r['eager_ms']:.3f} | {compiled} | {ratio} |")
 
 
 if __name__ == "__main__":

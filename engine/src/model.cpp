@@ -67,14 +67,17 @@ size_t physical_memory_bytes() {
 }
 
 std::unique_ptr<runtime::Backend> make_backend(const Model& model, const SessionOptions& options) {
-  if (options.precision != Precision::kFloat32) {
-    throw Error(std::string("precision ") + to_string(options.precision) +
-                " is not available yet (only fp32)");
-  }
   if (options.device == Device::kCuda) {
     runtime::cuda::CudaOptions cuda;
     cuda.allow_tf32 = options.allow_tf32;
+    cuda.storage = options.precision == Precision::kFloat16    ? runtime::cuda::Storage::kF16
+                   : options.precision == Precision::kBFloat16 ? runtime::cuda::Storage::kBF16
+                                                               : runtime::cuda::Storage::kF32;
     return runtime::cuda::make_backend(model.impl().device_weights(), cuda);
+  }
+  if (options.precision != Precision::kFloat32) {
+    throw Error(std::string("precision ") + to_string(options.precision) +
+                " runs on the CUDA device only (the CPU backend computes in fp32)");
   }
   return std::make_unique<runtime::cpu::CpuBackend>(model.impl().weights);
 }

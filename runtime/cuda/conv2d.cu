@@ -1,15 +1,16 @@
 // Direct convolution, NHWC, any kernel size, stride, padding and groups;
-// bias and activation fused. One thread per output value, consecutive
-// threads along the output channels, so that the [kh][kw][ci][co] weights
-// are read coalesced and the input values are shared across a warp.
+// bias and activation fused, float32 accumulation. One thread per output
+// value, consecutive threads along the output channels, so that the
+// [kh][kw][ci][co] weights are read coalesced and the input values are
+// shared across a warp.
 #include "runtime/cuda/device_math.cuh"
 
 namespace ravlt::runtime::cuda {
 namespace {
 
-__global__ void conv2d_kernel(ConvParams p, const float* __restrict__ x,
-                              const float* __restrict__ w, const float* __restrict__ bias,
-                              float* __restrict__ y) {
+template <typename T>
+__global__ void conv2d_kernel(ConvParams p, const T* __restrict__ x, const T* __restrict__ w,
+                              const T* __restrict__ bias, T* __restrict__ y) {
   const int64_t total = static_cast<int64_t>(p.n) * p.out_h * p.out_w * p.out_c;
   const int in_per_group = p.in_c / p.groups, out_per_group = p.out_c / p.groups;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
@@ -21,32 +22,36 @@ __global__ void conv2d_kernel(ConvParams p, const float* __restrict__ x,
     const int oy = static_cast<int>(rest % p.out_h);
     const int64_t b = rest / p.out_h;
     const int ci0 = (co / out_per_group) * in_per_group;
-    float sum = bias[co];
+    float sum = load(bias, co);
     for (int ky = 0; ky < p.kernel_h; ++ky) {
       const int iy = oy * p.stride_h - p.pad_h + ky;
       if (iy < 0 || iy >= p.in_h) continue;
       for (int kx = 0; kx < p.kernel_w; ++kx) {
         const int ix = ox * p.stride_w - p.pad_w + kx;
         if (ix < 0 || ix >= p.in_w) continue;
-        const float* src = x + ((b * p.in_h + iy) * p.in_w + ix) * p.in_c + ci0;
-        const float* tap =
+        const T* src = x + ((b * p.in_h + iy) * p.in_w + ix) * p.in_c + ci0;
+        const T* tap =
             w + (static_cast<int64_t>(ky * p.kernel_w + kx) * in_per_group) * p.out_c + co;
-        for (int ci = 0; ci < in_per_group; ++ci)
-          sum += src[ci] * tap[static_cast<int64_t>(ci) * p.out_c];
+        for (int ci = 0; ci < in_per_group; ++ci) {
+          sum += load(src, ci) * load(tap, static_cast<int64_t>(ci) * p.out_c);
+        }
       }
     }
-    y[i] = activate(sum, p.act);
+    store(y, i, activate(sum, p.act));
   }
 }
 
 }  // namespace
 
-void launch_conv2d(const ConvParams& p, const float* x, const float* w_hwio, const float* bias,
-                   float* y, cudaStream_t stream) {
+void launch_conv2d(Storage s, const ConvParams& p, const void* x, const void* w_hwio,
+                   const void* bias, void* y, cudaStream_t stream) {
   const int64_t total = static_cast<int64_t>(p.n) * p.out_h * p.out_w * p.out_c;
-  const int64_t blocks = (total + 255) / 256;
-  conv2d_kernel<<<static_cast<int>(blocks < 65536 ? blocks : 65536), 256, 0, stream>>>(p, x, w_hwio,
-                                                                                       bias, y);
+  with_storage(s, [&](auto type) {
+    using T = decltype(type);
+    conv2d_kernel<<<grid_for(total), 256, 0, stream>>>(
+        p, static_cast<const T*>(x), static_cast<const T*>(w_hwio), static_cast<const T*>(bias),
+        static_cast<T*>(y));
+  });
 }
 
 }  // namespace ravlt::runtime::cuda

@@ -6,6 +6,7 @@
 #include "runtime/cuda/cublaslt_library.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/cuda_context.h"
+#include "runtime/cuda/launchers.h"
 
 namespace ravlt::runtime::cuda {
 namespace {
@@ -58,6 +59,29 @@ class PinnedBuffer {
   size_t size_ = 0;
 };
 
+// Device memory grown on demand (float32 staging of a converted input or
+// output; grows only when a larger shape is first run).
+class DeviceStaging {
+ public:
+  ~DeviceStaging() {
+    if (data_ != nullptr) cudaFree(data_);
+  }
+  void* reserve(size_t bytes) {
+    if (bytes > size_) {
+      if (data_ != nullptr) cudaFree(data_);
+      data_ = nullptr;
+      size_ = 0;
+      check(cudaMalloc(&data_, bytes), "allocating device staging memory");
+      size_ = bytes;
+    }
+    return data_;
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 // A plan's launches recorded once as a CUDA graph.
 class RecordedGraph : public PlanState {
  public:
@@ -83,6 +107,7 @@ class CudaBackend : public Backend {
       check(status, "creating a cuBLASLt handle");
     }
     context_.allow_tf32 = options.allow_tf32;
+    context_.storage = options.storage;
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(context_.stream);
@@ -93,6 +118,7 @@ class CudaBackend : public Backend {
   std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
                                   const std::vector<Shape>& shapes) override {
     context_.constant_layouts.resize(graph.values().size(), WeightLayout::kAsStored);
+    context_.constant_storage.resize(graph.values().size(), context_.storage);
     return kFactories[static_cast<size_t>(node.op)](PrepareArgs{graph, node, shapes, context_});
   }
 
@@ -112,19 +138,38 @@ class CudaBackend : public Backend {
     const WeightLayout layout = value < context_.constant_layouts.size()
                                     ? context_.constant_layouts[value]
                                     : WeightLayout::kAsStored;
-    return weights_->get(graph, value, layout);
+    const Storage storage = value < context_.constant_storage.size()
+                                ? context_.constant_storage[value]
+                                : context_.storage;
+    return static_cast<const float*>(weights_->get(graph, value, layout, storage));
   }
 
+  // The host side is float32; a float16/bfloat16 session converts on the
+  // device, through a float32 staging buffer.
   void copy_in(void* device, const void* host, size_t bytes) override {
     uint8_t* staging = pinned_in_.reserve(bytes);
     std::memcpy(staging, host, bytes);
-    check(cudaMemcpyAsync(device, staging, bytes, cudaMemcpyHostToDevice, context_.stream),
+    void* target = context_.storage == Storage::kF32 ? device : device_in_.reserve(bytes);
+    check(cudaMemcpyAsync(target, staging, bytes, cudaMemcpyHostToDevice, context_.stream),
           "copying the input to the device");
+    if (target != device) {
+      launch_convert(target, Storage::kF32, device, context_.storage,
+                     static_cast<int64_t>(bytes / sizeof(float)), context_.stream);
+      check(cudaGetLastError(), "converting the input");
+    }
   }
 
   void copy_out(void* host, const void* device, size_t bytes) override {
     uint8_t* staging = pinned_out_.reserve(bytes);
-    check(cudaMemcpyAsync(staging, device, bytes, cudaMemcpyDeviceToHost, context_.stream),
+    const void* source = device;
+    if (context_.storage != Storage::kF32) {
+      void* wide = device_out_.reserve(bytes);
+      launch_convert(device, context_.storage, wide, Storage::kF32,
+                     static_cast<int64_t>(bytes / sizeof(float)), context_.stream);
+      check(cudaGetLastError(), "converting the output");
+      source = wide;
+    }
+    check(cudaMemcpyAsync(staging, source, bytes, cudaMemcpyDeviceToHost, context_.stream),
           "copying the output from the device");
     pending_host_ = host;
     pending_bytes_ = bytes;
@@ -180,6 +225,7 @@ class CudaBackend : public Backend {
   CudaOptions options_;
   CudaContext context_;
   PinnedBuffer pinned_in_, pinned_out_;
+  DeviceStaging device_in_, device_out_;
   void* pending_host_ = nullptr;
   size_t pending_bytes_ = 0;
 };

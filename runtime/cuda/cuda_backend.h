@@ -31,8 +31,9 @@ class DeviceWeights {
   /// Device float32 copy of constant `value` of `graph`, uploaded on first
   /// request. Throws ravlt::Error when the device cannot hold it.
   const float* get(const Graph& graph, uint32_t value);
-  /// The same in another layout (a separate upload, also made once).
-  const float* get(const Graph& graph, uint32_t value, WeightLayout layout);
+  /// The same in another layout and storage type (a separate upload, also
+  /// made once): device memory holding elements of `storage`.
+  const void* get(const Graph& graph, uint32_t value, WeightLayout layout, Storage storage);
   /// Bytes uploaded so far.
   size_t bytes() const;
 
@@ -47,6 +48,9 @@ struct CudaOptions {
   bool allow_tf32 = false;
   /// Record each plan as a CUDA graph and replay it.
   bool use_graphs = true;
+  /// How activations and weights are stored; every kernel computes and
+  /// accumulates in float32.
+  Storage storage = Storage::kF32;
 };
 
 /// A backend on device 0 using `weights` (shared by the model's sessions).

@@ -11,6 +11,7 @@
 
 #include "runtime/backend.h"
 #include "runtime/cuda/device_weights_layout.h"
+#include "runtime/cuda/launchers.h"
 
 namespace ravlt::runtime::cuda {
 
@@ -18,11 +19,16 @@ struct CudaContext {
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
   bool allow_tf32 = false;
+  /// How activations and weights are stored (float32, float16, bfloat16).
+  Storage storage = Storage::kF32;
   cudaError_t first_error = cudaSuccess;
   const char* first_error_node = nullptr;
   /// Constants a kernel wants in another layout (set in prepare, read by
   /// CudaBackend::constant); indexed by value.
   std::vector<WeightLayout> constant_layouts;
+  /// And in which type: the session's storage, except where a kernel wants
+  /// float32 (the RoPE angles).
+  std::vector<Storage> constant_storage;
 
   cublasStatus_t first_blas_error = CUBLAS_STATUS_SUCCESS;
 

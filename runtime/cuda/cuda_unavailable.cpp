@@ -28,7 +28,7 @@ const float* DeviceWeights::get(const Graph&, uint32_t) {
   throw Error(kMissing);
 }
 
-const float* DeviceWeights::get(const Graph&, uint32_t, WeightLayout) {
+const void* DeviceWeights::get(const Graph&, uint32_t, WeightLayout, Storage) {
   throw Error(kMissing);
 }
 

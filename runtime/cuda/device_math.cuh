@@ -1,6 +1,8 @@
 // Device helpers shared by our kernels: activations, RoPE, warp reductions.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "runtime/cuda/launchers.h"
@@ -60,6 +62,44 @@ __device__ __forceinline__ float warp_max(float v) {
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
   }
   return v;
+}
+
+// Loads and stores of the storage types, computing in float32.
+__device__ __forceinline__ float load(const float* p, int64_t i) {
+  return p[i];
+}
+__device__ __forceinline__ float load(const __half* p, int64_t i) {
+  return __half2float(p[i]);
+}
+__device__ __forceinline__ float load(const __nv_bfloat16* p, int64_t i) {
+  return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ void store(float* p, int64_t i, float v) {
+  p[i] = v;
+}
+__device__ __forceinline__ void store(__half* p, int64_t i, float v) {
+  p[i] = __float2half_rn(v);
+}
+__device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, float v) {
+  p[i] = __float2bfloat16_rn(v);
+}
+
+// Calls f(T{}) with T the C++ type of storage `s` (host side).
+template <typename F>
+void with_storage(Storage s, F&& f) {
+  if (s == Storage::kF16) {
+    f(__half{});
+  } else if (s == Storage::kBF16) {
+    f(__nv_bfloat16{});
+  } else {
+    f(float{});
+  }
+}
+
+// A grid-stride launch: enough blocks to fill a large GPU, never more than needed.
+inline int grid_for(int64_t count, int threads = 256) {
+  const int64_t blocks = (count + threads - 1) / threads;
+  return static_cast<int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
 }
 
 inline int blocks_for(int64_t count, int threads) {

@@ -1,7 +1,11 @@
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "runtime/cuda/cuda_backend.h"
@@ -9,10 +13,28 @@
 #include "runtime/cuda/device_weights_layout.h"
 
 namespace ravlt::runtime::cuda {
+namespace {
+
+// Float32 values as `storage` elements (round to nearest even).
+std::vector<uint8_t> encode(const std::vector<float>& values, Storage storage) {
+  std::vector<uint8_t> out(values.size() * (storage == Storage::kF32 ? 4 : 2));
+  if (storage == Storage::kF32) {
+    std::memcpy(out.data(), values.data(), out.size());
+  } else if (storage == Storage::kF16) {
+    auto* h = reinterpret_cast<__half*>(out.data());
+    for (size_t i = 0; i < values.size(); ++i) h[i] = __float2half_rn(values[i]);
+  } else {
+    auto* b = reinterpret_cast<__nv_bfloat16*>(out.data());
+    for (size_t i = 0; i < values.size(); ++i) b[i] = __float2bfloat16_rn(values[i]);
+  }
+  return out;
+}
+
+}  // namespace
 
 struct DeviceWeights::State {
   mutable std::mutex mutex;
-  std::map<std::pair<uint32_t, WeightLayout>, float*> uploaded;
+  std::map<std::tuple<uint32_t, WeightLayout, Storage>, void*> uploaded;
   size_t bytes = 0;
   ~State() {
     for (auto& [key, pointer] : uploaded) cudaFree(pointer);
@@ -23,28 +45,29 @@ DeviceWeights::DeviceWeights() : state_(std::make_unique<State>()) {}
 DeviceWeights::~DeviceWeights() = default;
 
 const float* DeviceWeights::get(const Graph& graph, uint32_t value) {
-  return get(graph, value, WeightLayout::kAsStored);
+  return static_cast<const float*>(get(graph, value, WeightLayout::kAsStored, Storage::kF32));
 }
 
-const float* DeviceWeights::get(const Graph& graph, uint32_t value, WeightLayout layout) {
+const void* DeviceWeights::get(const Graph& graph, uint32_t value, WeightLayout layout,
+                               Storage storage) {
   std::lock_guard<std::mutex> lock(state_->mutex);
-  const auto key = std::make_pair(value, layout);
+  const auto key = std::make_tuple(value, layout, storage);
   if (auto it = state_->uploaded.find(key); it != state_->uploaded.end()) return it->second;
   const Value& v = graph.values()[value];
   const size_t count = static_cast<size_t>(element_count(v.shape));
   std::vector<float> host(v.data, v.data + count);
   if (layout == WeightLayout::kConvHwio) host = conv_weight_to_hwio(v.shape, v.data);
-  float* device = nullptr;
-  check(cudaMalloc(reinterpret_cast<void**>(&device), count * sizeof(float) + (count == 0 ? 4 : 0)),
+  const std::vector<uint8_t> bytes = encode(host, storage);
+  void* device = nullptr;
+  check(cudaMalloc(&device, bytes.empty() ? 4 : bytes.size()),
         ("allocating weights '" + v.name + "'").c_str());
-  const cudaError_t copied =
-      cudaMemcpy(device, host.data(), count * sizeof(float), cudaMemcpyHostToDevice);
+  const cudaError_t copied = cudaMemcpy(device, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
   if (copied != cudaSuccess) {
     cudaFree(device);
     check(copied, ("uploading weights '" + v.name + "'").c_str());
   }
   state_->uploaded.emplace(key, device);
-  state_->bytes += count * sizeof(float);
+  state_->bytes += bytes.size();
   return device;
 }
 

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "runtime/cuda/storage.h"
 #include "runtime/graph.h"
 
 namespace ravlt::runtime::cuda {

@@ -1,6 +1,10 @@
 // Host-side entry points of our CUDA kernels (the .cu files beside this).
 // Each enqueues its kernel on `stream` and returns; the caller checks
 // cudaGetLastError(). Layouts are channels-last (N, H, W, C) throughout.
+//
+// Activations and weights are stored as `Storage` (float32, float16 or
+// bfloat16: one type per session) and every kernel computes in float32;
+// RoPE angles and RALA's scratch stay float32 whatever the storage.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -8,25 +12,30 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/cuda/storage.h"
+
 namespace ravlt::runtime::cuda {
 
 /// The values of runtime::Activation.
 enum class Act : int { kNone = 0, kGelu = 1, kSwish = 2 };
 
+/// y = x converted, `count` elements (float32 <-> the storage type).
+void launch_convert(const void* x, Storage from, void* y, Storage to, int64_t count,
+                    cudaStream_t stream);
 /// NCHW -> NHWC.
-void launch_to_channels_last(const float* x, float* y, int n, int c, int h, int w,
+void launch_to_channels_last(Storage s, const void* x, void* y, int n, int c, int h, int w,
                              cudaStream_t stream);
 /// y[r][k] = x[r][begin + k] for k < out_c; rows of in_c.
-void launch_channel_slice(const float* x, float* y, int64_t rows, int in_c, int begin, int out_c,
-                          cudaStream_t stream);
+void launch_channel_slice(Storage s, const void* x, void* y, int64_t rows, int in_c, int begin,
+                          int out_c, cudaStream_t stream);
 /// y[b][c] = mean over hw of x[b][.][c].
-void launch_global_avg_pool(const float* x, float* y, int n, int64_t hw, int c,
+void launch_global_avg_pool(Storage s, const void* x, void* y, int n, int64_t hw, int c,
                             cudaStream_t stream);
 /// y = act(y) (+ residual, where given), elementwise over `count` values.
-void launch_activation(float* y, int64_t count, Act act, const float* residual,
+void launch_activation(Storage s, void* y, int64_t count, Act act, const void* residual,
                        cudaStream_t stream);
 /// LayerNorm over the last dimension (c) of `rows` rows.
-void launch_layer_norm(const float* x, const float* gamma, const float* beta, float* y,
+void launch_layer_norm(Storage s, const void* x, const void* gamma, const void* beta, void* y,
                        int64_t rows, int c, float epsilon, cudaStream_t stream);
 
 struct ConvParams {
@@ -36,8 +45,8 @@ struct ConvParams {
   Act act;
 };
 /// Convolution, NHWC in and out; weights [kh][kw][in_c / groups][out_c].
-void launch_conv2d(const ConvParams& p, const float* x, const float* w_hwio, const float* bias,
-                   float* y, cudaStream_t stream);
+void launch_conv2d(Storage s, const ConvParams& p, const void* x, const void* w_hwio,
+                   const void* bias, void* y, cudaStream_t stream);
 
 struct AttentionParams {
   int n, h, w;  // tokens: h x w per image
@@ -46,12 +55,13 @@ struct AttentionParams {
 /// Scratch the RALA kernels need (bytes).
 size_t rala_scratch_bytes(const AttentionParams& p);
 /// RALA (spec section 3.3) on qkvo (N, H, W, 4C), lepe (N, H, W, C), the
-/// RoPE angles (head_dim / 2); out (N, H, W, C) = (attention + lepe) * o.
-void launch_rala_attention(const AttentionParams& p, const float* qkvo, const float* lepe,
-                           const float* angle, float* out, void* scratch, cudaStream_t stream);
+/// RoPE angles (head_dim / 2, float32); out (N, H, W, C) = (attention +
+/// lepe) * o.
+void launch_rala_attention(Storage s, const AttentionParams& p, const void* qkvo, const void* lepe,
+                           const float* angle, void* out, void* scratch, cudaStream_t stream);
 /// Softmax attention with RoPE, same operands and output; online softmax,
 /// no L x L matrix.
-void launch_softmax_attention(const AttentionParams& p, const float* qkvo, const float* lepe,
-                              const float* angle, float* out, cudaStream_t stream);
+void launch_softmax_attention(Storage s, const AttentionParams& p, const void* qkvo,
+                              const void* lepe, const float* angle, void* out, cudaStream_t stream);
 
 }  // namespace ravlt::runtime::cuda

@@ -32,11 +32,16 @@ class LinearKernel : public Kernel {
     act_ = static_cast<Act>(static_cast<int>(args.node.activation));
     has_residual_ = args.node.inputs.size() == 4;
     fuse_residual_ = has_residual_ && act_ == Act::kNone;
+    storage_ = context_.storage;
+    const cudaDataType_t type = storage_ == Storage::kF16    ? CUDA_R_16F
+                                : storage_ == Storage::kBF16 ? CUDA_R_16BF
+                                                             : CUDA_R_32F;
     const char* what = "setting up the GEMM";
     try {
+      // float32 accumulation always; TF32 only for float32 storage, on request.
+      const bool tf32 = context_.allow_tf32 && storage_ == Storage::kF32;
       check(lt().cublasLtMatmulDescCreate(
-                &desc_, context_.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-                CUDA_R_32F),
+                &desc_, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F),
             what);
       const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
       check(lt().cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
@@ -49,13 +54,13 @@ class LinearKernel : public Kernel {
       check(lt().cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                                 sizeof epilogue),
             what);
-      check(lt().cublasLtMatrixLayoutCreate(&a_, CUDA_R_32F, static_cast<uint64_t>(k),
+      check(lt().cublasLtMatrixLayoutCreate(&a_, type, static_cast<uint64_t>(k),
                                             static_cast<uint64_t>(n), k),
             what);
-      check(lt().cublasLtMatrixLayoutCreate(&b_, CUDA_R_32F, static_cast<uint64_t>(k),
+      check(lt().cublasLtMatrixLayoutCreate(&b_, type, static_cast<uint64_t>(k),
                                             static_cast<uint64_t>(m), k),
             what);
-      check(lt().cublasLtMatrixLayoutCreate(&d_, CUDA_R_32F, static_cast<uint64_t>(n),
+      check(lt().cublasLtMatrixLayoutCreate(&d_, type, static_cast<uint64_t>(n),
                                             static_cast<uint64_t>(m), n),
             what);
       cublasLtMatmulPreference_t preference = nullptr;
@@ -103,7 +108,8 @@ class LinearKernel : public Kernel {
                             output, d_, &heuristic_.algo, workspace, kWorkspace, context_.stream),
         node_.c_str());
     if (act_ != Act::kNone || (has_residual_ && !fuse_residual_)) {
-      launch_activation(output, count_, act_, has_residual_ ? inputs[3] : nullptr, context_.stream);
+      launch_activation(storage_, output, count_, act_, has_residual_ ? inputs[3] : nullptr,
+                        context_.stream);
       context_.note(cudaGetLastError(), node_.c_str());
     }
   }
@@ -122,6 +128,7 @@ class LinearKernel : public Kernel {
   std::string node_;
   int64_t count_ = 0;
   Act act_ = Act::kNone;
+  Storage storage_ = Storage::kF32;
   bool has_residual_ = false, fuse_residual_ = false;
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;

@@ -35,7 +35,8 @@ Layout layout_of(const AttentionParams& p) {
 constexpr int kWeightThreads = 256;
 
 // Pass 1: one block per (image, head).
-__global__ void rala_weights_kernel(Layout l, const float* __restrict__ qkvo,
+template <typename T>
+__global__ void rala_weights_kernel(Layout l, const T* __restrict__ qkvo,
                                     float* __restrict__ weights) {
   extern __shared__ float shared[];
   float* qm = shared;             // [d]
@@ -44,14 +45,14 @@ __global__ void rala_weights_kernel(Layout l, const float* __restrict__ qkvo,
   const int64_t b = bh / l.heads;
   const int head = static_cast<int>(bh % l.heads);
   const int64_t row = 4 * l.c;
-  const float* base = qkvo + b * l.L * row + static_cast<int64_t>(head) * l.d;
+  const T* base = qkvo + b * l.L * row + static_cast<int64_t>(head) * l.d;
   float* wts = weights + bh * l.L;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int warps = blockDim.x / kWarp;
 
   for (int t = threadIdx.x; t < l.d; t += blockDim.x) {
     float sum = 0.0f;
-    for (int64_t j = 0; j < l.L; ++j) sum += elu_plus_one(base[j * row + t]);
+    for (int64_t j = 0; j < l.L; ++j) sum += elu_plus_one(load(base, j * row + t));
     qm[t] = sum / static_cast<float>(l.L);
   }
   __syncthreads();
@@ -59,9 +60,9 @@ __global__ void rala_weights_kernel(Layout l, const float* __restrict__ qkvo,
   const float root_d = sqrtf(static_cast<float>(l.d));
   float top = -FLT_MAX;
   for (int64_t j = warp; j < l.L; j += warps) {
-    const float* k = base + j * row + l.c;
+    const T* k = base + j * row + l.c;
     float s = 0.0f;
-    for (int t = lane; t < l.d; t += kWarp) s += qm[t] * elu_plus_one(k[t]);
+    for (int t = lane; t < l.d; t += kWarp) s += qm[t] * elu_plus_one(load(k, t));
     s = warp_sum(s) / root_d;
     if (lane == 0) wts[j] = s;
     top = fmaxf(top, s);
@@ -91,7 +92,8 @@ constexpr int kTile = 16;    // KV tile: 16 x 16 channels per block
 constexpr int kTokens = 32;  // tokens staged in shared memory at a time
 
 // Pass 2: grid (BH, row tiles, column tiles), 16 x 16 threads.
-__global__ void rala_state_kernel(Layout l, const float* __restrict__ qkvo,
+template <typename T>
+__global__ void rala_state_kernel(Layout l, const T* __restrict__ qkvo,
                                   const float* __restrict__ angle,
                                   const float* __restrict__ weights, float* __restrict__ kbar,
                                   float* __restrict__ kv) {
@@ -102,7 +104,7 @@ __global__ void rala_state_kernel(Layout l, const float* __restrict__ qkvo,
   const int64_t b = bh / l.heads;
   const int head = static_cast<int>(bh % l.heads);
   const int64_t row = 4 * l.c;
-  const float* base = qkvo + b * l.L * row + static_cast<int64_t>(head) * l.d;
+  const T* base = qkvo + b * l.L * row + static_cast<int64_t>(head) * l.d;
   const float* wts = weights + bh * l.L;
   const int t1_0 = blockIdx.y * kTile, t2_0 = blockIdx.z * kTile;
   const int ty = threadIdx.y, tx = threadIdx.x;
@@ -116,17 +118,17 @@ __global__ void rala_state_kernel(Layout l, const float* __restrict__ qkvo,
       const int64_t j = j0 + jj;
       float rk = 0.0f, pk = 0.0f, vv = 0.0f;
       if (j < l.L) {
-        const float* k = base + j * row + l.c;
+        const T* k = base + j * row + l.c;
         const int t = t1_0 + ch;
         if (t < l.d) {
           const float wj = wts[j];
-          pk = elu_plus_one(k[t]) * wj;
-          const float partner = elu_plus_one(k[t ^ 1]) * wj;
+          pk = elu_plus_one(load(k, t)) * wj;
+          const float partner = elu_plus_one(load(k, t ^ 1)) * wj;
           const int y = static_cast<int>(j / l.w), x = static_cast<int>(j % l.w);
           rk = rope(pk, partner, t, rope_theta(angle, t, l.d, y, x));
         }
         const int t2 = t2_0 + ch;
-        if (t2 < l.d) vv = base[j * row + 2 * l.c + t2];
+        if (t2 < l.d) vv = load(base, j * row + 2 * l.c + t2);
       }
       rope_k[jj][ch] = rk;
       plain_k[jj][ch] = pk;
@@ -149,10 +151,10 @@ __global__ void rala_state_kernel(Layout l, const float* __restrict__ qkvo,
 constexpr int kOutWarps = 4;
 
 // Pass 3: one warp per token, grid (tokens / 4, heads).
-__global__ void rala_output_kernel(Layout l, const float* __restrict__ qkvo,
-                                   const float* __restrict__ lepe, const float* __restrict__ angle,
-                                   const float* __restrict__ kbar, const float* __restrict__ kv,
-                                   float* __restrict__ out) {
+template <typename T>
+__global__ void rala_output_kernel(Layout l, const T* __restrict__ qkvo, const T* __restrict__ lepe,
+                                   const float* __restrict__ angle, const float* __restrict__ kbar,
+                                   const float* __restrict__ kv, T* __restrict__ out) {
   extern __shared__ float shared[];  // [warps][d]: rope(phi(q)) of each warp's token
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int64_t token = blockIdx.x * static_cast<int64_t>(kOutWarps) + warp;  // over n * L
@@ -160,24 +162,24 @@ __global__ void rala_output_kernel(Layout l, const float* __restrict__ qkvo,
   const int head = blockIdx.y;
   const int64_t b = token / l.L, j = token % l.L;
   const int64_t bh = b * l.heads + head;
-  const float* q = qkvo + token * 4 * l.c + static_cast<int64_t>(head) * l.d;
+  const T* q = qkvo + token * 4 * l.c + static_cast<int64_t>(head) * l.d;
   float* rq = shared + warp * l.d;
   const int y = static_cast<int>(j / l.w), x = static_cast<int>(j % l.w);
   float zs = 0.0f;
   for (int t = lane; t < l.d; t += kWarp) {
-    const float qv = elu_plus_one(q[t]);
+    const float qv = elu_plus_one(load(q, t));
     zs += qv * kbar[bh * l.d + t];
-    rq[t] = rope(qv, elu_plus_one(q[t ^ 1]), t, rope_theta(angle, t, l.d, y, x));
+    rq[t] = rope(qv, elu_plus_one(load(q, t ^ 1)), t, rope_theta(angle, t, l.d, y, x));
   }
   const float z = 1.0f / (warp_sum(zs) + 1e-6f);
   __syncwarp();
   const float* state = kv + bh * l.d * l.d;
   const int64_t at = token * l.c + static_cast<int64_t>(head) * l.d;
-  const float* o = q + 3 * l.c;
+  const T* o = q + 3 * l.c;
   for (int t2 = lane; t2 < l.d; t2 += kWarp) {
     float s = 0.0f;
     for (int t1 = 0; t1 < l.d; ++t1) s += rq[t1] * state[t1 * l.d + t2];
-    out[at + t2] = (s * z + lepe[at + t2]) * o[t2];
+    store(out, at + t2, (s * z + load(lepe, at + t2)) * load(o, t2));
   }
 }
 
@@ -189,23 +191,28 @@ size_t rala_scratch_bytes(const AttentionParams& p) {
          sizeof(float);
 }
 
-void launch_rala_attention(const AttentionParams& p, const float* qkvo, const float* lepe,
-                           const float* angle, float* out, void* scratch, cudaStream_t stream) {
+void launch_rala_attention(Storage storage, const AttentionParams& p, const void* qkvo,
+                           const void* lepe, const float* angle, void* out, void* scratch,
+                           cudaStream_t stream) {
   const Layout l = layout_of(p);
   float* weights = static_cast<float*>(scratch);
   float* kbar = weights + l.bh() * l.L;
   float* kv = kbar + l.bh() * l.d;
   const int warps = kWeightThreads / kWarp;
-  rala_weights_kernel<<<static_cast<unsigned>(l.bh()), kWeightThreads,
-                        (l.d + warps) * sizeof(float), stream>>>(l, qkvo, weights);
   const unsigned tiles = static_cast<unsigned>((l.d + kTile - 1) / kTile);
-  rala_state_kernel<<<dim3(static_cast<unsigned>(l.bh()), tiles, tiles), dim3(kTile, kTile), 0,
-                      stream>>>(l, qkvo, angle, weights, kbar, kv);
   const int64_t tokens = l.n * l.L;
-  rala_output_kernel<<<dim3(static_cast<unsigned>((tokens + kOutWarps - 1) / kOutWarps),
-                            static_cast<unsigned>(l.heads)),
-                       kOutWarps * kWarp, kOutWarps * l.d * sizeof(float), stream>>>(
-      l, qkvo, lepe, angle, kbar, kv, out);
+  with_storage(storage, [&](auto type) {
+    using T = decltype(type);
+    const T* x = static_cast<const T*>(qkvo);
+    rala_weights_kernel<<<static_cast<unsigned>(l.bh()), kWeightThreads,
+                          (l.d + warps) * sizeof(float), stream>>>(l, x, weights);
+    rala_state_kernel<<<dim3(static_cast<unsigned>(l.bh()), tiles, tiles), dim3(kTile, kTile), 0,
+                        stream>>>(l, x, angle, weights, kbar, kv);
+    rala_output_kernel<<<dim3(static_cast<unsigned>((tokens + kOutWarps - 1) / kOutWarps),
+                              static_cast<unsigned>(l.heads)),
+                         kOutWarps * kWarp, kOutWarps * l.d * sizeof(float), stream>>>(
+        l, x, static_cast<const T*>(lepe), angle, kbar, kv, static_cast<T*>(out));
+  });
 }
 
 }  // namespace ravlt::runtime::cuda

@@ -214,6 +214,17 @@ TEST_CASE("shapes the model cannot take are errors that say why") {
   CHECK_THROWS_AS(Model::load(testdata("custom_bare.pth")), Error);
 }
 
+TEST_CASE("fp16 and bf16 are refused on the CPU, naming why") {
+  TempDir dir;
+  const auto model = custom_model(dir);
+  SessionOptions options;
+  options.precision = Precision::kFloat16;
+  CHECK_THROWS_WITH_AS(Session(model, options),
+                       doctest::Contains("precision fp16 runs on the CUDA device only"), Error);
+  options.precision = Precision::kBFloat16;
+  CHECK_THROWS_WITH_AS(Session(model, options), doctest::Contains("precision bf16"), Error);
+}
+
 TEST_CASE("a shape that needs more activation memory than the session allows is refused") {
   TempDir dir;
   const auto model = custom_model(dir);

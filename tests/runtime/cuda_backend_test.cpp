@@ -4,6 +4,7 @@
 // reports why and checks nothing else (CTest shows the test as skipped).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -84,6 +85,20 @@ struct Builder {
 
 // Runs `b`'s graph on the CPU and on the GPU (with and without a recorded
 // graph) and checks the outputs agree within `tolerance`.
+// Tolerances per storage type (float32 as given; 16-bit types round every
+// stored activation and weight: about 2^-11 and 2^-8 relative).
+double tolerance_for(cuda::Storage storage, double f32) {
+  if (storage == cuda::Storage::kF16) return 5e-3;
+  if (storage == cuda::Storage::kBF16) return 4e-2;
+  return f32;
+}
+
+const char* name_of(cuda::Storage storage) {
+  return storage == cuda::Storage::kF16    ? "fp16"
+         : storage == cuda::Storage::kBF16 ? "bf16"
+                                           : "fp32";
+}
+
 void check_against_cpu(const Builder& b, const Shape& input_shape, double tolerance,
                        uint32_t seed = 1) {
   const auto graph = b.graph();
@@ -94,17 +109,21 @@ void check_against_cpu(const Builder& b, const Shape& input_shape, double tolera
   const std::vector<float> expected(want, want + n);
 
   auto weights = std::make_shared<cuda::DeviceWeights>();
-  for (bool graphs : {true, false}) {
-    cuda::CudaOptions options;
-    options.use_graphs = graphs;
-    Executor gpu(graph, cuda::make_backend(weights, options), 0);
-    const float* got = gpu.run(input.data(), input_shape);
-    const std::vector<float> first(got, got + n);
-    const double err = rel_l2(first.data(), expected.data(), n);
-    INFO("graphs " << graphs << ", input " << to_string(input_shape) << ": rel L2 " << err);
-    CHECK(err <= tolerance);
-    got = gpu.run(input.data(), input_shape);  // a replay gives the same bits
-    CHECK(std::memcmp(got, first.data(), n * sizeof(float)) == 0);
+  for (cuda::Storage storage : {cuda::Storage::kF32, cuda::Storage::kF16, cuda::Storage::kBF16}) {
+    for (bool graphs : {true, false}) {
+      cuda::CudaOptions options;
+      options.use_graphs = graphs;
+      options.storage = storage;
+      Executor gpu(graph, cuda::make_backend(weights, options), 0);
+      const float* got = gpu.run(input.data(), input_shape);
+      const std::vector<float> first(got, got + n);
+      const double err = rel_l2(first.data(), expected.data(), n);
+      INFO(name_of(storage) << ", graphs " << graphs << ", input " << to_string(input_shape)
+                            << ": rel L2 " << err);
+      CHECK(err <= tolerance_for(storage, tolerance));
+      got = gpu.run(input.data(), input_shape);  // a replay gives the same bits
+      CHECK(std::memcmp(got, first.data(), n * sizeof(float)) == 0);
+    }
   }
 }
 
@@ -247,6 +266,45 @@ TEST_CASE("CUDA: whole models match the CPU backend (float32 logits, rel L2 <= 1
         return std::max_element(l + i * classes, l + (i + 1) * classes) - (l + i * classes);
       };
       CHECK(top(got.data()) == top(expected.data()));
+    }
+  }
+}
+
+TEST_CASE("CUDA fp16 and bf16: whole models near the float32 CPU logits, same confident top-1") {
+  if (!gpu_or_skip()) return;
+  TempDir dir;
+  const std::string custom = dir.file("custom.rvlt"), digits = dir.file("digits.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), custom);
+  ConvertOptions demo;
+  demo.resize = 64;
+  demo.crop = 64;
+  convert_checkpoint(std::string(RAVLT_SOURCE_DIR) + "/demo/ravlt_digits.pth", digits, demo);
+  for (const std::string& path : {custom, digits}) {
+    const auto model = Model::load(path);
+    const std::vector<int64_t> shape = {8, 3, 64, 64};
+    const auto input = random_vector(static_cast<size_t>(8 * 3 * 64 * 64), 17);
+    Session cpu(model);
+    const auto want = cpu.run(input.data(), shape);
+    const std::vector<float> expected(want.begin(), want.end());
+    const size_t classes = static_cast<size_t>(model->num_classes());
+    for (Precision precision : {Precision::kFloat16, Precision::kBFloat16}) {
+      SessionOptions options;
+      options.device = Device::kCuda;
+      options.precision = precision;
+      Session gpu(model, options);
+      const auto got = gpu.run(input.data(), shape);
+      const double err = rel_l2(got.data(), expected.data(), got.size());
+      INFO(path << " " << to_string(precision) << ": rel L2 " << err);
+      CHECK(err <= (precision == Precision::kFloat16 ? 1e-2 : 3e-2));
+      for (size_t i = 0; i < 8; ++i) {
+        const float* e = expected.data() + i * classes;
+        std::vector<float> sorted(e, e + classes);
+        std::sort(sorted.rbegin(), sorted.rend());
+        if (sorted[0] - sorted[1] <= 1e-2f * std::fabs(sorted[0])) continue;  // not confident
+        CHECK(std::max_element(got.data() + i * classes, got.data() + (i + 1) * classes) -
+                  (got.data() + i * classes) ==
+              std::max_element(e, e + classes) - e);
+      }
     }
   }
 }

@@ -98,7 +98,9 @@ struct SessionOptions {
   /// logits back; the weights are uploaded once per Model, shared by its
   /// sessions.
   Device device = Device::kCpu;
-  /// Float32 only so far; fp16 and bf16 are refused with an Error.
+  /// CUDA: fp16 / bf16 store activations and weights in 16 bits and
+  /// accumulate in float32 (RoPE angles stay float32); the logits come back
+  /// as float32. The CPU runs float32 only (an Error otherwise).
   Precision precision = Precision::kFloat32;
   /// CUDA: let float32 GEMMs use TF32 tensor cores (faster, about 1e-3
   /// relative error instead of 1e-6).
