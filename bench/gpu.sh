@@ -30,7 +30,8 @@ arch=${arch:-90}
 stamp "GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo none); building for sm_$arch"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
   -DCMAKE_PREFIX_PATH="$prefix/usr" -DOPENSSL_ROOT_DIR="$prefix/usr" \
-  -DRAVLT_TESTDATA="$bundle/testdata" >"$results/configure.log" 2>&1 ||
+  -DRAVLT_TESTDATA="$bundle/testdata" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+  >"$results/configure.log" 2>&1 ||
   { tail -30 "$results/configure.log"; exit 1; }
 cmake --build build-gpu -j "$(nproc)" --target ravlt cuda_backend_test device_path_test \
   >"$results/build.log" 2>&1 || { grep -m 20 -B2 -A8 "error" "$results/build.log"; exit 1; }
