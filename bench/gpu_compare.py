@@ -54,6 +54,24 @@ def cuda_time_ms(fn, iterations, warmup=3):
     return statistics.median(times)
 
 
+def copy_bandwidth():
+    """Bytes per second of a large device-to-device copy, read plus written."""
+    x = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    ms = cuda_time_ms(lambda: y.copy_(x), 20)
+    return 2 * x.numel() / (ms / 1e3)
+
+
+def rala_bytes(cfg, batch, elem):
+    """The fewest bytes the RALA nodes of one run can move at 224x224: each
+    reads q, k, v, o and lepe once and writes its output once (6 C per token)."""
+    total = 0
+    for stage, side in ((0, 56), (1, 28), (2, 14), (3, 7)):
+        if cfg.attention[stage] == "l":
+            total += cfg.depths[stage] * batch * side * side * 6 * cfg.embed_dims[stage] * elem
+    return total
+
+
 def rel_l2(a, b):
     a, b = a.double().cpu(), b.double().cpu()
     return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
@@ -165,6 +183,29 @@ def main():
                 rows.append(row)
             del gpu
             torch.cuda.empty_cache()
+
+        # RALA's achieved bandwidth against the device's copy bandwidth (its
+    # kernels' time from a profiled run, which synchronizes after each node).
+    copy_bw = copy_bandwidth()
+    bandwidth = []
+    for variant, (model, rvlt) in models.items():
+        for p in precisions:
+            out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision", p,
+                                  "--batch", "256", "--iterations", "10", "--profile", "--json"))
+            ms = out["profile_ms_per_run"].get("RalaAttention", 0.0)
+            moved = rala_bytes(VARIANTS[variant], 256, 4 if p == "fp32" else 2)
+            row = {"variant": variant, "precision": p, "rala_ms": ms, "bytes": moved,
+                   "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0}
+            print(json.dumps(row), flush=True)
+            bandwidth.append(row)
+
+    print(f"\nRALA at batch 256, 224x224: device copy bandwidth {copy_bw / 1e12:.2f} TB/s")
+    print("| model | precision | RALA ms / run | GB moved (least) | achieved TB/s | of copy |")
+    print("|---|---|---|---|---|---|")
+    for b in bandwidth:
+        achieved = b["bytes"] / (b["rala_ms"] / 1e3) / 1e12 if b["rala_ms"] > 0 else 0.0
+        print(f"| RAVLT-{b['variant']} | {b['precision']} | {b['rala_ms']:.3f} | "
+              f"{b['bytes'] / 1e9:.2f} | {achieved:.2f} | {b['fraction_of_copy']:.2f} |")
 
     print("\nparity over 200 inputs: rel L2 vs PyTorch's float32 GPU logits")
     print("| model | precision | ravlt | PyTorch | ravlt / PyTorch | top-1 agree (confident) |")
