@@ -41,7 +41,42 @@ __global__ void conv2d_kernel(ConvParams p, const T* __restrict__ x, const T* __
   }
 }
 
+template <typename T>
+__global__ void im2col_kernel(ConvParams p, const T* __restrict__ x, T* __restrict__ col) {
+  const int64_t k = static_cast<int64_t>(p.kernel_h) * p.kernel_w * p.in_c;
+  const int64_t total = static_cast<int64_t>(p.n) * p.out_h * p.out_w * k;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int ci = static_cast<int>(i % p.in_c);
+    int64_t r = i / p.in_c;
+    const int kx = static_cast<int>(r % p.kernel_w);
+    r /= p.kernel_w;
+    const int ky = static_cast<int>(r % p.kernel_h);
+    r /= p.kernel_h;
+    const int ox = static_cast<int>(r % p.out_w);
+    r /= p.out_w;
+    const int oy = static_cast<int>(r % p.out_h);
+    const int64_t b = r / p.out_h;
+    const int iy = oy * p.stride_h - p.pad_h + ky, ix = ox * p.stride_w - p.pad_w + kx;
+    if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) {
+      col[i] = x[((b * p.in_h + iy) * p.in_w + ix) * p.in_c + ci];
+    } else {
+      store(col, i, 0.0f);
+    }
+  }
+}
+
 }  // namespace
+
+void launch_im2col(Storage s, const ConvParams& p, const void* x, void* col, cudaStream_t stream) {
+  const int64_t total =
+      static_cast<int64_t>(p.n) * p.out_h * p.out_w * p.kernel_h * p.kernel_w * p.in_c;
+  with_storage(s, [&](auto type) {
+    using T = decltype(type);
+    im2col_kernel<<<grid_for(total), 256, 0, stream>>>(p, static_cast<const T*>(x),
+                                                       static_cast<T*>(col));
+  });
+}
 
 void launch_conv2d(Storage s, const ConvParams& p, const void* x, const void* w_hwio,
                    const void* bias, void* y, cudaStream_t stream) {

@@ -1,49 +1,12 @@
-// The CUDA Kernel objects of every op but Linear (linear.cpp): shapes
-// checked and launch parameters derived in prepare, one launch in run.
+// The CUDA Kernel objects of the single-launch ops (Linear: linear.cpp,
+// Conv2d: conv2d.cpp): shapes checked and launch parameters derived in
+// prepare, one launch in run.
 #include "ravlt/error.h"
 #include "runtime/cuda/cuda_context.h"
+#include "runtime/cuda/launch_kernel.h"
 #include "runtime/cuda/launchers.h"
 
 namespace ravlt::runtime::cuda {
-namespace {
-
-int as_int(int64_t v, const Node& node) {
-  if (v < 0 || v > (int64_t{1} << 31) - 1) {
-    throw Error("node '" + node.name + "': size " + std::to_string(v) +
-                " is beyond the CUDA kernels' 32-bit sizes");
-  }
-  return static_cast<int>(v);
-}
-
-// A kernel that launches `launch(inputs, output, scratch, stream)`.
-template <typename Launch>
-class LaunchKernel : public Kernel {
- public:
-  LaunchKernel(CudaContext& context, const Node& node, Launch launch, size_t scratch = 0)
-      : context_(context), node_(node.name), launch_(launch), scratch_(scratch) {}
-  size_t scratch_bytes() const override { return scratch_; }
-  void run(const float* const* inputs, float* output, uint8_t* scratch) override {
-    launch_(inputs, output, scratch, context_.stream);
-    context_.note(cudaGetLastError(), node_.c_str());
-  }
-
- private:
-  CudaContext& context_;
-  std::string node_;
-  Launch launch_;
-  size_t scratch_;
-};
-
-template <typename Launch>
-std::unique_ptr<Kernel> kernel(const PrepareArgs& args, Launch launch, size_t scratch = 0) {
-  return std::make_unique<LaunchKernel<Launch>>(args.context, args.node, launch, scratch);
-}
-
-Act act_of(Activation a) {
-  return static_cast<Act>(static_cast<int>(a));
-}
-
-}  // namespace
 
 std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args) {
   const Storage storage = args.context.storage;
@@ -52,33 +15,6 @@ std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args) {
             w = as_int(s[3], args.node);
   return kernel(args, [=](const float* const* in, float* out, uint8_t*, cudaStream_t stream) {
     launch_to_channels_last(storage, in[0], out, n, c, h, w, stream);
-  });
-}
-
-std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args) {
-  const Storage storage = args.context.storage;
-  const Node& node = args.node;
-  const Shape& x = args.input_shape(0);  // (N, H, W, Ci)
-  const Shape& y = args.output_shape();  // (N, OH, OW, Co)
-  ConvParams p{};
-  p.n = as_int(x[0], node);
-  p.in_h = as_int(x[1], node);
-  p.in_w = as_int(x[2], node);
-  p.in_c = as_int(x[3], node);
-  p.out_h = as_int(y[1], node);
-  p.out_w = as_int(y[2], node);
-  p.out_c = as_int(y[3], node);
-  p.kernel_h = node.conv.kernel_h;
-  p.kernel_w = node.conv.kernel_w;
-  p.stride_h = node.conv.stride_h;
-  p.stride_w = node.conv.stride_w;
-  p.pad_h = node.conv.pad_h;
-  p.pad_w = node.conv.pad_w;
-  p.groups = node.conv.groups;
-  p.act = act_of(node.activation);
-  args.context.constant_layouts[node.inputs[1]] = WeightLayout::kConvHwio;
-  return kernel(args, [=](const float* const* in, float* out, uint8_t*, cudaStream_t stream) {
-    launch_conv2d(storage, p, in[0], in[1], in[2], out, stream);
   });
 }
 

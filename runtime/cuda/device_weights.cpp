@@ -57,6 +57,7 @@ const void* DeviceWeights::get(const Graph& graph, uint32_t value, WeightLayout 
   const size_t count = static_cast<size_t>(element_count(v.shape));
   std::vector<float> host(v.data, v.data + count);
   if (layout == WeightLayout::kConvHwio) host = conv_weight_to_hwio(v.shape, v.data);
+  if (layout == WeightLayout::kConvOhwi) host = conv_weight_to_ohwi(v.shape, v.data);
   const std::vector<uint8_t> bytes = encode(host, storage);
   void* device = nullptr;
   check(cudaMalloc(&device, bytes.empty() ? 4 : bytes.size()),

@@ -12,6 +12,7 @@ namespace ravlt::runtime::cuda {
 enum class WeightLayout : int {
   kAsStored,  ///< as in the file (Linear: [out][in], row-major)
   kConvHwio,  ///< Conv2d [kh][kw][in / groups][out], from PyTorch's [out][in / groups][kh][kw]
+  kConvOhwi,  ///< Conv2d [out][kh][kw][in]: the GEMM operand matching im2col's columns
 };
 
 /// The [kh][kw][ci][co] copy of an [co][ci][kh][kw] convolution weight.
@@ -23,6 +24,19 @@ inline std::vector<float> conv_weight_to_hwio(const Shape& oihw, const float* da
       for (int64_t y = 0; y < kh; ++y)
         for (int64_t x = 0; x < kw; ++x)
           out[static_cast<size_t>(((y * kw + x) * ci + i) * co + o)] =
+              data[((o * ci + i) * kh + y) * kw + x];
+  return out;
+}
+
+/// The [co][kh][kw][ci] copy of an [co][ci][kh][kw] convolution weight.
+inline std::vector<float> conv_weight_to_ohwi(const Shape& oihw, const float* data) {
+  const int64_t co = oihw[0], ci = oihw[1], kh = oihw[2], kw = oihw[3];
+  std::vector<float> out(static_cast<size_t>(co * ci * kh * kw));
+  for (int64_t o = 0; o < co; ++o)
+    for (int64_t i = 0; i < ci; ++i)
+      for (int64_t y = 0; y < kh; ++y)
+        for (int64_t x = 0; x < kw; ++x)
+          out[static_cast<size_t>(((o * kh + y) * kw + x) * ci + i)] =
               data[((o * ci + i) * kh + y) * kw + x];
   return out;
 }

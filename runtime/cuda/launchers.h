@@ -44,6 +44,9 @@ struct ConvParams {
   int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, groups;
   Act act;
 };
+/// The im2col matrix of a convolution (groups 1): row (b, oy, ox), column
+/// (ky, kx, ci), zero where the window leaves the image.
+void launch_im2col(Storage s, const ConvParams& p, const void* x, void* col, cudaStream_t stream);
 /// Convolution, NHWC in and out; weights [kh][kw][in_c / groups][out_c].
 void launch_conv2d(Storage s, const ConvParams& p, const void* x, const void* w_hwio,
                    const void* bias, void* y, cudaStream_t stream);

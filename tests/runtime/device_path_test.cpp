@@ -189,7 +189,7 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   CHECK(device.node_seconds().size() == graph->nodes().size());
 }
 
-TEST_CASE("convolution weights reordered for the CUDA kernels ([kh][kw][ci][co]) keep every tap") {
+TEST_CASE("convolution weights reordered for the CUDA kernels keep every tap") {
   const Shape oihw = {5, 3, 2, 4};  // co, ci / groups, kh, kw
   std::vector<float> w(static_cast<size_t>(element_count(oihw)));
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i);
@@ -200,5 +200,14 @@ TEST_CASE("convolution weights reordered for the CUDA kernels ([kh][kw][ci][co])
       for (int y = 0; y < 2; ++y)
         for (int x = 0; x < 4; ++x)
           CHECK(hwio[static_cast<size_t>(((y * 4 + x) * 3 + i) * 5 + o)] ==
+                w[static_cast<size_t>(((o * 3 + i) * 2 + y) * 4 + x)]);
+  // [co][kh][kw][ci]: row co of the GEMM, columns in im2col's (ky, kx, ci) order.
+  const std::vector<float> ohwi = cuda::conv_weight_to_ohwi(oihw, w.data());
+  REQUIRE(ohwi.size() == w.size());
+  for (int o = 0; o < 5; ++o)
+    for (int i = 0; i < 3; ++i)
+      for (int y = 0; y < 2; ++y)
+        for (int x = 0; x < 4; ++x)
+          CHECK(ohwi[static_cast<size_t>(((o * 2 + y) * 4 + x) * 3 + i)] ==
                 w[static_cast<size_t>(((o * 3 + i) * 2 + y) * 4 + x)]);
 }
