@@ -66,6 +66,12 @@ size_t physical_memory_bytes() {
   return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
 }
 
+// What a session's plans may use by default: the memory of the device
+// they live on.
+size_t memory_of(Device device) {
+  return device == Device::kCuda ? runtime::cuda::device_memory_bytes() : physical_memory_bytes();
+}
+
 std::unique_ptr<runtime::Backend> make_backend(const Model& model, const SessionOptions& options) {
   if (options.device == Device::kCuda) {
     runtime::cuda::CudaOptions cuda;
@@ -116,7 +122,7 @@ class Session::Impl {
       : model(std::move(m)),
         executor(
             model->impl().graph, make_backend(*model, options), options.threads,
-            options.max_memory_bytes > 0 ? options.max_memory_bytes : physical_memory_bytes()) {
+            options.max_memory_bytes > 0 ? options.max_memory_bytes : memory_of(options.device)) {
     executor.set_profiling(options.profile);
   }
   std::shared_ptr<const Model> model;

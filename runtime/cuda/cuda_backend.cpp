@@ -277,6 +277,12 @@ std::string device_description() {
          std::to_string(prop.multiProcessorCount) + " SMs, " + memory + ")";
 }
 
+size_t device_memory_bytes() {
+  cudaDeviceProp prop{};
+  if (!available() || cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return 0;
+  return prop.totalGlobalMem;
+}
+
 std::unique_ptr<Backend> make_backend(std::shared_ptr<DeviceWeights> weights,
                                       const CudaOptions& options) {
   return std::make_unique<CudaBackend>(std::move(weights), options);

@@ -22,6 +22,9 @@ bool available(std::string* why = nullptr);
 /// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)" for device 0.
 std::string device_description();
 
+/// Device 0's memory in bytes (0 when there is no usable GPU).
+size_t device_memory_bytes();
+
 /// Device copies of a graph's constants, uploaded once and shared by every
 /// session of one Model (thread-safe).
 class DeviceWeights {

@@ -20,6 +20,10 @@ std::string device_description() {
   return "none";
 }
 
+size_t device_memory_bytes() {
+  return 0;
+}
+
 struct DeviceWeights::State {};
 DeviceWeights::DeviceWeights() = default;
 DeviceWeights::~DeviceWeights() = default;

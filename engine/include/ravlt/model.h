@@ -92,7 +92,8 @@ struct SessionOptions {
   bool profile = false;
   /// Most bytes of activations one input shape may plan (the arena and the
   /// output); a larger shape, or a model file whose layers would need more,
-  /// is an Error when planned. 0: the machine's physical memory.
+  /// is an Error when planned. 0: the memory of the device (host RAM for the
+  /// CPU, the GPU's memory for CUDA).
   size_t max_memory_bytes = 0;
   /// Where to run. A CUDA session copies the input to the GPU and the
   /// logits back; the weights are uploaded once per Model, shared by its
