@@ -10,16 +10,15 @@
 namespace ravlt::runtime::cuda {
 
 struct CublasLt {
-#define RAVLT_CUBLASLT_FUNCTIONS(X)                                                                \
-  X(cublasLtCreate)                                                                                \
-  X(cublasLtDestroy)                                                                               \
-  X(cublasLtGetStatusString)                                                                       \
-  X(cublasLtMatmul)                                                                                \
-  X(cublasLtMatmulAlgoGetHeuristic)                                                                \
-  X(cublasLtMatmulDescCreate)                                                                      \
-  X(cublasLtMatmulDescDestroy) X(cublasLtMatmulDescSetAttribute) X(cublasLtMatmulPreferenceCreate) \
-      X(cublasLtMatmulPreferenceDestroy) X(cublasLtMatmulPreferenceSetAttribute)                   \
-          X(cublasLtMatrixLayoutCreate) X(cublasLtMatrixLayoutDestroy)
+// clang-format off
+#define RAVLT_CUBLASLT_FUNCTIONS(X)                                                  \
+  X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtGetStatusString) X(cublasLtMatmul)  \
+  X(cublasLtMatmulAlgoGetHeuristic) X(cublasLtMatmulDescCreate)                      \
+  X(cublasLtMatmulDescDestroy) X(cublasLtMatmulDescSetAttribute)                     \
+  X(cublasLtMatmulPreferenceCreate) X(cublasLtMatmulPreferenceDestroy)               \
+  X(cublasLtMatmulPreferenceSetAttribute) X(cublasLtMatrixLayoutCreate)              \
+  X(cublasLtMatrixLayoutDestroy)
+// clang-format on
 #define RAVLT_DECLARE(name) decltype(&::name) name = nullptr;
   RAVLT_CUBLASLT_FUNCTIONS(RAVLT_DECLARE)
 #undef RAVLT_DECLARE
