@@ -48,6 +48,19 @@ class PlanState {
   virtual ~PlanState() = default;
 };
 
+/// What a backend's kernel factories get: one node at the shapes of one
+/// plan, and the backend's own context (its weight cache, stream, ...).
+template <typename Context>
+struct PrepareArgsFor {
+  const Graph& graph;
+  const Node& node;
+  const std::vector<Shape>& shapes;
+  Context& context;
+
+  const Shape& input_shape(size_t slot) const { return shapes[node.inputs[slot]]; }
+  const Shape& output_shape() const { return shapes[node.output]; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -10,15 +10,7 @@
 
 namespace ravlt::runtime::cpu {
 
-struct PrepareArgs {
-  const Graph& graph;
-  const Node& node;
-  const std::vector<Shape>& shapes;
-  CpuContext& context;
-
-  const Shape& input_shape(size_t slot) const { return shapes[node.inputs[slot]]; }
-  const Shape& output_shape() const { return shapes[node.output]; }
-};
+using PrepareArgs = PrepareArgsFor<CpuContext>;
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 

@@ -49,15 +49,7 @@ struct CudaContext {
   }
 };
 
-struct PrepareArgs {
-  const Graph& graph;
-  const Node& node;
-  const std::vector<Shape>& shapes;
-  CudaContext& context;
-
-  const Shape& input_shape(size_t slot) const { return shapes[node.inputs[slot]]; }
-  const Shape& output_shape() const { return shapes[node.output]; }
-};
+using PrepareArgs = PrepareArgsFor<CudaContext>;
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 

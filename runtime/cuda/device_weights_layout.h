@@ -15,30 +15,34 @@ enum class WeightLayout : int {
   kConvOhwi,  ///< Conv2d [out][kh][kw][in]: the GEMM operand matching im2col's columns
 };
 
-/// The [kh][kw][ci][co] copy of an [co][ci][kh][kw] convolution weight.
-inline std::vector<float> conv_weight_to_hwio(const Shape& oihw, const float* data) {
+/// A copy of an [co][ci][kh][kw] convolution weight with element (o, i, y,
+/// x) at index(o, i, y, x).
+template <typename Index>
+std::vector<float> reorder_conv_weight(const Shape& oihw, const float* data, Index index) {
   const int64_t co = oihw[0], ci = oihw[1], kh = oihw[2], kw = oihw[3];
   std::vector<float> out(static_cast<size_t>(co * ci * kh * kw));
   for (int64_t o = 0; o < co; ++o)
     for (int64_t i = 0; i < ci; ++i)
       for (int64_t y = 0; y < kh; ++y)
         for (int64_t x = 0; x < kw; ++x)
-          out[static_cast<size_t>(((y * kw + x) * ci + i) * co + o)] =
-              data[((o * ci + i) * kh + y) * kw + x];
+          out[static_cast<size_t>(index(o, i, y, x))] = data[((o * ci + i) * kh + y) * kw + x];
   return out;
 }
 
-/// The [co][kh][kw][ci] copy of an [co][ci][kh][kw] convolution weight.
+/// The [kh][kw][ci][co] copy (the direct kernel's order).
+inline std::vector<float> conv_weight_to_hwio(const Shape& oihw, const float* data) {
+  const int64_t co = oihw[0], ci = oihw[1], kw = oihw[3];
+  return reorder_conv_weight(oihw, data, [=](int64_t o, int64_t i, int64_t y, int64_t x) {
+    return ((y * kw + x) * ci + i) * co + o;
+  });
+}
+
+/// The [co][kh][kw][ci] copy (the GEMM's, matching im2col's columns).
 inline std::vector<float> conv_weight_to_ohwi(const Shape& oihw, const float* data) {
-  const int64_t co = oihw[0], ci = oihw[1], kh = oihw[2], kw = oihw[3];
-  std::vector<float> out(static_cast<size_t>(co * ci * kh * kw));
-  for (int64_t o = 0; o < co; ++o)
-    for (int64_t i = 0; i < ci; ++i)
-      for (int64_t y = 0; y < kh; ++y)
-        for (int64_t x = 0; x < kw; ++x)
-          out[static_cast<size_t>(((o * kh + y) * kw + x) * ci + i)] =
-              data[((o * ci + i) * kh + y) * kw + x];
-  return out;
+  const int64_t ci = oihw[1], kh = oihw[2], kw = oihw[3];
+  return reorder_conv_weight(oihw, data, [=](int64_t o, int64_t i, int64_t y, int64_t x) {
+    return ((o * kh + y) * kw + x) * ci + i;
+  });
 }
 
 }  // namespace ravlt::runtime::cuda

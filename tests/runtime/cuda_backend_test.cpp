@@ -127,6 +127,18 @@ void check_against_cpu(const Builder& b, const Shape& input_shape, double tolera
   }
 }
 
+// The generated custom model and the trained digits demo, converted into
+// `dir`: (custom.rvlt, digits.rvlt).
+std::pair<std::string, std::string> convert_test_models(const TempDir& dir) {
+  const std::string custom = dir.file("custom.rvlt"), digits = dir.file("digits.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), custom);
+  ConvertOptions demo;
+  demo.resize = 64;
+  demo.crop = 64;
+  convert_checkpoint(std::string(RAVLT_SOURCE_DIR) + "/demo/ravlt_digits.pth", digits, demo);
+  return {custom, digits};
+}
+
 }  // namespace
 
 TEST_CASE("cuBLASLt loads on demand and every function it needs resolves (no GPU needed)") {
@@ -232,12 +244,7 @@ TEST_CASE("CUDA: RALA and softmax attention equal the CPU's at odd sizes and hea
 TEST_CASE("CUDA: whole models match the CPU backend (float32 logits, rel L2 <= 1e-4)") {
   if (!gpu_or_skip()) return;
   TempDir dir;
-  const std::string custom = dir.file("custom.rvlt"), digits = dir.file("digits.rvlt");
-  convert_checkpoint(testdata("custom_bare.pth"), custom);
-  ConvertOptions demo;
-  demo.resize = 64;
-  demo.crop = 64;
-  convert_checkpoint(std::string(RAVLT_SOURCE_DIR) + "/demo/ravlt_digits.pth", digits, demo);
+  const auto [custom, digits] = convert_test_models(dir);
   struct Case {
     std::string path;
     std::vector<int64_t> shape;
@@ -273,12 +280,7 @@ TEST_CASE("CUDA: whole models match the CPU backend (float32 logits, rel L2 <= 1
 TEST_CASE("CUDA fp16 and bf16: whole models near the float32 CPU logits, same confident top-1") {
   if (!gpu_or_skip()) return;
   TempDir dir;
-  const std::string custom = dir.file("custom.rvlt"), digits = dir.file("digits.rvlt");
-  convert_checkpoint(testdata("custom_bare.pth"), custom);
-  ConvertOptions demo;
-  demo.resize = 64;
-  demo.crop = 64;
-  convert_checkpoint(std::string(RAVLT_SOURCE_DIR) + "/demo/ravlt_digits.pth", digits, demo);
+  const auto [custom, digits] = convert_test_models(dir);
   for (const std::string& path : {custom, digits}) {
     const auto model = Model::load(path);
     const std::vector<int64_t> shape = {8, 3, 64, 64};
