@@ -36,49 +36,36 @@ class DeviceMemory : public BackendMemory {
   void* data_ = nullptr;
 };
 
-// Page-locked host memory: copies from it run asynchronously, at full speed.
-class PinnedBuffer {
+// A buffer grown on demand (only when a larger shape is first run), either
+// page-locked host memory, from which copies run asynchronously at full
+// speed, or device memory (float32 staging of a converted input or output).
+class GrowingBuffer {
  public:
-  ~PinnedBuffer() {
-    if (data_ != nullptr) cudaFreeHost(data_);
-  }
+  explicit GrowingBuffer(bool pinned_host) : pinned_host_(pinned_host) {}
+  ~GrowingBuffer() { release(); }
   uint8_t* reserve(size_t bytes) {
     if (bytes > size_) {
-      if (data_ != nullptr) cudaFreeHost(data_);
-      data_ = nullptr;
-      size_ = 0;
-      check(cudaHostAlloc(reinterpret_cast<void**>(&data_), bytes, cudaHostAllocDefault),
-            "allocating pinned host memory");
+      release();
+      void* p = nullptr;
+      if (pinned_host_) {
+        check(cudaHostAlloc(&p, bytes, cudaHostAllocDefault), "allocating pinned host memory");
+      } else {
+        check(cudaMalloc(&p, bytes), "allocating device staging memory");
+      }
+      data_ = static_cast<uint8_t*>(p);
       size_ = bytes;
     }
     return data_;
   }
 
  private:
+  void release() {
+    if (data_ != nullptr) pinned_host_ ? cudaFreeHost(data_) : cudaFree(data_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  bool pinned_host_;
   uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-};
-
-// Device memory grown on demand (float32 staging of a converted input or
-// output; grows only when a larger shape is first run).
-class DeviceStaging {
- public:
-  ~DeviceStaging() {
-    if (data_ != nullptr) cudaFree(data_);
-  }
-  void* reserve(size_t bytes) {
-    if (bytes > size_) {
-      if (data_ != nullptr) cudaFree(data_);
-      data_ = nullptr;
-      size_ = 0;
-      check(cudaMalloc(&data_, bytes), "allocating device staging memory");
-      size_ = bytes;
-    }
-    return data_;
-  }
-
- private:
-  void* data_ = nullptr;
   size_t size_ = 0;
 };
 
@@ -224,8 +211,8 @@ class CudaBackend : public Backend {
   std::shared_ptr<DeviceWeights> weights_;
   CudaOptions options_;
   CudaContext context_;
-  PinnedBuffer pinned_in_, pinned_out_;
-  DeviceStaging device_in_, device_out_;
+  GrowingBuffer pinned_in_{true}, pinned_out_{true};
+  GrowingBuffer device_in_{false}, device_out_{false};
   void* pending_host_ = nullptr;
   size_t pending_bytes_ = 0;
 };

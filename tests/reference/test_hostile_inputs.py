@@ -237,6 +237,16 @@ def write_deflated_bomb(path, raw_deflate, size):
         f.write(body + central + end)
 
 
+def file_adder(tmp, cases):
+    """add(name, text, fragment, content): writes tmp/name, records the case."""
+    def add(name, text, fragment, content):
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        cases.append((text, path, fragment))
+    return add
+
+
 def model_file_cases(tmp, good):
     """(input, path, error fragment) for `ravlt inspect`."""
     p = lambda name: os.path.join(tmp, name)
@@ -244,10 +254,7 @@ def model_file_cases(tmp, good):
         data = f.read()
     cases = []
 
-    def add(name, text, fragment, content):
-        with open(p(name), "wb") as f:
-            f.write(content)
-        cases.append((text, p(name), fragment))
+    add = file_adder(tmp, cases)
 
     add("empty.rvlt", "an empty file", "file is empty", b"")
     add("text.rvlt", "a text file", "not a .rvlt model file", b"hello " * 100)
@@ -282,10 +289,7 @@ def npy_cases(tmp):
     good = buf.getvalue()
     cases = []
 
-    def add(name, text, fragment, content):
-        with open(p(name), "wb") as f:
-            f.write(content)
-        cases.append((text, p(name), fragment))
+    add = file_adder(tmp, cases)
 
     def header(descr, shape, fortran=False):
         h = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (descr, fortran, shape)
