@@ -1,6 +1,6 @@
 # The installed library: one shared libravlt.so holding the engine, the
-# runtime and the formats (their objects linked in whole from the static
-# libraries), the public headers, and a CMake package for find_package(ravlt).
+# runtime, the formats and the base layer (their objects linked in whole
+# from the static libraries; only RAVLT_API symbols exported), the public headers, and a CMake package for find_package(ravlt).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -10,6 +10,7 @@ set_target_properties(ravlt_library PROPERTIES OUTPUT_NAME ravlt EXPORT_NAME rav
 target_link_libraries(ravlt_library PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,ravlt_engine>")
 target_include_directories(ravlt_library INTERFACE
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/engine/include>
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/base/include>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_compile_features(ravlt_library INTERFACE cxx_std_20)
 add_library(ravlt::ravlt ALIAS ravlt_library)
@@ -17,7 +18,9 @@ add_library(ravlt::ravlt ALIAS ravlt_library)
 install(TARGETS ravlt_library EXPORT ravltTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS ravlt RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/include/ravlt
+# The public headers: the engine's API and the base layer's (error, dtype,
+# export macro), into one include/ravlt/.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/include/ravlt ${PROJECT_SOURCE_DIR}/base/include/ravlt
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT ravltTargets NAMESPACE ravlt:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ravlt)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/ravltConfig.cmake.in

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/half_float.h"
 #include "ravlt/error.h"
 
 namespace ravlt::runtime {
@@ -37,12 +38,12 @@ std::unique_ptr<BackendMemory> Backend::allocate(size_t bytes) {
   return allocate_host(bytes);
 }
 
-void Backend::copy_in(void* backend_dst, const void* host_src, size_t bytes) {
-  std::memcpy(backend_dst, host_src, bytes);
+void Backend::copy_in(void* backend_dst, DType dst_type, const float* host_src, size_t count) {
+  convert_from_float32(dst_type, host_src, backend_dst, count);
 }
 
-void Backend::copy_out(void* host_dst, const void* backend_src, size_t bytes) {
-  std::memcpy(host_dst, backend_src, bytes);
+void Backend::copy_out(float* host_dst, const void* backend_src, DType src_type, size_t count) {
+  convert_to_float32(src_type, backend_src, host_dst, count);
 }
 
 }  // namespace ravlt::runtime

@@ -11,25 +11,53 @@
 // ordered (one stream), and finish_run() waits for all of it.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
 
+#include "ravlt/dtype.h"
 #include "runtime/graph.h"
 
 namespace ravlt::runtime {
+
+/// A kernel's operand: where its elements are and their type. Elements of
+/// one type only are read through it (f32() for float32), never 16-bit
+/// data through a float pointer.
+struct ConstView {
+  const void* data = nullptr;
+  DType dtype = DType::kFloat32;
+  /// The elements as float32; only for a float32 operand.
+  const float* f32() const {
+    assert(dtype == DType::kFloat32);
+    return static_cast<const float*>(data);
+  }
+};
+
+/// A kernel's output (see ConstView).
+struct View {
+  void* data = nullptr;
+  DType dtype = DType::kFloat32;
+  float* f32() const {
+    assert(dtype == DType::kFloat32);
+    return static_cast<float*>(data);
+  }
+};
 
 class Kernel {
  public:
   virtual ~Kernel() = default;
   /// Bytes of scratch memory run() needs (placed in the session's arena).
   virtual size_t scratch_bytes() const { return 0; }
-  /// Computes the node. `inputs` follow Node::inputs (constants included);
-  /// `output` and `scratch` are 64-byte aligned, in the backend's memory.
-  /// Never allocates, never throws (a device backend only enqueues work).
-  virtual void run(const float* const* inputs, float* output, uint8_t* scratch) = 0;
+  /// Computes the node. `inputs` follow Node::inputs (constants included),
+  /// each of the type the plan gave its value; `output` and `scratch` are
+  /// 64-byte aligned, in the backend's memory. Never allocates. A host
+  /// kernel throws ravlt::Error only when a library it calls reports a
+  /// failure (oneDNN's execute status); a device kernel only enqueues work
+  /// and its errors surface at Backend::finish_run().
+  virtual void run(const ConstView* inputs, View output, uint8_t* scratch) = 0;
 };
 
 /// A block of a backend's memory, freed with the object.
@@ -73,19 +101,33 @@ class Backend {
 
   // --- Device backends override the rest. ---
 
+  /// The element type of the activations (every computed value) in this
+  /// backend's memory. The graph's input and the values handed back to the
+  /// caller are float32 on the host whatever this is (copy_in/copy_out
+  /// convert).
+  virtual DType activation_dtype() const { return DType::kFloat32; }
+  /// The element type constant `value` is stored in for this backend's
+  /// kernels (asked after every node of a plan is prepared).
+  virtual DType constant_dtype(uint32_t value) const {
+    (void)value;
+    return DType::kFloat32;
+  }
+
   /// False when kernels work in memory of their own (a GPU's).
   virtual bool uses_host_memory() const { return true; }
   /// `bytes` (at least 1) of the backend's memory, 64-byte aligned.
   /// Throws ravlt::Error when it cannot.
   virtual std::unique_ptr<BackendMemory> allocate(size_t bytes);
-  /// Where kernels read constant value `value` of `graph`: the graph's own
-  /// float32 data on the host, an uploaded copy on a device.
-  virtual const float* constant(const Graph& graph, uint32_t value) {
+  /// Where kernels read constant value `value` of `graph` (elements of
+  /// constant_dtype(value)): the graph's own float32 data on the host, an
+  /// uploaded copy on a device.
+  virtual const void* constant(const Graph& graph, uint32_t value) {
     return graph.values()[value].data;
   }
-  /// Host to backend memory and back, in order with the run's kernels.
-  virtual void copy_in(void* backend_dst, const void* host_src, size_t bytes);
-  virtual void copy_out(void* host_dst, const void* backend_src, size_t bytes);
+  /// `count` float32 elements from the host into backend memory holding
+  /// `dst_type`, and back; in order with the run's kernels.
+  virtual void copy_in(void* backend_dst, DType dst_type, const float* host_src, size_t count);
+  virtual void copy_out(float* host_dst, const void* backend_src, DType src_type, size_t count);
   /// Runs `launch_all` (every kernel of one plan, in order). A backend may
   /// record the launches once per plan and replay the recording on later
   /// runs (CUDA graphs); `state` is the plan's own slot for it, empty on

@@ -13,8 +13,12 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-size_t float_bytes(const Shape& shape) {
-  return static_cast<size_t>(element_count(shape)) * sizeof(float);
+size_t bytes_of(const Shape& shape, DType dtype) {
+  return static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
+}
+
+size_t aligned(size_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
 }
 
 }  // namespace
@@ -22,27 +26,33 @@ size_t float_bytes(const Shape& shape) {
 struct Executor::Plan {
   PlanStats stats;
   std::vector<Shape> shapes;                     // per value
+  std::vector<DType> dtypes;                     // per value, in the backend's memory
   std::vector<std::unique_ptr<Kernel>> kernels;  // per node
-  std::vector<std::vector<const float*>>
-      inputs;                     // per node, resolved pointers (input slot patched)
-  std::vector<float*> outputs;    // per node
-  std::vector<uint8_t*> scratch;  // per node
+  std::vector<std::vector<ConstView>> inputs;    // per node, resolved (input slot patched)
+  std::vector<View> outputs;                     // per node
+  std::vector<uint8_t*> scratch;                 // per node
   std::vector<std::pair<size_t, size_t>> graph_input_uses;  // (node, slot) reading the graph input
+  // Activations first, then one scratch region every kernel's scratch
+  // shares (only one kernel runs at a time).
   std::unique_ptr<BackendMemory> arena;
   std::unique_ptr<BackendMemory> output;  // where the last node writes (backend memory)
-  // Device backends only: the input's copy, and the output copied back.
-  std::unique_ptr<BackendMemory> device_input;
+  // The input's copy in backend memory (device backends, or a host backend
+  // whose activations are not float32), and the output as float32 on the
+  // host where the backend's is not that already.
+  std::unique_ptr<BackendMemory> staged_input;
   std::unique_ptr<BackendMemory> host_output;
-  size_t input_bytes = 0, output_bytes = 0;
+  size_t input_count = 0, output_count = 0;
   std::unique_ptr<PlanState> backend_state;  // e.g. the recorded CUDA graph
+  uint64_t last_use = 0;                     // Executor::uses_ when last used
 };
 
 Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend,
-                   int threads, size_t max_plan_bytes)
+                   int threads, size_t max_plan_bytes, size_t max_plans)
     : graph_(std::move(graph)),
       backend_(std::move(backend)),
       threads_(threads),
-      max_plan_bytes_(max_plan_bytes) {}
+      max_plan_bytes_(max_plan_bytes),
+      max_plans_(std::max<size_t>(1, max_plans)) {}
 
 Executor::~Executor() = default;
 
@@ -53,6 +63,7 @@ const PlanStats& Executor::plan(std::span<const int64_t> input_shape) {
 Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
   if (last_shape_ != nullptr &&
       std::equal(shape.begin(), shape.end(), last_shape_->begin(), last_shape_->end())) {
+    last_plan_->last_use = ++uses_;
     return *last_plan_;
   }
   const Shape input_shape(shape.begin(), shape.end());
@@ -60,7 +71,19 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
   if (it != plans_.end()) {
     last_shape_ = &it->first;
     last_plan_ = it->second.get();
+    last_plan_->last_use = ++uses_;
     return *it->second;
+  }
+  if (plans_.size() >= max_plans_) {  // make room: free the least recently used plan
+    auto oldest = plans_.begin();
+    for (auto p = plans_.begin(); p != plans_.end(); ++p) {
+      if (p->second->last_use < oldest->second->last_use) oldest = p;
+    }
+    if (oldest->second.get() == last_plan_) {
+      last_shape_ = nullptr;
+      last_plan_ = nullptr;
+    }
+    plans_.erase(oldest);
   }
 
   const Graph& g = *graph_;
@@ -77,66 +100,78 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     last[nodes[k].output] = std::max(last[nodes[k].output], static_cast<int>(k));
     for (uint32_t in : nodes[k].inputs) last[in] = static_cast<int>(k);
   }
-  std::vector<BufferRequest> requests;
-  std::vector<int> value_request(values.size(), -1), scratch_request(nodes.size(), -1);
+  size_t scratch_bytes = 0;
   for (size_t k = 0; k < nodes.size(); ++k) {
     plan->kernels.push_back(backend_->prepare(g, nodes[k], shapes));
+    scratch_bytes = std::max(scratch_bytes, aligned(plan->kernels.back()->scratch_bytes()));
+  }
+  // Every value's type: constants as the backend keeps them (known once
+  // every kernel is prepared), activations in the backend's type.
+  plan->dtypes.resize(values.size(), backend_->activation_dtype());
+  for (uint32_t v = 0; v < values.size(); ++v) {
+    if (values[v].constant) plan->dtypes[v] = backend_->constant_dtype(v);
+  }
+  const DType act = backend_->activation_dtype();
+  std::vector<BufferRequest> requests;
+  std::vector<int> value_request(values.size(), -1);
+  for (size_t k = 0; k < nodes.size(); ++k) {
     const uint32_t out = nodes[k].output;
     if (out != g.output()) {
       value_request[out] = static_cast<int>(requests.size());
-      requests.push_back({float_bytes(shapes[out]), first[out], last[out]});
-    }
-    if (const size_t s = plan->kernels.back()->scratch_bytes(); s > 0) {
-      scratch_request[k] = static_cast<int>(requests.size());
-      requests.push_back({s, static_cast<int>(k), static_cast<int>(k)});
+      requests.push_back({bytes_of(shapes[out], plan->dtypes[out]), first[out], last[out]});
     }
   }
   const MemoryPlan memory = plan_memory(requests, kAlignment);
-  plan->output_bytes = float_bytes(shapes[g.output()]);
-  plan->input_bytes = float_bytes(input_shape);
-  const size_t total = memory.arena_bytes + plan->output_bytes + (on_host ? 0 : plan->input_bytes);
+  plan->output_count = static_cast<size_t>(element_count(shapes[g.output()]));
+  plan->input_count = static_cast<size_t>(element_count(input_shape));
+  const bool stage_input = !on_host || act != DType::kFloat32;
+  const bool stage_output = !on_host || plan->dtypes[g.output()] != DType::kFloat32;
+  const size_t activation_bytes = aligned(memory.arena_bytes);
+  const size_t output_bytes = bytes_of(shapes[g.output()], plan->dtypes[g.output()]);
+  const size_t input_bytes = stage_input ? bytes_of(input_shape, act) : 0;
+  const size_t total = activation_bytes + scratch_bytes + output_bytes + input_bytes;
   if (max_plan_bytes_ > 0 && total > max_plan_bytes_) {
     auto mb = [](size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MB"; };
     throw Error("input shape " + to_string(input_shape) + " needs " + mb(total) +
                 " of activations, more than the limit of " + mb(max_plan_bytes_));
   }
-  plan->arena = backend_->allocate(memory.arena_bytes);
-  plan->output = backend_->allocate(plan->output_bytes);
-  if (!on_host) {
-    plan->device_input = backend_->allocate(plan->input_bytes);
-    plan->host_output = allocate_host(plan->output_bytes);
-  }
-  plan->stats = {memory.arena_bytes, memory.lower_bound, shapes[g.output()]};
+  plan->arena = backend_->allocate(activation_bytes + scratch_bytes);
+  plan->output = backend_->allocate(output_bytes);
+  if (stage_input) plan->staged_input = backend_->allocate(input_bytes);
+  if (stage_output) plan->host_output = allocate_host(plan->output_count * sizeof(float));
+  plan->stats = {activation_bytes + scratch_bytes, memory.lower_bound + scratch_bytes,
+                 activation_bytes, scratch_bytes, shapes[g.output()]};
   plan->shapes = shapes;
 
-  auto address = [&](uint32_t v) -> float* {
-    if (v == g.output()) return reinterpret_cast<float*>(plan->output->data());
-    return reinterpret_cast<float*>(plan->arena->data() +
-                                    memory.offsets[static_cast<size_t>(value_request[v])]);
+  auto address = [&](uint32_t v) -> void* {
+    if (v == g.output()) return plan->output->data();
+    return plan->arena->data() + memory.offsets[static_cast<size_t>(value_request[v])];
   };
+  uint8_t* const scratch = plan->arena->data() + activation_bytes;
   for (size_t k = 0; k < nodes.size(); ++k) {
-    std::vector<const float*> in;
+    std::vector<ConstView> in;
     for (size_t slot = 0; slot < nodes[k].inputs.size(); ++slot) {
       const uint32_t v = nodes[k].inputs[slot];
       if (values[v].constant) {
-        in.push_back(backend_->constant(g, v));
+        in.push_back({backend_->constant(g, v), plan->dtypes[v]});
       } else if (v == g.input()) {
-        // A host backend reads the caller's input in place (patched per
-        // run); a device backend its own copy, at a fixed address.
-        in.push_back(on_host ? nullptr
-                             : reinterpret_cast<const float*>(plan->device_input->data()));
-        if (on_host) plan->graph_input_uses.emplace_back(k, slot);
+        // A host backend reads the caller's float32 input in place (patched
+        // per run); otherwise the kernels read its staged copy.
+        if (stage_input) {
+          in.push_back({plan->staged_input->data(), act});
+        } else {
+          in.push_back({nullptr, DType::kFloat32});
+          plan->graph_input_uses.emplace_back(k, slot);
+        }
       } else {
-        in.push_back(address(v));
+        in.push_back({address(v), plan->dtypes[v]});
       }
     }
     plan->inputs.push_back(std::move(in));
-    plan->outputs.push_back(address(nodes[k].output));
-    plan->scratch.push_back(scratch_request[k] < 0
-                                ? nullptr
-                                : plan->arena->data() +
-                                      memory.offsets[static_cast<size_t>(scratch_request[k])]);
+    plan->outputs.push_back({address(nodes[k].output), plan->dtypes[nodes[k].output]});
+    plan->scratch.push_back(plan->kernels[k]->scratch_bytes() > 0 ? scratch : nullptr);
   }
+  plan->last_use = ++uses_;
   it = plans_.emplace(input_shape, std::move(plan)).first;
   last_shape_ = &it->first;
   last_plan_ = it->second.get();
@@ -145,19 +180,20 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
 
 void Executor::start_run(Plan& p, const float* input) {
   backend_->begin_run(threads_);
-  if (backend_->uses_host_memory()) {
-    for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot] = input;
+  if (p.staged_input) {
+    backend_->copy_in(p.staged_input->data(), backend_->activation_dtype(), input, p.input_count);
   } else {
-    backend_->copy_in(p.device_input->data(), input, p.input_bytes);
+    for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot].data = input;
   }
 }
 
 const float* Executor::finish_run(Plan& p) {
-  if (backend_->uses_host_memory()) {
+  if (!p.host_output) {
     backend_->finish_run();
     return reinterpret_cast<const float*>(p.output->data());
   }
-  backend_->copy_out(p.host_output->data(), p.output->data(), p.output_bytes);
+  backend_->copy_out(reinterpret_cast<float*>(p.host_output->data()), p.output->data(),
+                     p.outputs.back().dtype, p.output_count);
   backend_->finish_run();
   return reinterpret_cast<const float*>(p.host_output->data());
 }
@@ -189,16 +225,17 @@ const float* Executor::run_observed(const float* input, std::span<const int64_t>
   Plan& p = plan_for(input_shape);
   start_run(p, input);
   const auto& nodes = graph_->nodes();
-  const bool on_host = backend_->uses_host_memory();
+  const bool direct = backend_->uses_host_memory();
   std::vector<float> host_copy;
   for (size_t k = 0; k < p.kernels.size(); ++k) {
     p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
     const Shape& shape = p.shapes[nodes[k].output];
-    if (on_host) {
-      observer(k, p.outputs[k], shape);
+    if (direct && p.outputs[k].dtype == DType::kFloat32) {
+      observer(k, p.outputs[k].f32(), shape);
     } else {
       host_copy.resize(static_cast<size_t>(element_count(shape)));
-      backend_->copy_out(host_copy.data(), p.outputs[k], host_copy.size() * sizeof(float));
+      backend_->copy_out(host_copy.data(), p.outputs[k].data, p.outputs[k].dtype,
+                         host_copy.size());
       backend_->finish_run();
       observer(k, host_copy.data(), shape);
     }

@@ -19,8 +19,10 @@
 namespace ravlt::runtime {
 
 struct PlanStats {
-  size_t arena_bytes = 0;
-  size_t lower_bound = 0;  // most bytes live at one step, scratch included
+  size_t arena_bytes = 0;       // activations + scratch
+  size_t lower_bound = 0;       // most bytes live at one step, scratch included
+  size_t activation_bytes = 0;  // the computed values, each in its type
+  size_t scratch_bytes = 0;     // the kernels' own working memory (shared: the largest)
   Shape output_shape;
 };
 
@@ -28,9 +30,16 @@ class Executor {
  public:
   /// `max_plan_bytes` bounds the arena plus output of any one plan (0: no
   /// bound): a shape, or a file, that asks for more is an error, not an
-  /// allocation the system cannot back.
+  /// allocation the system cannot back. At most `max_plans` plans (at
+  /// least 1) are kept: planning one more shape first frees the least
+  /// recently used plan and its memory.
   Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend, int threads,
-           size_t max_plan_bytes = 0);
+           size_t max_plan_bytes = 0, size_t max_plans = kDefaultMaxPlans);
+
+  /// The default bound of the plan cache (SessionOptions::max_cached_plans).
+  static constexpr size_t kDefaultMaxPlans = 8;
+  /// Plans held now.
+  size_t cached_plans() const { return plans_.size(); }
   ~Executor();
 
   /// Makes (or finds) the plan for `input_shape`.
@@ -62,7 +71,9 @@ class Executor {
   std::unique_ptr<Backend> backend_;
   int threads_;
   size_t max_plan_bytes_;
+  size_t max_plans_;
   std::map<Shape, std::unique_ptr<Plan>> plans_;
+  uint64_t uses_ = 0;  // the clock of the least-recently-used eviction
   // The last plan used, found without building a Shape (which allocates).
   const Shape* last_shape_ = nullptr;
   Plan* last_plan_ = nullptr;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "base/half_float.h"
 #include "ravlt/error.h"
 
 namespace ravlt::runtime {
@@ -16,13 +17,6 @@ int64_t element_count(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
-}
-
-const char* op_name(Op op) {
-  static const char* const kNames[kOpCount] = {"ToChannelsLast",   "Conv2d",       "Linear",
-                                               "LayerNorm",        "ChannelSlice", "RalaAttention",
-                                               "SoftmaxAttention", "GlobalAvgPool"};
-  return kNames[static_cast<size_t>(op)];
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "formats/rvlt/model_file.h"
+#include "formats/rvlt/op_list.h"
 
 namespace ravlt::runtime {
 
@@ -22,23 +23,24 @@ std::string to_string(const Shape& shape);
 /// Product of the sizes.
 int64_t element_count(const Shape& shape);
 
-/// Operator kinds, in the order of fb::OpType.
+/// Operator kinds: one per line of formats/rvlt/ops.def, in its order,
+/// which is fb::OpType's (checked there).
 enum class Op : uint8_t {
-  kToChannelsLast,
-  kConv2d,
-  kLinear,
-  kLayerNorm,
-  kChannelSlice,
-  kRalaAttention,
-  kSoftmaxAttention,
-  kGlobalAvgPool,
+#define RAVLT_OP(Name, ...) k##Name,
+#include "formats/rvlt/ops.def"
+#undef RAVLT_OP
 };
-inline constexpr size_t kOpCount = 8;
-static_assert(kOpCount == static_cast<size_t>(fb::OpType_MAX) + 1,
-              "runtime::Op must mirror fb::OpType");
+inline constexpr size_t kOpCount = rvlt::kOpKinds;
+#define RAVLT_OP(Name, ...)                                                     \
+  static_assert(static_cast<int>(Op::k##Name) == static_cast<int>(fb::OpType_##Name), \
+                "runtime::Op::k" #Name " differs from fb::OpType_" #Name);
+#include "formats/rvlt/ops.def"
+#undef RAVLT_OP
 
-/// Name of an op kind ("Conv2d", ...).
-const char* op_name(Op op);
+/// Name of an op kind ("Conv2d", ...), as the file format spells it.
+inline const char* op_name(Op op) {
+  return rvlt::kOpSignatures[static_cast<size_t>(op)].name.data();  // literals: NUL-terminated
+}
 
 enum class Activation : uint8_t { kNone, kGelu, kSwish };
 

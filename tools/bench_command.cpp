@@ -13,7 +13,7 @@
 #include "ravlt/model.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
-#include "tools/json_text.h"
+#include "report/json_writer.h"
 #include "tools/size_argument.h"
 
 namespace ravlt::tools {
@@ -113,13 +113,15 @@ int run(const BenchArgs& a) {
         "\"threads\": %d, "
         "\"iterations\": %d, \"open_ms\": %.3f, \"plan_ms\": %.3f, \"first_run_ms\": %.3f, "
         "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
-        "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"lower_bound_bytes\": %zu, "
+        "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"activation_bytes\": %zu, "
+        "\"scratch_bytes\": %zu, \"lower_bound_bytes\": %zu, "
         "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f, \"gemm_gflops\": %.1f, "
         "\"floor_ms\": %.4f",
-        json_string(a.model).c_str(), json_string(device_description(options.device)).c_str(),
+        report::json_quote(a.model).c_str(), report::json_quote(device_description(options.device)).c_str(),
         a.batch, static_cast<long long>(height), static_cast<long long>(width), threads,
         a.iterations, open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput,
-        memory.arena_bytes, memory.lower_bound, model->copied_weight_bytes(), peak_mb, gemm,
+        memory.arena_bytes, memory.activation_bytes, memory.scratch_bytes, memory.lower_bound,
+        model->copied_weight_bytes(), peak_mb, gemm,
         floor_ms);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
@@ -149,8 +151,11 @@ int run(const BenchArgs& a) {
         "floor\n",
         floor_ms, gemm, median / floor_ms);
   }
-  std::printf("arena        %.2f MB, lower bound %.2f MB (%.3fx)\n",
+  std::printf("arena        %.2f MB (activations %.2f MB, scratch %.2f MB), lower bound %.2f MB "
+              "(%.3fx)\n",
               static_cast<double>(memory.arena_bytes) / 1e6,
+              static_cast<double>(memory.activation_bytes) / 1e6,
+              static_cast<double>(memory.scratch_bytes) / 1e6,
               static_cast<double>(memory.lower_bound) / 1e6, ratio);
   std::printf("weights      %.2f MB copied out of the mapped file\n",
               static_cast<double>(model->copied_weight_bytes()) / 1e6);

@@ -10,7 +10,7 @@
 #include "ravlt/error.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
-#include "tools/json_text.h"
+#include "report/json_writer.h"
 #include "tools/progress_bar.h"
 
 namespace ravlt::tools {
@@ -69,13 +69,13 @@ void print_text(const std::string& path, const ClassifyResult& r) {
 }
 
 std::string result_json(const std::string& path, const ClassifyResult& r) {
-  std::string s = "{\"path\": " + json_string(path);
-  if (!r.ok()) return s + ", \"error\": " + json_string(r.error) + "}";
+  std::string s = "{\"path\": " + report::json_quote(path);
+  if (!r.ok()) return s + ", \"error\": " + report::json_quote(r.error) + "}";
   std::string indices, labels, probs;
   for (size_t i = 0; i < r.top.size(); ++i) {
     const char* sep = i == 0 ? "" : ", ";
     indices += sep + std::to_string(r.top[i].index);
-    labels += sep + json_string(r.top[i].label);
+    labels += sep + report::json_quote(r.top[i].label);
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(r.top[i].probability));
     probs += sep + std::string(buf);
@@ -88,13 +88,9 @@ int run(const ClassifyArgs& a) {
   const std::vector<std::string> files = collect(a.inputs);
   if (files.empty()) throw Error("no images found (JPEG, PNG or BMP files, or folders of them)");
   ClassifierOptions options;
-  options.threads = a.threads;
+  options.session.threads = a.threads;
   options.top_k = a.top_k;
-  SessionOptions device;
-  apply_device_options(a.device, device);
-  options.device = device.device;
-  options.precision = device.precision;
-  options.allow_tf32 = device.allow_tf32;
+  apply_device_options(a.device, options.session);
   options.decode.max_pixels = a.max_pixels;
   Classifier classifier(Model::load(a.model), options);
 
@@ -123,7 +119,7 @@ int run(const ClassifyArgs& a) {
   bar.finish();
   if (a.json) {
     std::printf("{\"model\": %s, \"images\": %zu, \"failed\": %zu, \"results\": [\n",
-                json_string(a.model).c_str(), files.size(), failed);
+                report::json_quote(a.model).c_str(), files.size(), failed);
     for (size_t i = 0; i < json_results.size(); ++i) {
       std::printf("  %s%s\n", json_results[i].c_str(), i + 1 < json_results.size() ? "," : "");
     }

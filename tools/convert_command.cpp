@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "ravlt/convert.h"
+#include "report/model_report.h"
 #include "ravlt/error.h"
 #include "tools/commands.h"
 #include "tools/progress_bar.h"
@@ -50,7 +51,7 @@ int run(const ConvertArgs& a) {
   if (!a.quiet) options.progress = [&](std::string_view phase, double f) { bar.update(phase, f); };
   const ConvertResult result = convert_checkpoint(a.checkpoint, a.output, options);
   bar.finish();
-  if (!a.quiet) std::printf("%s\n", result.summary.c_str());
+  if (!a.quiet) std::printf("%s\n", report::conversion_summary(result).c_str());
   return 0;
 }
 

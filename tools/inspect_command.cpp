@@ -3,6 +3,7 @@
 
 #include "ravlt/model.h"
 #include "ravlt/model_info.h"
+#include "report/model_report.h"
 #include "tools/commands.h"
 
 namespace ravlt::tools {
@@ -32,7 +33,7 @@ Runner add_inspect_command(CLI::App& app) {
       return 0;
     }
     const ModelInfo info = describe_model(args->model, !args->no_checksum);
-    const std::string text = args->json ? info.to_json() : info.to_text();
+    const std::string text = args->json ? report::model_info_json(info) : report::model_info_text(info);
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
   };

@@ -33,23 +33,10 @@ std::vector<Prediction> top_k(std::span<const float> logits, int k,
   return out;
 }
 
-namespace {
-
-SessionOptions session_options(const ClassifierOptions& o) {
-  SessionOptions s;
-  s.threads = o.threads;
-  s.device = o.device;
-  s.precision = o.precision;
-  s.allow_tf32 = o.allow_tf32;
-  return s;
-}
-
-}  // namespace
-
 class Classifier::Impl {
  public:
   Impl(std::shared_ptr<const Model> m, const ClassifierOptions& o)
-      : model(std::move(m)), options(o), session(model, session_options(o)) {}
+      : model(std::move(m)), options(o), session(model, o.session) {}
 
   // Preprocessed images stacked into one batch, run, and split into top-k.
   std::vector<std::vector<Prediction>> run(const std::vector<const Tensor*>& inputs) {
@@ -80,7 +67,7 @@ class Classifier::Impl {
 
 Classifier::Classifier(std::shared_ptr<const Model> model, const ClassifierOptions& options) {
   if (!model) throw Error("Classifier: no model");
-  if (options.threads < 0) throw Error("Classifier: thread count must not be negative");
+  if (options.session.threads < 0) throw Error("Classifier: thread count must not be negative");
   if (options.top_k < 1) throw Error("Classifier: top_k must be at least 1");
   impl_ = std::make_unique<Impl>(std::move(model), options);
 }
@@ -120,7 +107,7 @@ std::vector<ClassifyResult> Classifier::classify_files(std::span<const std::stri
   std::vector<ClassifyResult> results(paths.size());
   const Preprocessing& p = impl_->model->preprocessing();
   const DecodeOptions decode = impl_->options.decode;
-  const int threads = impl_->options.threads > 0 ? impl_->options.threads : omp_get_num_procs();
+  const int threads = impl_->options.session.threads > 0 ? impl_->options.session.threads : omp_get_num_procs();
   // Decoding is independent per file; errors stay with their file.
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (int64_t i = 0; i < n; ++i) {

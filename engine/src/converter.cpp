@@ -18,30 +18,6 @@
 namespace ravlt {
 namespace {
 
-DType to_dtype(WeightType t) {
-  switch (t) {
-    case WeightType::kFloat32:
-      return DType::kFloat32;
-    case WeightType::kFloat16:
-      return DType::kFloat16;
-    case WeightType::kBFloat16:
-      return DType::kBFloat16;
-  }
-  return DType::kFloat32;
-}
-
-std::string millions(uint64_t n) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f M", static_cast<double>(n) / 1e6);
-  return buf;
-}
-
-std::string megabytes(uint64_t n) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(n) / 1e6);
-  return buf;
-}
-
 std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
                                              const ConvertOptions& options,
                                              const std::string& checkpoint,
@@ -52,7 +28,7 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
   m->source_file = std::filesystem::path(checkpoint).filename().string();
   m->source_sha256 = sha256;
   m->source_state_dict = entry;
-  m->weight_dtype = rvlt::to_fb_dtype(to_dtype(options.weight_type));
+  m->weight_dtype = rvlt::to_fb_dtype(options.weight_type);
 
   m->arch = std::make_unique<fb::ArchConfigT>();
   fb::ArchConfigT& a = *m->arch;
@@ -110,10 +86,10 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
 
 }  // namespace
 
-WeightType parse_weight_type(std::string_view text) {
-  if (text == "fp32") return WeightType::kFloat32;
-  if (text == "fp16") return WeightType::kFloat16;
-  if (text == "bf16") return WeightType::kBFloat16;
+DType parse_weight_type(std::string_view text) {
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    if (text == dtype_short_name(t)) return t;
+  }
   throw Error("weight type '" + std::string(text) + "' is not fp32, fp16 or bf16");
 }
 
@@ -154,7 +130,7 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
     throw Error(checkpoint + ": " + e.what());
   }
   progress("folding", 0.0);
-  engine::BuiltGraph built = engine::build_graph(arch, weights, to_dtype(options.weight_type));
+  engine::BuiltGraph built = engine::build_graph(arch, weights, options.weight_type);
 
   fb::ModelT model;
   model.metadata = make_metadata(arch, options, checkpoint, sha256, state.source);
@@ -176,28 +152,18 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
   }
   r.file_bytes = std::filesystem::file_size(output);
 
-  std::string dims, depths, heads;
+  r.source_file = std::filesystem::path(checkpoint).filename().string();
+  r.container = ckpt->container();
+  r.output = output;
   for (const engine::StageSpec& s : arch.stages) {
-    dims += (dims.empty() ? "" : "-") + std::to_string(s.dim);
-    depths += (depths.empty() ? "" : "-") + std::to_string(s.depth);
-    heads += (heads.empty() ? "" : "-") + std::to_string(s.heads);
+    r.dims.push_back(s.dim);
+    r.depths.push_back(s.depth);
+    r.heads.push_back(s.heads);
+    r.attention += (r.attention.empty() ? "" : ",") +
+                   std::string(s.attention == engine::AttentionKind::kRala ? "l" : "v");
   }
-  std::string attn;
-  for (const engine::StageSpec& s : arch.stages) {
-    attn += (attn.empty() ? "" : ",") +
-            std::string(s.attention == engine::AttentionKind::kRala ? "l" : "v");
-  }
-  r.summary =
-      "Converted " + std::filesystem::path(checkpoint).filename().string() + " (" +
-      ckpt->container() + " container, " +
-      (state.source.empty() ? std::string("bare state dict") : "entry '" + state.source + "'") +
-      (state.stripped_module_prefix ? ", 'module.' prefix removed" : "") + ") into " + output +
-      ": " + arch.variant + " with dims " + dims + ", depths " + depths + ", heads " + heads +
-      ", attention " + attn + ", " + std::to_string(arch.num_classes) + " classes; " +
-      millions(arch.parameter_count) + " parameters (" + millions(r.stored_parameters) +
-      " stored after folding BatchNorm and layer scale), " +
-      std::string(dtype_name(to_dtype(options.weight_type))) + " weights, file size " +
-      megabytes(r.file_bytes) + ".";
+  r.num_classes = arch.num_classes;
+  r.weight_type = options.weight_type;
   return r;
 }
 

@@ -2,6 +2,7 @@
 
 #include "engine/src/folding.h"
 #include "formats/rvlt/model_file.h"
+#include "base/half_float.h"
 #include "ravlt/error.h"
 
 namespace ravlt::engine {

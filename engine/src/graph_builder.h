@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "engine/src/ravlt_config.h"
-#include "formats/dtype.h"
+#include "ravlt/dtype.h"
 #include "formats/rvlt/rvlt_generated.h"
 
 namespace ravlt::engine {

@@ -76,16 +76,15 @@ std::unique_ptr<runtime::Backend> make_backend(const Model& model, const Session
   if (options.device == Device::kCuda) {
     runtime::cuda::CudaOptions cuda;
     cuda.allow_tf32 = options.allow_tf32;
-    cuda.storage = options.precision == Precision::kFloat16    ? runtime::cuda::Storage::kF16
-                   : options.precision == Precision::kBFloat16 ? runtime::cuda::Storage::kBF16
-                                                               : runtime::cuda::Storage::kF32;
-    return runtime::cuda::make_backend(model.impl().device_weights(), cuda);
+    if (options.precision == DType::kInt64) throw Error("precision int64 is not a precision");
+    cuda.storage = options.precision;
+    return runtime::cuda::make_backend(model_impl(model).device_weights(), cuda);
   }
   if (options.precision != Precision::kFloat32) {
     throw Error(std::string("precision ") + to_string(options.precision) +
                 " runs on the CUDA device only (the CPU backend computes in fp32)");
   }
-  return std::make_unique<runtime::cpu::CpuBackend>(model.impl().weights);
+  return std::make_unique<runtime::cpu::CpuBackend>(model_impl(model).weights, options.threads);
 }
 
 }  // namespace
@@ -95,15 +94,7 @@ const char* to_string(Device device) {
 }
 
 const char* to_string(Precision precision) {
-  switch (precision) {
-    case Precision::kFloat16:
-      return "fp16";
-    case Precision::kBFloat16:
-      return "bf16";
-    case Precision::kFloat32:
-      break;
-  }
-  return "fp32";
+  return dtype_short_name(precision).data();  // literals: NUL-terminated
 }
 
 std::string device_description(Device device) {
@@ -121,8 +112,9 @@ class Session::Impl {
   Impl(std::shared_ptr<const Model> m, const SessionOptions& options)
       : model(std::move(m)),
         executor(
-            model->impl().graph, make_backend(*model, options), options.threads,
-            options.max_memory_bytes > 0 ? options.max_memory_bytes : memory_of(options.device)) {
+            model_impl(*model).graph, make_backend(*model, options), options.threads,
+            options.max_memory_bytes > 0 ? options.max_memory_bytes : memory_of(options.device),
+            options.max_cached_plans) {
     executor.set_profiling(options.profile);
   }
   std::shared_ptr<const Model> model;
@@ -132,6 +124,7 @@ class Session::Impl {
 Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options) {
   if (!model) throw Error("Session: no model");
   if (options.threads < 0) throw Error("Session: thread count must not be negative");
+  if (options.max_cached_plans == 0) throw Error("Session: max_cached_plans must be at least 1");
   impl_ = std::make_unique<Impl>(std::move(model), options);
 }
 
@@ -195,7 +188,7 @@ Tensor copy_out(const float* data, const runtime::Shape& shape) {
 
 std::vector<Tensor> Session::capture(const Tensor& input, const std::vector<std::string>& nodes) {
   check_holds_its_shape(input);
-  const auto& graph_nodes = impl_->model->impl().graph->nodes();
+  const auto& graph_nodes = model_impl(*impl_->model).graph->nodes();
   std::vector<size_t> wanted;  // node index per request
   for (const std::string& name : nodes) {
     const auto it = std::find_if(graph_nodes.begin(), graph_nodes.end(),
@@ -226,7 +219,7 @@ Tensor Session::run(const Tensor& input) {
 }
 
 std::vector<OpProfile> Session::profile() const {
-  const auto& nodes = impl_->model->impl().graph->nodes();
+  const auto& nodes = model_impl(*impl_->model).graph->nodes();
   const std::vector<double>& seconds = impl_->executor.node_seconds();
   std::vector<OpProfile> kinds;
   for (size_t k = 0; k < nodes.size(); ++k) {
@@ -243,7 +236,7 @@ std::vector<OpProfile> Session::profile() const {
 }
 
 std::vector<NodeProfile> Session::node_profile() const {
-  const auto& nodes = impl_->model->impl().graph->nodes();
+  const auto& nodes = model_impl(*impl_->model).graph->nodes();
   const std::vector<double>& seconds = impl_->executor.node_seconds();
   std::vector<NodeProfile> out;
   out.reserve(nodes.size());
@@ -256,7 +249,7 @@ std::vector<NodeProfile> Session::node_profile() const {
 
 PlanMemory Session::plan(std::span<const int64_t> shape) {
   const runtime::PlanStats& s = impl_->executor.plan(shape);
-  return {s.arena_bytes, s.lower_bound};
+  return {s.arena_bytes, s.activation_bytes, s.scratch_bytes, s.lower_bound};
 }
 
 }  // namespace ravlt

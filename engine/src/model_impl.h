@@ -31,4 +31,9 @@ class Model::Impl {
   mutable std::shared_ptr<runtime::cuda::DeviceWeights> device_weights_;
 };
 
+/// A Model's internals (the friend declared in model.h).
+inline const Model::Impl& model_impl(const Model& model) {
+  return *model.impl_;
+}
+
 }  // namespace ravlt

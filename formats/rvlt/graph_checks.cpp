@@ -4,27 +4,13 @@
 #include <unordered_set>
 #include <vector>
 
-#include "formats/dtype.h"
+#include "ravlt/dtype.h"
 #include "formats/rvlt/model_file.h"
+#include "formats/rvlt/op_list.h"
 #include "ravlt/error.h"
 
 namespace ravlt::rvlt {
 namespace {
-
-// One entry per fb::OpType, in enum order.
-constexpr OpSignature kSignatures[] = {
-    {"ToChannelsLast", 1, 1, fb::OpAttrs_NONE, 0b0},
-    {"Conv2d", 3, 3, fb::OpAttrs_Conv2dAttrs, 0b110},
-    {"Linear", 3, 4, fb::OpAttrs_LinearAttrs, 0b0110},
-    {"LayerNorm", 3, 3, fb::OpAttrs_LayerNormAttrs, 0b110},
-    {"ChannelSlice", 1, 1, fb::OpAttrs_ChannelSliceAttrs, 0b0},
-    {"RalaAttention", 3, 3, fb::OpAttrs_AttentionAttrs, 0b100},
-    {"SoftmaxAttention", 3, 3, fb::OpAttrs_AttentionAttrs, 0b100},
-    {"GlobalAvgPool", 1, 1, fb::OpAttrs_NONE, 0b0},
-};
-constexpr size_t kOpCount = sizeof(kSignatures) / sizeof(kSignatures[0]);
-static_assert(kOpCount == static_cast<size_t>(fb::OpType_MAX) + 1,
-              "every fb::OpType needs an entry in kSignatures");
 
 std::string tensor_label(const fb::Graph& g, uint32_t index) {
   return "tensor " + std::to_string(index) + " '" + g.tensors()->Get(index)->name()->str() + "'";
@@ -249,11 +235,6 @@ void check_metadata(const fb::Metadata& m) {
 }
 
 }  // namespace
-
-const OpSignature* op_signature(fb::OpType op) {
-  const auto index = static_cast<size_t>(op);
-  return index < kOpCount ? &kSignatures[index] : nullptr;
-}
 
 void check_model(const fb::Model& model, uint64_t data_size) {
   check_metadata(*model.metadata());

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string_view>
 
 #include "formats/rvlt/rvlt_generated.h"
 
@@ -16,18 +15,6 @@ namespace ravlt::rvlt {
 /// Limits a file may not exceed; they bound what a hostile file can ask for.
 inline constexpr uint32_t kMaxRank = 8;
 inline constexpr int64_t kMaxDim = int64_t{1} << 40;
-
-/// The fixed signature of one operator kind.
-struct OpSignature {
-  std::string_view name;
-  uint32_t min_inputs;
-  uint32_t max_inputs;
-  fb::OpAttrs attrs;         // required attribute table (OpAttrs_NONE: none)
-  uint32_t constant_inputs;  // bit i set: input i must be a constant
-};
-
-/// Signature of `op`, or nullptr for a value this reader does not know.
-const OpSignature* op_signature(fb::OpType op);
 
 /// Throws ravlt::Error naming the tensor, node or field at fault.
 /// `data_size` is the size of the file's data section.

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "base/half_float.h"
 #include "formats/torch/global_policy.h"
 #include "formats/torch/pickle.h"
 #include "formats/torch/zip_archive.h"

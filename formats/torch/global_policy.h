@@ -15,7 +15,7 @@
 #include <optional>
 #include <string_view>
 
-#include "formats/dtype.h"
+#include "ravlt/dtype.h"
 
 namespace ravlt::torch {
 

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "formats/dtype.h"
+#include "ravlt/dtype.h"
 
 namespace ravlt::torch {
 

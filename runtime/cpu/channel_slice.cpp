@@ -11,8 +11,9 @@ class ChannelSliceKernel : public Kernel {
   ChannelSliceKernel(int64_t rows, int64_t channels, int64_t begin, int64_t end)
       : rows_(rows), channels_(channels), begin_(begin), width_(end - begin) {}
 
-  void run(const float* const* in, float* out, uint8_t*) override {
-    const float* x = in[0];
+  void run(const ConstView* in, View output, uint8_t*) override {
+    float* out = output.f32();
+    const float* x = in[0].f32();
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows_; ++r) {
       std::memcpy(out + r * width_, x + r * channels_ + begin_,

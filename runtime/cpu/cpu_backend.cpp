@@ -10,9 +10,9 @@ namespace {
 
 // One entry per runtime::Op, in its order.
 constexpr KernelFactory kFactories[] = {
-    make_to_channels_last,  make_conv2d,          make_linear,
-    make_layer_norm,        make_channel_slice,   make_rala_attention,
-    make_softmax_attention, make_global_avg_pool,
+#define RAVLT_OP(Name, snake, ...) make_##snake,
+#include "formats/rvlt/ops.def"
+#undef RAVLT_OP
 };
 static_assert(sizeof(kFactories) / sizeof(kFactories[0]) == kOpCount,
               "every op needs a CPU kernel factory");
@@ -23,8 +23,9 @@ std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args) {
   return kFactories[static_cast<size_t>(args.node.op)](args);
 }
 
-CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights) {
+CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights, int threads) {
   context_.weights = std::move(weights);
+  context_.threads = threads > 0 ? threads : default_threads();
 }
 
 std::unique_ptr<Kernel> CpuBackend::prepare(const Graph& graph, const Node& node,
@@ -37,7 +38,7 @@ std::unique_ptr<Kernel> CpuBackend::prepare(const Graph& graph, const Node& node
 }
 
 void CpuBackend::begin_run(int threads) {
-  omp_set_num_threads(threads > 0 ? threads : default_threads());
+  omp_set_num_threads(threads > 0 ? threads : context_.threads);
 }
 
 int default_threads() {

@@ -12,7 +12,9 @@ namespace ravlt::runtime::cpu {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(std::shared_ptr<WeightCache> weights);
+  /// `threads`: what every run of this backend uses (0: all cores); the
+  /// kernels also size their work split by it.
+  explicit CpuBackend(std::shared_ptr<WeightCache> weights, int threads = 0);
   std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
                                   const std::vector<Shape>& shapes) override;
   void begin_run(int threads) override;

@@ -37,6 +37,8 @@ struct CpuContext {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   std::shared_ptr<WeightCache> weights;
+  /// The threads a run uses (the session's setting, resolved: at least 1).
+  int threads = 1;
 };
 
 }  // namespace ravlt::runtime::cpu

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <dnnl.hpp>
+#include <string>
 #include <vector>
 
+#include "ravlt/error.h"
 #include "runtime/graph.h"
 
 namespace ravlt::runtime::cpu {
@@ -34,14 +36,24 @@ inline dnnl::primitive_attr base_attr() {
 /// and a run must not allocate.
 class PrimitiveArgs {
  public:
+  /// `node`: the graph node's name, for errors.
+  explicit PrimitiveArgs(std::string node) : node_(std::move(node)) {}
   void add(int arg, const dnnl::memory& memory) { args_.push_back({arg, memory.get()}); }
+  /// Runs the primitive to completion; throws ravlt::Error naming the node
+  /// if oneDNN reports a failure.
   void execute(const dnnl::primitive& primitive, dnnl::stream& stream) const {
-    dnnl_primitive_execute(primitive.get(), stream.get(), static_cast<int>(args_.size()),
-                           args_.data());
-    dnnl_stream_wait(stream.get());
+    dnnl_status_t status = dnnl_primitive_execute(primitive.get(), stream.get(),
+                                                  static_cast<int>(args_.size()), args_.data());
+    if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
+    if (status != dnnl_success) fail(status);
   }
 
  private:
+  [[noreturn]] void fail(dnnl_status_t status) const {
+    throw Error("node '" + node_ + "': oneDNN failed to execute its primitive (status " +
+                std::to_string(static_cast<int>(status)) + ")");
+  }
+  std::string node_;
   std::vector<dnnl_exec_arg_t> args_;
 };
 

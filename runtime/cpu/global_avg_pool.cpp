@@ -15,8 +15,9 @@ class GlobalAvgPoolKernel : public Kernel {
     return static_cast<size_t>(n_ * channels_) * sizeof(double);
   }
 
-  void run(const float* const* in, float* out, uint8_t* scratch) override {
-    const float* x = in[0];
+  void run(const ConstView* in, View output, uint8_t* scratch) override {
+    float* out = output.f32();
+    const float* x = in[0].f32();
     auto* acc = reinterpret_cast<double*>(scratch);
     const int64_t c = channels_;
 #pragma omp parallel for schedule(static)

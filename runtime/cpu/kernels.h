@@ -17,13 +17,9 @@ using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 /// The kernel for args.node's op (the factory table of cpu_backend.cpp).
 std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args);
 
-std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_linear(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_layer_norm(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_channel_slice(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_rala_attention(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_global_avg_pool(const PrepareArgs& args);
+// One factory per op, runtime/cpu/<snake_name>.cpp (formats/rvlt/ops.def).
+#define RAVLT_OP(Name, snake, ...) std::unique_ptr<Kernel> make_##snake(const PrepareArgs& args);
+#include "formats/rvlt/ops.def"
+#undef RAVLT_OP
 
 }  // namespace ravlt::runtime::cpu

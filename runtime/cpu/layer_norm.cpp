@@ -11,14 +11,15 @@ class LayerNormKernel : public Kernel {
   LayerNormKernel(int64_t rows, int64_t channels, float epsilon)
       : rows_(rows), channels_(channels), epsilon_(epsilon), core_(isa_kernels(active_isa())) {}
 
-  void run(const float* const* in, float* out, uint8_t*) override {
+  void run(const ConstView* in, View output, uint8_t*) override {
+    float* out = output.f32();
     constexpr int64_t kRowsPerTask = 32;
     const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t r0 = t * kRowsPerTask;
       const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
-      core_.layer_norm(in[0], in[1], in[2], out, r0, r1, channels_, epsilon_);
+      core_.layer_norm(in[0].f32(), in[1].f32(), in[2].f32(), out, r0, r1, channels_, epsilon_);
     }
   }
 

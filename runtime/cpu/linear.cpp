@@ -9,7 +9,7 @@ namespace {
 
 class LinearKernel : public Kernel {
  public:
-  explicit LinearKernel(const PrepareArgs& a) : context_(a.context) {
+  explicit LinearKernel(const PrepareArgs& a) : context_(a.context), args_(a.node.name) {
     const Node& n = a.node;
     const Shape& x = a.input_shape(0);
     const Shape& w = a.input_shape(1);
@@ -54,10 +54,11 @@ class LinearKernel : public Kernel {
 
   size_t scratch_bytes() const override { return scratch_bytes_; }
 
-  void run(const float* const* in, float* out, uint8_t* scratch) override {
-    src_.set_data_handle(const_cast<float*>(in[0]));
-    bias_.set_data_handle(const_cast<float*>(in[2]));
-    if (has_residual_) residual_.set_data_handle(const_cast<float*>(in[3]));
+  void run(const ConstView* in, View output, uint8_t* scratch) override {
+    float* out = output.f32();
+    src_.set_data_handle(const_cast<float*>(in[0].f32()));
+    bias_.set_data_handle(const_cast<float*>(in[2].f32()));
+    if (has_residual_) residual_.set_data_handle(const_cast<float*>(in[3].f32()));
     dst_.set_data_handle(out);
     scratch_.set_data_handle(scratch);
     args_.execute(primitive_, context_.stream);

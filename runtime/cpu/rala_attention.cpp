@@ -11,7 +11,6 @@
 // Passes 1-3 split each task's tokens into parts so that every thread has
 // work even for one image with one head; partial sums are combined between
 // passes. Inner loops: isa_kernels.inc, one build per instruction set.
-#include <omp.h>
 
 #include <cmath>
 
@@ -26,8 +25,10 @@ class RalaKernel : public AttentionKernel {
  public:
   explicit RalaKernel(const PrepareArgs& a) : AttentionKernel(a) {
     const int64_t tasks = n_ * heads_;
-    const int64_t procs = omp_get_num_procs();
-    parts_ = std::max<int64_t>(1, std::min<int64_t>(procs / tasks, (h_ * w_) / 256));
+    // Split the tokens when there are fewer (image, head) tasks than the
+    // session's threads, so that every thread has a part.
+    const int64_t threads = a.context.threads;
+    parts_ = std::max<int64_t>(1, std::min<int64_t>(threads / tasks, (h_ * w_) / 256));
     // Layout of the scratch: doubles first, then floats.
     const int64_t slots = tasks * parts_;
     doubles_ = static_cast<size_t>(slots * (d_ + d_ * d_ + 1));  // q / k sums, KV sums, weight sums
@@ -38,9 +39,10 @@ class RalaKernel : public AttentionKernel {
     return doubles_ * sizeof(double) + floats_ * sizeof(float);
   }
 
-  void run(const float* const* in, float* out, uint8_t* scratch) override {
-    const float* qkvo = in[0];
-    const float* lepe = in[1];
+  void run(const ConstView* in, View output, uint8_t* scratch) override {
+    float* out = output.f32();
+    const float* qkvo = in[0].f32();
+    const float* lepe = in[1].f32();
     const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
     const int64_t slots = tasks * parts_, dd = int64_t{d_} * d_;
     // Scratch: per slot (task, part) a d vector sum, a d x d sum, a weight sum;

@@ -20,9 +20,10 @@ class SoftmaxAttentionKernel : public AttentionKernel {
     return static_cast<size_t>(n_ * heads_ * key_stride(h_ * w_) * d_) * sizeof(float);
   }
 
-  void run(const float* const* in, float* out, uint8_t* scratch) override {
-    const float* qkvo = in[0];
-    const float* lepe = in[1];
+  void run(const ConstView* in, View output, uint8_t* scratch) override {
+    float* out = output.f32();
+    const float* qkvo = in[0].f32();
+    const float* lepe = in[1].f32();
     const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
     auto* keys = reinterpret_cast<float*>(scratch);
     const RopeView rope = rope_.view();

@@ -8,8 +8,9 @@ class ToChannelsLastKernel : public Kernel {
  public:
   explicit ToChannelsLastKernel(const Shape& x) : n_(x[0]), c_(x[1]), h_(x[2]), w_(x[3]) {}
 
-  void run(const float* const* in, float* out, uint8_t*) override {
-    const float* x = in[0];
+  void run(const ConstView* in, View output, uint8_t*) override {
+    float* out = output.f32();
+    const float* x = in[0].f32();
     const int64_t plane = h_ * w_;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < n_; ++b) {

@@ -20,22 +20,22 @@ class ConvGemmKernel : public Kernel {
         rows_(static_cast<int64_t>(p.n) * p.out_h * p.out_w),
         depth_(static_cast<int64_t>(p.kernel_h) * p.kernel_w * p.in_c),
         gemm_(args.context, args.node.name, rows_, p.out_c, depth_) {
-    const size_t element = context_.storage == Storage::kF32 ? 4 : 2;
+    const size_t element = dtype_size(context_.storage);
     col_bytes_ = unrolled_ ? (static_cast<size_t>(rows_ * depth_) * element + 255) / 256 * 256 : 0;
   }
 
   size_t scratch_bytes() const override { return col_bytes_ + Gemm::kScratchBytes; }
 
-  void run(const float* const* inputs, float* output, uint8_t* scratch) override {
-    const void* matrix = inputs[0];
+  void run(const ConstView* inputs, View output, uint8_t* scratch) override {
+    const void* matrix = inputs[0].data;
     if (unrolled_) {
-      launch_im2col(context_.storage, p_, inputs[0], scratch, context_.stream);
+      launch_im2col(context_.storage, p_, inputs[0].data, scratch, context_.stream);
       context_.note(cudaGetLastError(), node_.c_str());
       matrix = scratch;
     }
-    gemm_.run(inputs[1], matrix, inputs[2], nullptr, output, scratch + col_bytes_);
+    gemm_.run(inputs[1].data, matrix, inputs[2].data, nullptr, output.data, scratch + col_bytes_);
     if (p_.act != Act::kNone) {
-      launch_activation(context_.storage, output, rows_ * p_.out_c, p_.act, nullptr,
+      launch_activation(context_.storage, output.data, rows_ * p_.out_c, p_.act, nullptr,
                         context_.stream);
       context_.note(cudaGetLastError(), node_.c_str());
     }
@@ -54,7 +54,7 @@ class ConvGemmKernel : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args) {
-  const Storage storage = args.context.storage;
+  const DType storage = args.context.storage;
   const Node& node = args.node;
   const Shape& x = args.input_shape(0);  // (N, H, W, Ci)
   const Shape& y = args.output_shape();  // (N, OH, OW, Co)
@@ -81,8 +81,8 @@ std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args) {
     return std::make_unique<ConvGemmKernel>(args, p, !pointwise);
   }
   args.context.constant_layouts[node.inputs[1]] = WeightLayout::kConvHwio;
-  return kernel(args, [=](const float* const* in, float* out, uint8_t*, cudaStream_t stream) {
-    launch_conv2d(storage, p, in[0], in[1], in[2], out, stream);
+  return kernel(args, [=](const ConstView* in, View out, uint8_t*, cudaStream_t stream) {
+    launch_conv2d(storage, p, in[0].data, in[1].data, in[2].data, out.data, stream);
   });
 }
 

@@ -68,7 +68,7 @@ __global__ void im2col_kernel(ConvParams p, const T* __restrict__ x, T* __restri
 
 }  // namespace
 
-void launch_im2col(Storage s, const ConvParams& p, const void* x, void* col, cudaStream_t stream) {
+void launch_im2col(DType s, const ConvParams& p, const void* x, void* col, cudaStream_t stream) {
   const int64_t total =
       static_cast<int64_t>(p.n) * p.out_h * p.out_w * p.kernel_h * p.kernel_w * p.in_c;
   with_storage(s, [&](auto type) {
@@ -78,7 +78,7 @@ void launch_im2col(Storage s, const ConvParams& p, const void* x, void* col, cud
   });
 }
 
-void launch_conv2d(Storage s, const ConvParams& p, const void* x, const void* w_hwio,
+void launch_conv2d(DType s, const ConvParams& p, const void* x, const void* w_hwio,
                    const void* bias, void* y, cudaStream_t stream) {
   const int64_t total = static_cast<int64_t>(p.n) * p.out_h * p.out_w * p.out_c;
   with_storage(s, [&](auto type) {

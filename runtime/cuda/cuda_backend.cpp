@@ -13,9 +13,9 @@ namespace {
 
 // One entry per runtime::Op, in its order.
 constexpr KernelFactory kFactories[] = {
-    make_to_channels_last,  make_conv2d,          make_linear,
-    make_layer_norm,        make_channel_slice,   make_rala_attention,
-    make_softmax_attention, make_global_avg_pool,
+#define RAVLT_OP(Name, snake, ...) make_##snake,
+#include "formats/rvlt/ops.def"
+#undef RAVLT_OP
 };
 static_assert(sizeof(kFactories) / sizeof(kFactories[0]) == kOpCount,
               "every op needs a CUDA kernel factory");
@@ -121,38 +121,44 @@ class CudaBackend : public Backend {
     return std::make_unique<DeviceMemory>(bytes);
   }
 
-  const float* constant(const Graph& graph, uint32_t value) override {
+  DType activation_dtype() const override { return context_.storage; }
+
+  DType constant_dtype(uint32_t value) const override {
+    return value < context_.constant_storage.size() ? context_.constant_storage[value]
+                                                    : context_.storage;
+  }
+
+  const void* constant(const Graph& graph, uint32_t value) override {
     const WeightLayout layout = value < context_.constant_layouts.size()
                                     ? context_.constant_layouts[value]
                                     : WeightLayout::kAsStored;
-    const Storage storage = value < context_.constant_storage.size()
-                                ? context_.constant_storage[value]
-                                : context_.storage;
-    return static_cast<const float*>(weights_->get(graph, value, layout, storage));
+    return weights_->get(graph, value, layout, constant_dtype(value));
   }
 
   // The host side is float32; a float16/bfloat16 session converts on the
   // device, through a float32 staging buffer.
-  void copy_in(void* device, const void* host, size_t bytes) override {
+  void copy_in(void* device, DType dst_type, const float* host, size_t count) override {
+    const size_t bytes = count * sizeof(float);
     uint8_t* staging = pinned_in_.reserve(bytes);
     std::memcpy(staging, host, bytes);
-    void* target = context_.storage == Storage::kF32 ? device : device_in_.reserve(bytes);
+    void* target = dst_type == DType::kFloat32 ? device : device_in_.reserve(bytes);
     check(cudaMemcpyAsync(target, staging, bytes, cudaMemcpyHostToDevice, context_.stream),
           "copying the input to the device");
     if (target != device) {
-      launch_convert(target, Storage::kF32, device, context_.storage,
-                     static_cast<int64_t>(bytes / sizeof(float)), context_.stream);
+      launch_convert(target, DType::kFloat32, device, dst_type, static_cast<int64_t>(count),
+                     context_.stream);
       check(cudaGetLastError(), "converting the input");
     }
   }
 
-  void copy_out(void* host, const void* device, size_t bytes) override {
+  void copy_out(float* host, const void* device, DType src_type, size_t count) override {
+    const size_t bytes = count * sizeof(float);
     uint8_t* staging = pinned_out_.reserve(bytes);
     const void* source = device;
-    if (context_.storage != Storage::kF32) {
+    if (src_type != DType::kFloat32) {
       void* wide = device_out_.reserve(bytes);
-      launch_convert(device, context_.storage, wide, Storage::kF32,
-                     static_cast<int64_t>(bytes / sizeof(float)), context_.stream);
+      launch_convert(device, src_type, wide, DType::kFloat32, static_cast<int64_t>(count),
+                     context_.stream);
       check(cudaGetLastError(), "converting the output");
       source = wide;
     }

@@ -36,7 +36,7 @@ class DeviceWeights {
   const float* get(const Graph& graph, uint32_t value);
   /// The same in another layout and storage type (a separate upload, also
   /// made once): device memory holding elements of `storage`.
-  const void* get(const Graph& graph, uint32_t value, WeightLayout layout, Storage storage);
+  const void* get(const Graph& graph, uint32_t value, WeightLayout layout, DType storage);
   /// Bytes uploaded so far.
   size_t bytes() const;
 
@@ -53,7 +53,7 @@ struct CudaOptions {
   bool use_graphs = true;
   /// How activations and weights are stored; every kernel computes and
   /// accumulates in float32.
-  Storage storage = Storage::kF32;
+  DType storage = DType::kFloat32;
 };
 
 /// A backend on device 0 using `weights` (shared by the model's sessions).

@@ -20,7 +20,7 @@ struct CudaContext {
   cublasLtHandle_t lt = nullptr;
   bool allow_tf32 = false;
   /// How activations and weights are stored (float32, float16, bfloat16).
-  Storage storage = Storage::kF32;
+  DType storage = DType::kFloat32;
   cudaError_t first_error = cudaSuccess;
   const char* first_error_node = nullptr;
   /// Constants a kernel wants in another layout (set in prepare, read by
@@ -28,7 +28,7 @@ struct CudaContext {
   std::vector<WeightLayout> constant_layouts;
   /// And in which type: the session's storage, except where a kernel wants
   /// float32 (the RoPE angles).
-  std::vector<Storage> constant_storage;
+  std::vector<DType> constant_storage;
 
   cublasStatus_t first_blas_error = CUBLAS_STATUS_SUCCESS;
 
@@ -53,13 +53,9 @@ using PrepareArgs = PrepareArgsFor<CudaContext>;
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 
-std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_linear(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_layer_norm(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_channel_slice(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_rala_attention(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args);
-std::unique_ptr<Kernel> make_global_avg_pool(const PrepareArgs& args);
+// One factory per op, runtime/cuda/<snake_name>.cpp (formats/rvlt/ops.def).
+#define RAVLT_OP(Name, snake, ...) std::unique_ptr<Kernel> make_##snake(const PrepareArgs& args);
+#include "formats/rvlt/ops.def"
+#undef RAVLT_OP
 
 }  // namespace ravlt::runtime::cuda

@@ -32,7 +32,7 @@ const float* DeviceWeights::get(const Graph&, uint32_t) {
   throw Error(kMissing);
 }
 
-const void* DeviceWeights::get(const Graph&, uint32_t, WeightLayout, Storage) {
+const void* DeviceWeights::get(const Graph&, uint32_t, WeightLayout, DType) {
   throw Error(kMissing);
 }
 

@@ -86,10 +86,10 @@ __device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, float v) {
 
 // Calls f(T{}) with T the C++ type of storage `s` (host side).
 template <typename F>
-void with_storage(Storage s, F&& f) {
-  if (s == Storage::kF16) {
+void with_storage(DType s, F&& f) {
+  if (s == DType::kFloat16) {
     f(__half{});
-  } else if (s == Storage::kBF16) {
+  } else if (s == DType::kBFloat16) {
     f(__nv_bfloat16{});
   } else {
     f(float{});
@@ -105,5 +105,10 @@ inline int grid_for(int64_t count, int threads = 256) {
 inline int blocks_for(int64_t count, int threads) {
   return static_cast<int>((count + threads - 1) / threads);
 }
+
+// The loop of a grid-stride kernel: i over [0, total).
+#define GRID_STRIDE(i, total)                                                                \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (total); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 }  // namespace ravlt::runtime::cuda

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <tuple>
+#include <compare>
 #include <vector>
 
 #include "runtime/cuda/cuda_backend.h"
@@ -16,11 +16,11 @@ namespace ravlt::runtime::cuda {
 namespace {
 
 // Float32 values as `storage` elements (round to nearest even).
-std::vector<uint8_t> encode(const std::vector<float>& values, Storage storage) {
-  std::vector<uint8_t> out(values.size() * (storage == Storage::kF32 ? 4 : 2));
-  if (storage == Storage::kF32) {
+std::vector<uint8_t> encode(const std::vector<float>& values, DType storage) {
+  std::vector<uint8_t> out(values.size() * (storage == DType::kFloat32 ? 4 : 2));
+  if (storage == DType::kFloat32) {
     std::memcpy(out.data(), values.data(), out.size());
-  } else if (storage == Storage::kF16) {
+  } else if (storage == DType::kFloat16) {
     auto* h = reinterpret_cast<__half*>(out.data());
     for (size_t i = 0; i < values.size(); ++i) h[i] = __float2half_rn(values[i]);
   } else {
@@ -30,11 +30,20 @@ std::vector<uint8_t> encode(const std::vector<float>& values, Storage storage) {
   return out;
 }
 
+// One upload: a value in one layout and type. (A type of internal linkage:
+// the map's code stays private to the library.)
+struct UploadKey {
+  uint32_t value;
+  WeightLayout layout;
+  DType storage;
+  auto operator<=>(const UploadKey&) const = default;
+};
+
 }  // namespace
 
 struct DeviceWeights::State {
   mutable std::mutex mutex;
-  std::map<std::tuple<uint32_t, WeightLayout, Storage>, void*> uploaded;
+  std::map<UploadKey, void*> uploaded;
   size_t bytes = 0;
   ~State() {
     for (auto& [key, pointer] : uploaded) cudaFree(pointer);
@@ -45,13 +54,13 @@ DeviceWeights::DeviceWeights() : state_(std::make_unique<State>()) {}
 DeviceWeights::~DeviceWeights() = default;
 
 const float* DeviceWeights::get(const Graph& graph, uint32_t value) {
-  return static_cast<const float*>(get(graph, value, WeightLayout::kAsStored, Storage::kF32));
+  return static_cast<const float*>(get(graph, value, WeightLayout::kAsStored, DType::kFloat32));
 }
 
 const void* DeviceWeights::get(const Graph& graph, uint32_t value, WeightLayout layout,
-                               Storage storage) {
+                               DType storage) {
   std::lock_guard<std::mutex> lock(state_->mutex);
-  const auto key = std::make_tuple(value, layout, storage);
+  const UploadKey key{value, layout, storage};
   if (auto it = state_->uploaded.find(key); it != state_->uploaded.end()) return it->second;
   const Value& v = graph.values()[value];
   const size_t count = static_cast<size_t>(element_count(v.shape));

@@ -1,10 +1,10 @@
 // Layouts the CUDA kernels want their weights in, made once at upload.
-// Host code only (tested on any machine: tests/runtime/cuda_layout_test.cpp).
+// Host code only, tested on any machine (tests/runtime/device_path_test.cpp,
+// "convolution weights reordered for the CUDA kernels keep every tap").
 #pragma once
 
 #include <vector>
 
-#include "runtime/cuda/storage.h"
 #include "runtime/graph.h"
 
 namespace ravlt::runtime::cuda {

@@ -10,8 +10,8 @@ namespace {
 constexpr size_t kWorkspace = size_t{4} << 20;
 constexpr size_t kWorkspaceAlign = 256;
 
-cudaDataType_t data_type(Storage s) {
-  return s == Storage::kF16 ? CUDA_R_16F : s == Storage::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
+cudaDataType_t data_type(DType s) {
+  return s == DType::kFloat16 ? CUDA_R_16F : s == DType::kBFloat16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
 }  // namespace
@@ -22,7 +22,7 @@ Gemm::Gemm(CudaContext& context, const std::string& node, int64_t m, int64_t n, 
   const char* what = "setting up the GEMM";
   try {
     // float32 accumulation always; TF32 only for float32 storage, on request.
-    const bool tf32 = context_.allow_tf32 && context_.storage == Storage::kF32;
+    const bool tf32 = context_.allow_tf32 && context_.storage == DType::kFloat32;
     check(lt().cublasLtMatmulDescCreate(
               &desc_, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F),
           what);

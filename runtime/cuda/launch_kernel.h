@@ -25,7 +25,7 @@ class LaunchKernel : public Kernel {
   LaunchKernel(CudaContext& context, const Node& node, Launch launch, size_t scratch = 0)
       : context_(context), node_(node.name), launch_(launch), scratch_(scratch) {}
   size_t scratch_bytes() const override { return scratch_; }
-  void run(const float* const* inputs, float* output, uint8_t* scratch) override {
+  void run(const ConstView* inputs, View output, uint8_t* scratch) override {
     launch_(inputs, output, scratch, context_.stream);
     context_.note(cudaGetLastError(), node_.c_str());
   }

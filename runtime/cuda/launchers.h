@@ -2,7 +2,7 @@
 // Each enqueues its kernel on `stream` and returns; the caller checks
 // cudaGetLastError(). Layouts are channels-last (N, H, W, C) throughout.
 //
-// Activations and weights are stored as `Storage` (float32, float16 or
+// Activations and weights are stored as `DType` (float32, float16 or
 // bfloat16: one type per session) and every kernel computes in float32;
 // RoPE angles and RALA's scratch stay float32 whatever the storage.
 #pragma once
@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "runtime/cuda/storage.h"
+#include "ravlt/dtype.h"
 
 namespace ravlt::runtime::cuda {
 
@@ -20,22 +20,22 @@ namespace ravlt::runtime::cuda {
 enum class Act : int { kNone = 0, kGelu = 1, kSwish = 2 };
 
 /// y = x converted, `count` elements (float32 <-> the storage type).
-void launch_convert(const void* x, Storage from, void* y, Storage to, int64_t count,
+void launch_convert(const void* x, DType from, void* y, DType to, int64_t count,
                     cudaStream_t stream);
 /// NCHW -> NHWC.
-void launch_to_channels_last(Storage s, const void* x, void* y, int n, int c, int h, int w,
+void launch_to_channels_last(DType s, const void* x, void* y, int n, int c, int h, int w,
                              cudaStream_t stream);
 /// y[r][k] = x[r][begin + k] for k < out_c; rows of in_c.
-void launch_channel_slice(Storage s, const void* x, void* y, int64_t rows, int in_c, int begin,
+void launch_channel_slice(DType s, const void* x, void* y, int64_t rows, int in_c, int begin,
                           int out_c, cudaStream_t stream);
 /// y[b][c] = mean over hw of x[b][.][c].
-void launch_global_avg_pool(Storage s, const void* x, void* y, int n, int64_t hw, int c,
+void launch_global_avg_pool(DType s, const void* x, void* y, int n, int64_t hw, int c,
                             cudaStream_t stream);
 /// y = act(y) (+ residual, where given), elementwise over `count` values.
-void launch_activation(Storage s, void* y, int64_t count, Act act, const void* residual,
+void launch_activation(DType s, void* y, int64_t count, Act act, const void* residual,
                        cudaStream_t stream);
 /// LayerNorm over the last dimension (c) of `rows` rows.
-void launch_layer_norm(Storage s, const void* x, const void* gamma, const void* beta, void* y,
+void launch_layer_norm(DType s, const void* x, const void* gamma, const void* beta, void* y,
                        int64_t rows, int c, float epsilon, cudaStream_t stream);
 
 struct ConvParams {
@@ -46,9 +46,9 @@ struct ConvParams {
 };
 /// The im2col matrix of a convolution (groups 1): row (b, oy, ox), column
 /// (ky, kx, ci), zero where the window leaves the image.
-void launch_im2col(Storage s, const ConvParams& p, const void* x, void* col, cudaStream_t stream);
+void launch_im2col(DType s, const ConvParams& p, const void* x, void* col, cudaStream_t stream);
 /// Convolution, NHWC in and out; weights [kh][kw][in_c / groups][out_c].
-void launch_conv2d(Storage s, const ConvParams& p, const void* x, const void* w_hwio,
+void launch_conv2d(DType s, const ConvParams& p, const void* x, const void* w_hwio,
                    const void* bias, void* y, cudaStream_t stream);
 
 struct AttentionParams {
@@ -60,11 +60,11 @@ size_t rala_scratch_bytes(const AttentionParams& p);
 /// RALA (spec section 3.3) on qkvo (N, H, W, 4C), lepe (N, H, W, C), the
 /// RoPE angles (head_dim / 2, float32); out (N, H, W, C) = (attention +
 /// lepe) * o.
-void launch_rala_attention(Storage s, const AttentionParams& p, const void* qkvo, const void* lepe,
+void launch_rala_attention(DType s, const AttentionParams& p, const void* qkvo, const void* lepe,
                            const float* angle, void* out, void* scratch, cudaStream_t stream);
 /// Softmax attention with RoPE, same operands and output; online softmax,
 /// no L x L matrix.
-void launch_softmax_attention(Storage s, const AttentionParams& p, const void* qkvo,
+void launch_softmax_attention(DType s, const AttentionParams& p, const void* qkvo,
                               const void* lepe, const float* angle, void* out, cudaStream_t stream);
 
 }  // namespace ravlt::runtime::cuda

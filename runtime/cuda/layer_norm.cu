@@ -33,7 +33,7 @@ __global__ void layer_norm_kernel(const T* __restrict__ x, const T* __restrict__
 
 }  // namespace
 
-void launch_layer_norm(Storage s, const void* x, const void* gamma, const void* beta, void* y,
+void launch_layer_norm(DType s, const void* x, const void* gamma, const void* beta, void* y,
                        int64_t rows, int c, float epsilon, cudaStream_t stream) {
   with_storage(s, [&](auto type) {
     using T = decltype(type);

@@ -23,12 +23,12 @@ class LinearKernel : public Kernel {
 
   size_t scratch_bytes() const override { return Gemm::kScratchBytes; }
 
-  void run(const float* const* inputs, float* output, uint8_t* scratch) override {
-    gemm_.run(inputs[1], inputs[0], inputs[2], fuse_residual_ ? inputs[3] : nullptr, output,
-              scratch);
+  void run(const ConstView* inputs, View output, uint8_t* scratch) override {
+    gemm_.run(inputs[1].data, inputs[0].data, inputs[2].data,
+              fuse_residual_ ? inputs[3].data : nullptr, output.data, scratch);
     if (act_ != Act::kNone || (has_residual_ && !fuse_residual_)) {
-      launch_activation(context_.storage, output, count_, act_, has_residual_ ? inputs[3] : nullptr,
-                        context_.stream);
+      launch_activation(context_.storage, output.data, count_, act_,
+                        has_residual_ ? inputs[3].data : nullptr, context_.stream);
       context_.note(cudaGetLastError(), node_.c_str());
     }
   }

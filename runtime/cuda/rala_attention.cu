@@ -191,7 +191,7 @@ size_t rala_scratch_bytes(const AttentionParams& p) {
          sizeof(float);
 }
 
-void launch_rala_attention(Storage storage, const AttentionParams& p, const void* qkvo,
+void launch_rala_attention(DType storage, const AttentionParams& p, const void* qkvo,
                            const void* lepe, const float* angle, void* out, void* scratch,
                            cudaStream_t stream) {
   const Layout l = layout_of(p);

@@ -70,7 +70,7 @@ __global__ void softmax_attention_kernel(AttentionParams p, const T* __restrict_
 
 }  // namespace
 
-void launch_softmax_attention(Storage storage, const AttentionParams& p, const void* qkvo,
+void launch_softmax_attention(DType storage, const AttentionParams& p, const void* qkvo,
                               const void* lepe, const float* angle, void* out,
                               cudaStream_t stream) {
   const int64_t tokens = static_cast<int64_t>(p.n) * p.h * p.w;

@@ -153,6 +153,22 @@ TEST_CASE("files that cannot be classified carry their error; the others are cla
   ClassifierOptions bad;
   bad.top_k = 0;
   CHECK_THROWS_AS(Classifier(model, bad), Error);
+  ClassifierOptions negative;
+  negative.session.threads = -1;
+  CHECK_THROWS_AS(Classifier(model, negative), Error);
+}
+
+TEST_CASE("a classifier runs its session with every session option it was given") {
+  TempDir dir;
+  const auto model = small_model(dir);
+  ClassifierOptions tight;
+  tight.session.max_memory_bytes = 1024;  // far below one image's activations
+  Classifier small(model, tight);
+  CHECK_THROWS_WITH_AS(small.classify(random_image(40, 40, 3)),
+                       doctest::Contains("more than the limit of"), Error);
+  ClassifierOptions fp16;
+  fp16.session.precision = Precision::kFloat16;  // the CPU runs float32 only
+  CHECK_THROWS_WITH_AS(Classifier(model, fp16), doctest::Contains("fp16"), Error);
 }
 
 TEST_CASE("threads sharing one Model, each with its own Classifier, agree with a lone run") {
@@ -164,7 +180,7 @@ TEST_CASE("threads sharing one Model, each with its own Classifier, agree with a
   std::vector<std::vector<Prediction>> alone;
   {
     ClassifierOptions one;
-    one.threads = 1;
+    one.session.threads = 1;
     Classifier c(model, one);
     for (const Image& im : images) alone.push_back(c.classify(im));
   }
@@ -173,7 +189,7 @@ TEST_CASE("threads sharing one Model, each with its own Classifier, agree with a
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       ClassifierOptions one;
-      one.threads = 1;
+      one.session.threads = 1;
       Classifier c(model, one);
       for (int round = 0; round < 3; ++round) {
         for (size_t i = 0; i < images.size(); ++i) {

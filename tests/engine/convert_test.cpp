@@ -81,7 +81,7 @@ TEST_CASE("options: attention kinds, weight type, labels, preprocessing") {
   const std::string out = dir.file("c.rvlt");
   ConvertOptions o;
   o.attention = "v,v,l,l";
-  o.weight_type = WeightType::kFloat16;
+  o.weight_type = DType::kFloat16;
   for (int i = 0; i < 11; ++i) o.labels.push_back("digit " + std::to_string(i));
   o.resize = 72;
   o.crop = 64;

@@ -153,6 +153,30 @@ TEST_CASE("a session runs any batch and size; a planned shape runs without alloc
   const PlanMemory memory = session.plan(shape);
   CHECK(memory.arena_bytes >= memory.lower_bound);
   CHECK(memory.lower_bound > 0);
+  CHECK(memory.activation_bytes + memory.scratch_bytes == memory.arena_bytes);
+  CHECK(memory.scratch_bytes > 0);  // RALA's and oneDNN's working memory
+}
+
+TEST_CASE("a session keeps a bounded number of plans, the least recently used going first") {
+  TempDir dir;
+  const auto model = custom_model(dir);
+  SessionOptions options;
+  options.max_cached_plans = 2;
+  Session session(model, options);
+  Session reference(model);
+  const std::vector<std::vector<int64_t>> shapes = {
+      {1, 3, 33, 47}, {1, 3, 40, 40}, {1, 3, 33, 47}, {2, 3, 32, 36}, {1, 3, 40, 40}};
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const auto input = random_input(static_cast<size_t>(shapes[i][0] * 3 * shapes[i][2] * shapes[i][3]),
+                                    static_cast<uint32_t>(i));
+    const auto want = reference.run(input.data(), shapes[i]);
+    const std::vector<float> expected(want.begin(), want.end());
+    const auto got = session.run(input.data(), shapes[i]);  // (40, 40) is re-planned at the end
+    CHECK(std::equal(got.begin(), got.end(), expected.begin(), expected.end()));
+  }
+  SessionOptions none;
+  none.max_cached_plans = 0;
+  CHECK_THROWS_WITH_AS(Session(model, none), doctest::Contains("max_cached_plans"), Error);
 }
 
 TEST_CASE("batch items are independent: a batch equals its items run alone") {

@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "formats/dtype.h"
+#include "base/half_float.h"
 #include "formats/torch/checkpoint.h"
 #include "formats/torch/state_dict.h"
 #include "ravlt/error.h"

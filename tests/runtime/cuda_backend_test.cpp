@@ -87,15 +87,15 @@ struct Builder {
 // graph) and checks the outputs agree within `tolerance`.
 // Tolerances per storage type (float32 as given; 16-bit types round every
 // stored activation and weight: about 2^-11 and 2^-8 relative).
-double tolerance_for(cuda::Storage storage, double f32) {
-  if (storage == cuda::Storage::kF16) return 5e-3;
-  if (storage == cuda::Storage::kBF16) return 4e-2;
+double tolerance_for(DType storage, double f32) {
+  if (storage == DType::kFloat16) return 5e-3;
+  if (storage == DType::kBFloat16) return 4e-2;
   return f32;
 }
 
-const char* name_of(cuda::Storage storage) {
-  return storage == cuda::Storage::kF16    ? "fp16"
-         : storage == cuda::Storage::kBF16 ? "bf16"
+const char* name_of(DType storage) {
+  return storage == DType::kFloat16    ? "fp16"
+         : storage == DType::kBFloat16 ? "bf16"
                                            : "fp32";
 }
 
@@ -109,7 +109,7 @@ void check_against_cpu(const Builder& b, const Shape& input_shape, double tolera
   const std::vector<float> expected(want, want + n);
 
   auto weights = std::make_shared<cuda::DeviceWeights>();
-  for (cuda::Storage storage : {cuda::Storage::kF32, cuda::Storage::kF16, cuda::Storage::kBF16}) {
+  for (DType storage : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
     for (bool graphs : {true, false}) {
       cuda::CudaOptions options;
       options.use_graphs = graphs;
@@ -324,10 +324,10 @@ TEST_CASE("CUDA: sessions of one model share its uploaded weights") {
   Session first(model, options);
   const auto a = first.run(input.data(), shape);
   const std::vector<float> out(a.begin(), a.end());
-  const size_t uploaded = model->impl().device_weights()->bytes();
+  const size_t uploaded = ravlt::model_impl(*model).device_weights()->bytes();
   CHECK(uploaded > 0);
   Session second(model, options);
   const auto b2 = second.run(input.data(), shape);
   CHECK(std::memcmp(b2.data(), out.data(), out.size() * sizeof(float)) == 0);
-  CHECK(model->impl().device_weights()->bytes() == uploaded);
+  CHECK(ravlt::model_impl(*model).device_weights()->bytes() == uploaded);
 }

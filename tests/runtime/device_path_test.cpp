@@ -57,9 +57,9 @@ class CheckedKernel : public Kernel {
   CheckedKernel(std::unique_ptr<Kernel> inner, size_t inputs, const DeviceLog& log)
       : inner_(std::move(inner)), inputs_(inputs), log_(log) {}
   size_t scratch_bytes() const override { return inner_->scratch_bytes(); }
-  void run(const float* const* inputs, float* output, uint8_t* scratch) override {
-    for (size_t i = 0; i < inputs_; ++i) REQUIRE(log_.owns(inputs[i], 4));
-    REQUIRE(log_.owns(output, 4));
+  void run(const ConstView* inputs, View output, uint8_t* scratch) override {
+    for (size_t i = 0; i < inputs_; ++i) REQUIRE(log_.owns(inputs[i].data, 4));
+    REQUIRE(log_.owns(output.data, 4));
     if (scratch != nullptr) REQUIRE(log_.owns(scratch, inner_->scratch_bytes()));
     inner_->run(inputs, output, scratch);
   }
@@ -74,8 +74,12 @@ struct Recording : PlanState {};
 
 class FakeDeviceBackend : public Backend {
  public:
-  explicit FakeDeviceBackend(DeviceLog& log)
-      : cpu_(std::make_shared<cpu::WeightCache>()), log_(log) {}
+  // `activations`: the type the plan stores activations in (the CPU
+  // kernels behind this stand-in run float32 only: other types are for
+  // planning).
+  explicit FakeDeviceBackend(DeviceLog& log, DType activations = DType::kFloat32)
+      : cpu_(std::make_shared<cpu::WeightCache>()), log_(log), activations_(activations) {}
+  DType activation_dtype() const override { return activations_; }
   std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
                                   const std::vector<Shape>& shapes) override {
     return std::make_unique<CheckedKernel>(cpu_.prepare(graph, node, shapes), node.inputs.size(),
@@ -86,7 +90,7 @@ class FakeDeviceBackend : public Backend {
   std::unique_ptr<BackendMemory> allocate(size_t bytes) override {
     return std::make_unique<FakeMemory>(bytes, log_);
   }
-  const float* constant(const Graph& graph, uint32_t value) override {
+  const void* constant(const Graph& graph, uint32_t value) override {
     auto it = uploaded_.find(value);
     if (it == uploaded_.end()) {
       const size_t bytes = static_cast<size_t>(element_count(graph.values()[value].shape)) * 4;
@@ -95,19 +99,20 @@ class FakeDeviceBackend : public Backend {
       ++log_.uploads;
       it = uploaded_.emplace(value, std::move(memory)).first;
     }
-    return reinterpret_cast<const float*>(it->second->data());
+    return it->second->data();
   }
-  void copy_in(void* dst, const void* src, size_t bytes) override {
-    REQUIRE(log_.owns(dst, bytes));
-    REQUIRE_FALSE(log_.owns(src, bytes));
+  void copy_in(void* dst, DType dst_type, const float* src, size_t count) override {
+    REQUIRE(dst_type == activations_);
+    REQUIRE(log_.owns(dst, count * dtype_size(dst_type)));
+    REQUIRE_FALSE(log_.owns(src, count * 4));
     ++log_.copies_in;
-    std::memcpy(dst, src, bytes);
+    Backend::copy_in(dst, dst_type, src, count);
   }
-  void copy_out(void* dst, const void* src, size_t bytes) override {
-    REQUIRE(log_.owns(src, bytes));
-    REQUIRE_FALSE(log_.owns(dst, bytes));
+  void copy_out(float* dst, const void* src, DType src_type, size_t count) override {
+    REQUIRE(log_.owns(src, count * dtype_size(src_type)));
+    REQUIRE_FALSE(log_.owns(dst, count * 4));
     ++log_.copies_out;
-    std::memcpy(dst, src, bytes);
+    Backend::copy_out(dst, src, src_type, count);
   }
   void execute(std::unique_ptr<PlanState>& state, const std::function<void()>& launch) override {
     if (!state) {
@@ -123,6 +128,7 @@ class FakeDeviceBackend : public Backend {
   cpu::CpuBackend cpu_;
   std::map<uint32_t, std::unique_ptr<BackendMemory>> uploaded_;
   DeviceLog& log_;
+  DType activations_;
 };
 
 std::vector<float> random_input(const std::vector<int64_t>& shape, uint32_t seed) {
@@ -187,6 +193,27 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   CHECK(log.recorded == recorded);
   CHECK(log.replayed == replayed);
   CHECK(device.node_seconds().size() == graph->nodes().size());
+}
+
+TEST_CASE("a 16-bit plan places its activations in half the bytes; scratch stays float32") {
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const auto graph = Graph::load(rvlt::ModelFile::open(path));
+  for (const std::vector<int64_t>& shape :
+       {std::vector<int64_t>{1, 3, 33, 47}, std::vector<int64_t>{2, 3, 64, 64}}) {
+    DeviceLog log32, log16;
+    Executor wide(graph, std::make_unique<FakeDeviceBackend>(log32), 1);
+    Executor narrow(graph, std::make_unique<FakeDeviceBackend>(log16, DType::kBFloat16), 1);
+    const PlanStats a = wide.plan(shape), b = narrow.plan(shape);
+    INFO("float32 plan: " << a.activation_bytes << " B activations + " << a.scratch_bytes
+                          << " B scratch; bfloat16 plan: " << b.activation_bytes << " + "
+                          << b.scratch_bytes);
+    CHECK(b.activation_bytes > 0);
+    CHECK(b.activation_bytes <= a.activation_bytes / 2 + 64);  // one alignment step of slack
+    CHECK(b.scratch_bytes == a.scratch_bytes);                  // the kernels' float32 scratch
+    CHECK(b.arena_bytes <= a.activation_bytes / 2 + 64 + a.scratch_bytes);
+  }
 }
 
 TEST_CASE("convolution weights reordered for the CUDA kernels keep every tap") {

@@ -20,20 +20,19 @@
 #include "ravlt/image.h"
 #include "ravlt/model.h"
 
+#include "ravlt/export.h"
+
 namespace ravlt {
 
 struct ClassifierOptions {
-  /// Threads for the network and for decoding a batch; 0: all cores.
-  int threads = 0;
+  /// How the network runs: threads (also those decoding a batch; 0: all
+  /// cores), device, precision, memory limit, profiling (see SessionOptions).
+  SessionOptions session;
   /// Classes returned per image, most probable first (at most the model's
   /// class count).
   int top_k = 5;
   /// Limits applied while decoding (the decompression-bomb guard).
   DecodeOptions decode;
-  /// Where the network runs, and its arithmetic (see SessionOptions).
-  Device device = Device::kCpu;
-  Precision precision = Precision::kFloat32;
-  bool allow_tf32 = false;
 };
 
 /// One class of an image's top-k.
@@ -50,7 +49,7 @@ struct ClassifyResult {
   bool ok() const { return error.empty(); }
 };
 
-class Classifier {
+class RAVLT_API Classifier {
  public:
   /// Throws ravlt::Error on a null model or bad options.
   explicit Classifier(std::shared_ptr<const Model> model, const ClassifierOptions& options = {});
@@ -80,7 +79,7 @@ class Classifier {
 
 /// The `k` largest of `logits` (one row) as probabilities (softmax), most
 /// probable first; ties keep the lower index first.
-std::vector<Prediction> top_k(std::span<const float> logits, int k,
+RAVLT_API std::vector<Prediction> top_k(std::span<const float> logits, int k,
                               const std::vector<std::string>& labels);
 
 }  // namespace ravlt

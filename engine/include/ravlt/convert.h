@@ -8,13 +8,14 @@
 #include <string_view>
 #include <vector>
 
+#include "ravlt/dtype.h"
+#include "ravlt/export.h"
+
 namespace ravlt {
 
-/// Element type of the weights stored in a model file.
-enum class WeightType { kFloat32, kFloat16, kBFloat16 };
-
-/// Parses "fp32", "fp16" or "bf16". Throws ravlt::Error on other text.
-WeightType parse_weight_type(std::string_view text);
+/// Parses "fp32", "fp16" or "bf16" (the element types a model file may
+/// store its weights in). Throws ravlt::Error on other text.
+RAVLT_API DType parse_weight_type(std::string_view text);
 
 struct ConvertOptions {
   /// Entry of a training checkpoint holding the weights ("model",
@@ -26,7 +27,8 @@ struct ConvertOptions {
   /// Class names, one per class; empty: the 1000 ImageNet names when the
   /// head has 1000 classes, "class_N" otherwise.
   std::vector<std::string> labels;
-  WeightType weight_type = WeightType::kFloat32;
+  /// Element type of the weights stored in the file.
+  DType weight_type = DType::kFloat32;
   /// Evaluation preprocessing recorded in the file (spec §7).
   int resize = 256;
   int crop = 224;
@@ -36,25 +38,31 @@ struct ConvertOptions {
   std::function<void(std::string_view phase, double fraction)> progress;
 };
 
-/// What a conversion produced.
+/// What a conversion produced (report/ turns it into the CLI's summary).
 struct ConvertResult {
+  std::string source_file;       ///< the checkpoint's file name
+  std::string container;         ///< "zip" or "legacy" (torch.save's formats)
+  std::string output;            ///< the model file written
   std::string variant;           ///< "RAVLT-S", or "custom"
   std::string state_dict_entry;  ///< where the weights came from ("" if bare)
   bool stripped_module_prefix = false;
-  uint64_t source_parameters = 0;  ///< learned parameters in the checkpoint
-  uint64_t stored_parameters = 0;  ///< elements stored, after folding
+  std::vector<int> dims, depths, heads;  ///< per stage
+  std::string attention;                 ///< per stage, "l,l,v,v"
+  int num_classes = 0;
+  DType weight_type = DType::kFloat32;  ///< as stored in the file
+  uint64_t source_parameters = 0;       ///< learned parameters in the checkpoint
+  uint64_t stored_parameters = 0;       ///< elements stored, after folding
   uint64_t file_bytes = 0;
-  std::string summary;  ///< one paragraph for a person
 };
 
 /// Reads `checkpoint` (a torch.save file: zip or legacy; bare state dict,
 /// training checkpoint, "module."-prefixed; float32, float16 or bfloat16),
 /// checks it against RAVLT's architecture, folds it and writes `output`.
 /// Throws ravlt::Error with a one-line reason naming the file or key.
-ConvertResult convert_checkpoint(const std::string& checkpoint, const std::string& output,
+RAVLT_API ConvertResult convert_checkpoint(const std::string& checkpoint, const std::string& output,
                                  const ConvertOptions& options = {});
 
 /// The 1000 ImageNet-1k class names in index order, built into the library.
-const std::vector<std::string>& imagenet_labels();
+RAVLT_API const std::vector<std::string>& imagenet_labels();
 
 }  // namespace ravlt

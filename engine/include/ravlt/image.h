@@ -9,6 +9,8 @@
 
 #include "ravlt/model.h"
 
+#include "ravlt/export.h"
+
 namespace ravlt {
 
 /// An 8-bit RGB image: rows top to bottom, pixels left to right, channels
@@ -36,16 +38,16 @@ struct DecodeOptions {
 /// anything else, on a corrupt or truncated file and on an image larger than
 /// `options.max_pixels`. CMYK JPEGs and RLE-compressed or 16-bit BMPs are
 /// refused (Pillow reads them; we do not yet).
-Image decode_image(std::span<const uint8_t> encoded, const DecodeOptions& options = {});
+RAVLT_API Image decode_image(std::span<const uint8_t> encoded, const DecodeOptions& options = {});
 
 /// decode_image() on the contents of `path`; errors name the path.
-Image load_image(const std::string& path, const DecodeOptions& options = {});
+RAVLT_API Image load_image(const std::string& path, const DecodeOptions& options = {});
 
 /// Resizes with Pillow's resampling (`Image.resize`, bicubic a = -0.5 or
 /// bilinear, support scaled by the reduction factor, fixed-point weights,
 /// horizontal pass first and a rounding to 8 bits between the passes):
 /// bit-identical to Pillow 9.4.
-Image resize_like_pillow(const Image& image, int width, int height, bool bilinear = false);
+RAVLT_API Image resize_like_pillow(const Image& image, int width, int height, bool bilinear = false);
 
 /// The tensor the network sees for `image`: torchvision's
 /// `Resize(resize, BICUBIC)` (shorter side to `resize`, the longer to
@@ -54,6 +56,6 @@ Image resize_like_pillow(const Image& image, int width, int height, bool bilinea
 /// with zeros as torchvision does), `ToTensor` and `Normalize`, in float32.
 /// Returns (1, 3, crop_height, crop_width). Throws ravlt::Error on an empty
 /// image or non-positive sizes.
-Tensor preprocess(const Image& image, const Preprocessing& preprocessing);
+RAVLT_API Tensor preprocess(const Image& image, const Preprocessing& preprocessing);
 
 }  // namespace ravlt

@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "ravlt/dtype.h"
+#include "ravlt/export.h"
+
 namespace ravlt {
 
 /// How Model::load() opens a file.
@@ -33,7 +36,7 @@ struct Preprocessing {
 };
 
 /// A verified model file, mapped into memory, with its graph.
-class Model {
+class RAVLT_API Model {
  public:
   /// Opens `path`. Throws ravlt::Error naming the file and the problem.
   static std::shared_ptr<const Model> load(const std::string& path,
@@ -55,11 +58,10 @@ class Model {
   /// "layers.0.downsample.reduction", "head".
   std::vector<std::string> node_names() const;
 
-  /// Engine internals (not installed); for the engine's own code only.
-  class Impl;
-  const Impl& impl() const { return *impl_; }
+  class Impl;  // engine/src/model_impl.h, not installed
 
  private:
+  friend const Impl& model_impl(const Model& model);  // the engine's own code reaches Impl
   Model();
   std::unique_ptr<Impl> impl_;
 };
@@ -70,18 +72,19 @@ enum class Device {
   kCuda,  ///< GPU 0: cuBLASLt and our CUDA kernels (builds made with nvcc)
 };
 
-/// The arithmetic of a run. Float32 is the reference on every device.
-enum class Precision { kFloat32, kFloat16, kBFloat16 };
+/// The arithmetic of a run: an element type (ravlt/dtype.h), one of
+/// kFloat32, kFloat16, kBFloat16. Float32 is the reference on every device.
+using Precision = DType;
 
 /// "cpu" / "cuda", "fp32" / "fp16" / "bf16" (command lines, reports).
-const char* to_string(Device device);
-const char* to_string(Precision precision);
+RAVLT_API const char* to_string(Device device);
+RAVLT_API const char* to_string(Precision precision);
 
 /// Whether `device` can run here; when not, `why` says why (no GPU, a build
 /// without CUDA).
-bool device_available(Device device, std::string* why = nullptr);
+RAVLT_API bool device_available(Device device, std::string* why = nullptr);
 /// "cpu (2 cores)", "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)".
-std::string device_description(Device device);
+RAVLT_API std::string device_description(Device device);
 
 /// How a Session runs.
 struct SessionOptions {
@@ -95,6 +98,10 @@ struct SessionOptions {
   /// is an Error when planned. 0: the memory of the device (host RAM for the
   /// CPU, the GPU's memory for CUDA).
   size_t max_memory_bytes = 0;
+  /// Input shapes whose plans (prepared kernels and memory) the session
+  /// keeps; running one more shape first frees the least recently used
+  /// plan. At least 1.
+  size_t max_cached_plans = 8;
   /// Where to run. A CUDA session copies the input to the GPU and the
   /// logits back; the weights are uploaded once per Model, shared by its
   /// sessions.
@@ -130,13 +137,17 @@ struct Tensor {
 
 /// Memory of the plan for one input shape.
 struct PlanMemory {
-  size_t arena_bytes = 0;  ///< one arena holds every intermediate and scratch
-  size_t lower_bound = 0;  ///< most bytes live at any one step
+  size_t arena_bytes = 0;       ///< one arena: activation_bytes + scratch_bytes
+  size_t activation_bytes = 0;  ///< the intermediates, each in its element type
+  size_t scratch_bytes = 0;     ///< kernels' working memory, shared (the largest need)
+  /// Most bytes live at any one step, plus the scratch (what this layout can
+  /// at best reach).
+  size_t lower_bound = 0;
 };
 
 /// Runs a Model: one per thread, holding its plans (one per input shape)
 /// and their memory.
-class Session {
+class RAVLT_API Session {
  public:
   /// Throws ravlt::Error on a null model or a negative thread count.
   explicit Session(std::shared_ptr<const Model> model, const SessionOptions& options = {});

@@ -1,10 +1,13 @@
-// A description of a .rvlt model file: its metadata, architecture and graph.
+// A description of a .rvlt model file: its metadata, architecture and graph,
+// as data.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "ravlt/export.h"
 
 namespace ravlt {
 
@@ -50,15 +53,10 @@ struct ModelInfo {
   size_t tensors = 0;                      ///< graph values, constants included
   /// Nodes outside the stages ("patch_embed", "head"), by op name.
   std::map<std::string, std::map<std::string, int>> other_ops;
-
-  /// Human-readable report.
-  std::string to_text() const;
-  /// The same as one JSON document.
-  std::string to_json() const;
 };
 
 /// Opens and verifies `path` (checksum included unless verify_checksum is
 /// false) and describes it. Throws ravlt::Error naming the problem.
-ModelInfo describe_model(const std::string& path, bool verify_checksum = true);
+RAVLT_API ModelInfo describe_model(const std::string& path, bool verify_checksum = true);
 
 }  // namespace ravlt

@@ -1,20 +1,14 @@
-// Element types shared by the file formats, and the scalar conversions
-// between them. Conversions are exact bit manipulations (round to nearest
-// even when narrowing), matching PyTorch's float <-> half/bfloat16 casts.
+// Conversions between float32 and the other element types: exact bit
+// manipulations (round to nearest even when narrowing), matching PyTorch's
+// float <-> half/bfloat16 casts.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
+
+#include "ravlt/dtype.h"
 
 namespace ravlt {
-
-enum class DType : uint8_t { kFloat32, kFloat16, kBFloat16, kInt64 };
-
-/// Bytes per element.
-size_t dtype_size(DType t);
-/// "float32", "float16", "bfloat16", "int64".
-std::string_view dtype_name(DType t);
 
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);

@@ -1,9 +1,9 @@
-#include "engine/src/json_writer.h"
+#include "report/json_writer.h"
 
 #include <cmath>
 #include <cstdio>
 
-namespace ravlt::engine {
+namespace ravlt::report {
 
 std::string json_quote(std::string_view s) {
   std::string out = "\"";
@@ -118,4 +118,4 @@ JsonWriter& JsonWriter::value(bool v) {
   return *this;
 }
 
-}  // namespace ravlt::engine
+}  // namespace ravlt::report

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <limits>
 
-#include "formats/dtype.h"
+#include "base/half_float.h"
 
 using namespace ravlt;
 

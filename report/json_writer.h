@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace ravlt::engine {
+namespace ravlt::report {
 
 /// Builds one JSON document. Calls must nest correctly (begin/end pairs);
 /// separators and string escaping are handled here.
@@ -36,4 +36,4 @@ class JsonWriter {
 /// `s` as a quoted JSON string.
 std::string json_quote(std::string_view s);
 
-}  // namespace ravlt::engine
+}  // namespace ravlt::report

@@ -1,37 +1,11 @@
-#include "formats/dtype.h"
+#include "base/half_float.h"
 
 #include <cstring>
+#include <string>
 
 #include "ravlt/error.h"
 
 namespace ravlt {
-
-size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::kFloat32:
-      return 4;
-    case DType::kFloat16:
-    case DType::kBFloat16:
-      return 2;
-    case DType::kInt64:
-      return 8;
-  }
-  throw Error("unknown dtype");
-}
-
-std::string_view dtype_name(DType t) {
-  switch (t) {
-    case DType::kFloat32:
-      return "float32";
-    case DType::kFloat16:
-      return "float16";
-    case DType::kBFloat16:
-      return "bfloat16";
-    case DType::kInt64:
-      return "int64";
-  }
-  return "unknown";
-}
 
 float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;

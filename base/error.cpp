@@ -1,0 +1,7 @@
+#include "ravlt/error.h"
+
+namespace ravlt {
+
+Error::~Error() = default;
+
+}  // namespace ravlt

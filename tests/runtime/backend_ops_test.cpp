@@ -1,0 +1,429 @@
+// Every op on every backend present against the reference kernels
+// (runtime/reference/), at odd shapes: the CPU backend on each
+// instruction-set path this CPU has, the CUDA backend (when a GPU is there)
+// in float32, float16 and bfloat16. One node at a time, through the Backend
+// interface only (allocate, constants, copy in, prepare, run, copy out), as
+// the executor drives it.
+//
+// Tolerances (relative L2 to the reference, computed in double from the
+// float32 operands), per precision:
+//   float32: layout ops exact; pooling 1e-6; attention 2e-6; Conv2d,
+//            Linear, LayerNorm 1e-5 (oneDNN's blocked float32 sums);
+//   float16: 5e-3 (operands and results rounded to 11 bits);
+//   bfloat16: 4e-2 (8 bits).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "runtime/cpu/cpu_backend.h"
+#include "runtime/cpu/isa.h"
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/op_shapes.h"
+#include "runtime/reference/reference_ops.h"
+#include "tests/test_util.h"
+
+using namespace ravlt;
+using namespace ravlt::runtime;
+
+namespace {
+
+// One node with its operands: a graph of one node, values 0..k-1 the
+// inputs (constants where marked), value k the output.
+struct OpCase {
+  std::string label;  // e.g. "3x3 stride 2, GELU"
+  Node node;
+  std::vector<Shape> input_shapes;
+  std::vector<bool> constant;
+  std::vector<std::vector<float>> data;  // per input
+  double f32_tolerance = 1e-5;
+
+  std::shared_ptr<const Graph> graph() const {
+    std::vector<Value> values(input_shapes.size() + 1);
+    for (size_t i = 0; i < input_shapes.size(); ++i) {
+      values[i].name = "in" + std::to_string(i);
+      values[i].shape = input_shapes[i];
+      values[i].constant = constant[i];
+      if (constant[i]) values[i].data = data[i].data();
+    }
+    values.back().name = "out";
+    Node n = node;
+    n.name = label;
+    n.inputs.clear();
+    for (uint32_t i = 0; i < input_shapes.size(); ++i) n.inputs.push_back(i);
+    n.output = static_cast<uint32_t>(input_shapes.size());
+    // from_parts takes one graph input; this test feeds every input itself.
+    return Graph::from_parts(values, {n}, 0, n.output);
+  }
+};
+
+std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f, float shift = 0.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng) * scale + shift;
+  return v;
+}
+
+size_t count(const Shape& s) {
+  return static_cast<size_t>(element_count(s));
+}
+
+// The RoPE buffer of a head dimension d: 10000^(-j/(d/4-1)), each twice.
+std::vector<float> rope_angles(int d) {
+  std::vector<float> a;
+  for (int j = 0; j < d / 4; ++j) {
+    const float v = d / 4 > 1
+                        ? std::pow(10000.0f, -static_cast<float>(j) / static_cast<float>(d / 4 - 1))
+                        : 1.0f;
+    a.push_back(v);
+    a.push_back(v);
+  }
+  return a;
+}
+
+std::string shape_label(const Shape& s) {
+  return to_string(s);
+}
+
+// ---- The cases, per op (odd sizes, batch > 1, every fused option). ----
+
+std::vector<OpCase> to_channels_last_cases() {
+  OpCase c;
+  c.node.op = Op::kToChannelsLast;
+  c.input_shapes = {{2, 7, 3, 5}};
+  c.constant = {false};
+  c.data = {random_vector(count(c.input_shapes[0]), 1)};
+  c.label = shape_label(c.input_shapes[0]);
+  c.f32_tolerance = 0;
+  return {c};
+}
+
+std::vector<OpCase> conv2d_cases() {
+  struct Spec {
+    int64_t n, h, w, cin, cout, k, stride, groups;
+    Activation act;
+  };
+  const Spec specs[] = {{2, 9, 7, 3, 5, 3, 2, 1, Activation::kGelu},
+                        {1, 8, 11, 6, 6, 3, 1, 1, Activation::kNone},
+                        {2, 7, 5, 10, 10, 5, 1, 10, Activation::kNone},
+                        {1, 13, 6, 12, 12, 3, 1, 12, Activation::kSwish},
+                        {1, 5, 5, 4, 8, 3, 2, 1, Activation::kSwish},
+                        {2, 6, 9, 5, 7, 1, 1, 1, Activation::kGelu}};
+  std::vector<OpCase> cases;
+  uint32_t seed = 10;
+  for (const Spec& s : specs) {
+    OpCase c;
+    c.node.op = Op::kConv2d;
+    const int k = static_cast<int>(s.k), st = static_cast<int>(s.stride);
+    c.node.conv = {k, k, st, st, k / 2, k / 2, static_cast<int>(s.groups)};
+    c.node.activation = s.act;
+    c.input_shapes = {{s.n, s.h, s.w, s.cin}, {s.cout, s.cin / s.groups, s.k, s.k}, {s.cout}};
+    c.constant = {false, true, true};
+    c.data = {random_vector(count(c.input_shapes[0]), seed++),
+              random_vector(count(c.input_shapes[1]), seed++, 0.3f),
+              random_vector(count(c.input_shapes[2]), seed++)};
+    std::ostringstream label;
+    label << shape_label(c.input_shapes[0]) << " " << s.k << "x" << s.k << " stride " << s.stride
+          << " groups " << s.groups << " act " << static_cast<int>(s.act);
+    c.label = label.str();
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+std::vector<OpCase> linear_cases() {
+  std::vector<OpCase> cases;
+  uint32_t seed = 30;
+  for (int variant = 0; variant < 4; ++variant) {
+    const int64_t m = 37, k = 19, o = 23;
+    OpCase c;
+    c.node.op = Op::kLinear;
+    c.node.activation = variant == 1   ? Activation::kGelu
+                        : variant == 2 ? Activation::kSwish
+                                       : Activation::kNone;
+    c.input_shapes = {{2, m, 1, k}, {o, k}, {o}};
+    c.constant = {false, true, true};
+    const bool residual = variant == 0 || variant == 3;
+    if (variant == 3) c.node.activation = Activation::kGelu;  // activation, then residual
+    if (residual) {
+      c.input_shapes.push_back({2, m, 1, o});
+      c.constant.push_back(false);
+    }
+    for (size_t i = 0; i < c.input_shapes.size(); ++i) {
+      c.data.push_back(random_vector(count(c.input_shapes[i]), seed++, i == 1 ? 0.3f : 1.0f));
+    }
+    c.label = "(2, 37, 1, 19) x (23, 19)" + std::string(residual ? " + residual" : "") + " act " +
+              std::to_string(static_cast<int>(c.node.activation));
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+std::vector<OpCase> layer_norm_cases() {
+  std::vector<OpCase> cases;
+  uint32_t seed = 50;
+  // A width that is not a multiple of any vector width, and one that is.
+  for (int64_t width : {int64_t{7}, int64_t{48}}) {
+    OpCase c;
+    c.node.op = Op::kLayerNorm;
+    c.node.epsilon = 1e-6f;
+    c.input_shapes = {{2, 3, 5, width}, {width}, {width}};
+    c.constant = {false, true, true};
+    c.data = {random_vector(count(c.input_shapes[0]), seed++, 3.0f, 0.5f),
+              random_vector(static_cast<size_t>(width), seed++),
+              random_vector(static_cast<size_t>(width), seed++)};
+    c.label = shape_label(c.input_shapes[0]);
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+std::vector<OpCase> channel_slice_cases() {
+  OpCase c;
+  c.node.op = Op::kChannelSlice;
+  c.node.slice_begin = 2;
+  c.node.slice_end = 5;
+  c.input_shapes = {{2, 3, 5, 7}};
+  c.constant = {false};
+  c.data = {random_vector(count(c.input_shapes[0]), 60)};
+  c.label = "(2, 3, 5, 7)[..., 2:5]";
+  c.f32_tolerance = 0;
+  return {c};
+}
+
+OpCase attention_case(Op op, int64_t n, int64_t h, int64_t w, int heads, int d, uint32_t seed,
+                      float spread = 1.0f) {
+  OpCase c;
+  c.node.op = op;
+  c.node.heads = heads;
+  c.node.head_dim = d;
+  const int64_t ch = int64_t{heads} * d;
+  c.input_shapes = {{n, h, w, 4 * ch}, {n, h, w, ch}, {d / 2}};
+  c.constant = {false, false, true};
+  // q, k, v, o and lepe from N(0, spread^2): a large spread makes the
+  // softmax peaked, so the online rescaling between key blocks matters.
+  c.data = {random_vector(count(c.input_shapes[0]), seed, spread),
+            random_vector(count(c.input_shapes[1]), seed + 1, spread), rope_angles(d)};
+  std::ostringstream label;
+  label << "batch " << n << " " << h << "x" << w << " heads " << heads << " d " << d
+        << (spread != 1.0f ? " peaked" : "");
+  c.label = label.str();
+  c.f32_tolerance = 2e-6;
+  return c;
+}
+
+std::vector<OpCase> attention_cases(Op op) {
+  struct Size {
+    int64_t n, h, w;
+  };
+  // L = 1, 7 (7 x 1), 3137 (1 x 3137, a prime) and a 2-D grid.
+  const Size sizes[] = {{2, 1, 1}, {2, 7, 1}, {1, 1, 3137}, {2, 9, 13}};
+  std::vector<OpCase> cases;
+  // The fast paths (16, 32, 48, 64, 96) and the generic one (20, 44).
+  for (int d : {16, 20, 32, 44, 48, 64, 96}) {
+    for (const Size& s : sizes) {
+      // The reference softmax attention is quadratic: L = 3137 only at d = 16.
+      if (op == Op::kSoftmaxAttention && s.h * s.w > 1000 && d != 16) continue;
+      cases.push_back(attention_case(op, s.n, s.h, s.w, 2, d, static_cast<uint32_t>(d + s.w)));
+    }
+  }
+  // Peaked: scores spread over tens, the maximum moving between blocks.
+  for (int d : {20, 64}) cases.push_back(attention_case(op, 1, 15, 17, 3, d, 7u, 3.0f));
+  return cases;
+}
+
+std::vector<OpCase> rala_attention_cases() {
+  return attention_cases(Op::kRalaAttention);
+}
+
+std::vector<OpCase> softmax_attention_cases() {
+  return attention_cases(Op::kSoftmaxAttention);
+}
+
+std::vector<OpCase> global_avg_pool_cases() {
+  OpCase c;
+  c.node.op = Op::kGlobalAvgPool;
+  c.input_shapes = {{2, 3, 5, 7}};
+  c.constant = {false};
+  c.data = {random_vector(count(c.input_shapes[0]), 70, 3.0f)};
+  c.label = shape_label(c.input_shapes[0]);
+  c.f32_tolerance = 1e-6;
+  return {c};
+}
+
+// One line per op: its cases. A missing line fails the build.
+using CaseList = std::vector<OpCase> (*)();
+constexpr CaseList kCases[] = {
+#define RAVLT_OP(Name, snake, ...) snake##_cases,
+#include "formats/rvlt/ops.def"
+#undef RAVLT_OP
+};
+static_assert(sizeof(kCases) / sizeof(kCases[0]) == kOpCount, "every op needs test cases");
+
+// ---- Running one case on one backend, through the Backend interface. ----
+
+double rel_l2(const std::vector<float>& got, const std::vector<double>& want) {
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    err += (got[i] - want[i]) * (got[i] - want[i]);
+    norm += want[i] * want[i];
+  }
+  return std::sqrt(err / (norm > 0 ? norm : 1));
+}
+
+std::vector<float> run_on(Backend& backend, const OpCase& c, const Graph& graph) {
+  const Node& node = graph.nodes()[0];
+  std::vector<Shape> shapes = c.input_shapes;
+  shapes.push_back(output_shape(ShapeRuleArgs{node, shapes}));
+  auto kernel = backend.prepare(graph, node, shapes);
+  const DType act = backend.activation_dtype();
+  std::vector<std::unique_ptr<BackendMemory>> memory;
+  std::vector<ConstView> inputs;
+  for (uint32_t i = 0; i < c.input_shapes.size(); ++i) {
+    if (c.constant[i]) {
+      inputs.push_back({backend.constant(graph, i), backend.constant_dtype(i)});
+      continue;
+    }
+    memory.push_back(backend.allocate(count(shapes[i]) * dtype_size(act)));
+    backend.copy_in(memory.back()->data(), act, c.data[i].data(), count(shapes[i]));
+    inputs.push_back({memory.back()->data(), act});
+  }
+  auto output = backend.allocate(count(shapes.back()) * dtype_size(act));
+  auto scratch = backend.allocate(kernel->scratch_bytes());
+  backend.begin_run(0);
+  kernel->run(inputs.data(), View{output->data(), act},
+              kernel->scratch_bytes() > 0 ? scratch->data() : nullptr);
+  std::vector<float> result(count(shapes.back()));
+  backend.copy_out(result.data(), output->data(), act, result.size());
+  backend.finish_run();
+  return result;
+}
+
+double tolerance(DType precision, double f32) {
+  if (precision == DType::kFloat16) return 5e-3;
+  if (precision == DType::kBFloat16) return 4e-2;
+  return f32;
+}
+
+// A backend to test: its name ("cpu avx2", "cuda bf16") and how to make it.
+struct BackendUnderTest {
+  std::string name;
+  DType precision;
+  std::function<std::unique_ptr<Backend>()> make;
+  std::function<void()> select = [] {};  // e.g. force the instruction set
+};
+
+std::vector<BackendUnderTest> backends_present() {
+  std::vector<BackendUnderTest> list;
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(cpu::detected_isa())) {
+      MESSAGE("skipped: this CPU has no " << cpu::isa_name(isa) << " path");
+      continue;
+    }
+    list.push_back({std::string("cpu ") + cpu::isa_name(isa), DType::kFloat32,
+                    [] {
+                      return std::make_unique<cpu::CpuBackend>(
+                          std::make_shared<cpu::WeightCache>());
+                    },
+                    [isa] { cpu::force_isa(isa); }});
+  }
+  // The widest path again as a session of 8 threads would run it: RALA
+  // then splits the tokens of each (image, head) into parts (whatever the
+  // cores this machine has).
+  const cpu::Isa widest = cpu::detected_isa();
+  list.push_back({std::string("cpu ") + cpu::isa_name(widest) + " split for 8 threads",
+                  DType::kFloat32,
+                  [] {
+                    return std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(),
+                                                             8);
+                  },
+                  [widest] { cpu::force_isa(widest); }});
+  std::string why;
+  if (cuda::available(&why)) {
+    auto weights = std::make_shared<cuda::DeviceWeights>();
+    for (DType p : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      list.push_back({"cuda " + std::string(dtype_short_name(p)), p, [weights, p] {
+                        cuda::CudaOptions options;
+                        options.storage = p;
+                        options.use_graphs = false;
+                        return cuda::make_backend(weights, options);
+                      }});
+    }
+  } else {
+    MESSAGE("skipped: the CUDA backend (" << why << ")");
+  }
+  return list;
+}
+
+}  // namespace
+
+TEST_CASE("every op on every backend present matches the reference kernels") {
+  const std::vector<BackendUnderTest> backends = backends_present();
+  std::map<std::string, int> ran;  // per backend
+  int total = 0, failed = 0;
+  for (size_t op = 0; op < kOpCount; ++op) {
+    for (const OpCase& c : kCases[op]()) {
+      const auto graph = c.graph();
+      const Node& node = graph->nodes()[0];
+      std::vector<reference::Operand> operands;
+      for (size_t i = 0; i < c.input_shapes.size(); ++i) {
+        operands.push_back({c.input_shapes[i], c.data[i].data()});
+      }
+      std::vector<Shape> shapes = c.input_shapes;
+      const Shape out_shape = output_shape(ShapeRuleArgs{node, shapes});
+      const std::vector<double> want = reference::run(node, operands, out_shape);
+      for (const BackendUnderTest& b : backends) {
+        b.select();
+        auto backend = b.make();
+        const std::vector<float> got = run_on(*backend, c, *graph);
+        const double err = rel_l2(got, want);
+        const double limit = tolerance(b.precision, c.f32_tolerance);
+        INFO(op_name(node.op) << " on " << b.name << ", " << c.label << ": rel L2 " << err
+                              << " (limit " << limit << ")");
+        CHECK(got.size() == want.size());
+        CHECK(err <= limit);
+        ++ran[b.name];
+        ++total;
+        failed += err <= limit ? 0 : 1;
+      }
+      cpu::reset_isa();
+    }
+  }
+  std::ostringstream summary;
+  summary << "backend-ops: " << total << " cases (op, backend, ISA, precision, shape), " << failed
+          << " failed;";
+  for (const auto& [name, n] : ran) summary << " " << name << ": " << n << ";";
+  MESSAGE(summary.str());
+  CHECK(total > 0);
+}
+
+TEST_CASE("the reference kernels compute what the spec says on hand-checked values") {
+  // A reference must not be wrong in the way the backends are: a few values
+  // worked out by hand.
+  Node pool;
+  pool.op = Op::kGlobalAvgPool;
+  const std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8};  // (1, 2, 2, 2)
+  const auto mean = reference::run(pool, {{{1, 2, 2, 2}, x.data()}}, {1, 2});
+  CHECK(mean == std::vector<double>{4.0, 5.0});
+
+  Node ln;
+  ln.op = Op::kLayerNorm;
+  ln.epsilon = 0.0f;
+  const std::vector<float> row = {1, 3}, gamma = {2, 2}, beta = {1, 0};
+  const auto normed =
+      reference::run(ln, {{{1, 2}, row.data()}, {{2}, gamma.data()}, {{2}, beta.data()}}, {1, 2});
+  CHECK(normed[0] == doctest::Approx(-1.0));  // (1 - 2) / 1 * 2 + 1
+  CHECK(normed[1] == doctest::Approx(2.0));   // (3 - 2) / 1 * 2 + 0
+
+  Node lin;
+  lin.op = Op::kLinear;
+  lin.activation = Activation::kNone;
+  const std::vector<float> in = {1, 2}, w = {3, 4, 5, 6}, b = {1, -1};  // W (2, 2)
+  const auto y = reference::run(
+      lin, {{{1, 2}, in.data()}, {{2, 2}, w.data()}, {{2}, b.data()}}, {1, 2});
+  CHECK(y == std::vector<double>{12.0, 16.0});  // 1*3 + 2*4 + 1, 1*5 + 2*6 - 1
+}
