@@ -23,8 +23,9 @@ std::string ops_text(const std::map<std::string, int>& ops) {
 
 std::string model_info_text(const ModelInfo& info) {
   std::string t;
-  t += "model         " + info.path + " (" + fmt("%.1f MB", static_cast<double>(info.file_bytes) / 1e6) +
-       ", format " + std::to_string(info.format_major) + "." + std::to_string(info.format_minor) + ", " +
+  t += "model         " + info.path + " (" +
+       fmt("%.1f MB", static_cast<double>(info.file_bytes) / 1e6) + ", format " +
+       std::to_string(info.format_major) + "." + std::to_string(info.format_minor) + ", " +
        info.producer + " " + info.producer_version + ")\n";
   t += "source        " + info.source_file +
        (info.source_state_dict.empty() ? "" : " [" + info.source_state_dict + "]") + "\n";
@@ -36,8 +37,8 @@ std::string model_info_text(const ModelInfo& info) {
   t += "weights       " + info.weight_dtype + ", " +
        fmt("%.1f MB", static_cast<double>(info.weight_bytes) / 1e6) + "\n";
   t += "input         " + std::to_string(info.in_channels) + " channels, any height and width\n";
-  t += "preprocess    resize " + std::to_string(info.resize) + " (" + info.interpolation + "), crop " +
-       std::to_string(info.crop_h) + "x" + std::to_string(info.crop_w) + ", mean";
+  t += "preprocess    resize " + std::to_string(info.resize) + " (" + info.interpolation +
+       "), crop " + std::to_string(info.crop_h) + "x" + std::to_string(info.crop_w) + ", mean";
   for (float v : info.mean) t += fmt(" %.4g", v);
   t += ", std";
   for (float v : info.std) t += fmt(" %.4g", v);
@@ -71,7 +72,8 @@ std::string model_info_json(const ModelInfo& info) {
   JsonWriter j;
   j.begin_object();
   j.key("path").value(info.path).key("file_bytes").value(info.file_bytes);
-  j.key("format_version").value(std::to_string(info.format_major) + "." + std::to_string(info.format_minor));
+  j.key("format_version")
+      .value(std::to_string(info.format_major) + "." + std::to_string(info.format_minor));
   j.key("producer").value(info.producer).key("producer_version").value(info.producer_version);
   j.key("source_file").value(info.source_file).key("source_sha256").value(info.source_sha256);
   j.key("source_state_dict").value(info.source_state_dict);
@@ -100,7 +102,12 @@ std::string model_info_json(const ModelInfo& info) {
   }
   j.end_object();
   j.key("preprocess").begin_object();
-  j.key("resize").value(info.resize).key("crop_h").value(info.crop_h).key("crop_w").value(info.crop_w);
+  j.key("resize")
+      .value(info.resize)
+      .key("crop_h")
+      .value(info.crop_h)
+      .key("crop_w")
+      .value(info.crop_w);
   j.key("interpolation").value(info.interpolation);
   j.key("mean").begin_array();
   for (float v : info.mean) j.value(static_cast<double>(v));

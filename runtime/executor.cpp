@@ -234,8 +234,7 @@ const float* Executor::run_observed(const float* input, std::span<const int64_t>
       observer(k, p.outputs[k].f32(), shape);
     } else {
       host_copy.resize(static_cast<size_t>(element_count(shape)));
-      backend_->copy_out(host_copy.data(), p.outputs[k].data, p.outputs[k].dtype,
-                         host_copy.size());
+      backend_->copy_out(host_copy.data(), p.outputs[k].data, p.outputs[k].dtype, host_copy.size());
       backend_->finish_run();
       observer(k, host_copy.data(), shape);
     }

@@ -31,7 +31,7 @@ enum class Op : uint8_t {
 #undef RAVLT_OP
 };
 inline constexpr size_t kOpCount = rvlt::kOpKinds;
-#define RAVLT_OP(Name, ...)                                                     \
+#define RAVLT_OP(Name, ...)                                                           \
   static_assert(static_cast<int>(Op::k##Name) == static_cast<int>(fb::OpType_##Name), \
                 "runtime::Op::k" #Name " differs from fb::OpType_" #Name);
 #include "formats/rvlt/ops.def"

@@ -55,8 +55,8 @@ Shape linear_shape(const ShapeRuleArgs& args) {
 Shape layer_norm_shape(const ShapeRuleArgs& args) {
   const Shape& x = args.input(0);
   if (x.empty() || x.back() != args.input(1)[0]) {
-    args.fail("input " + to_string(x) + " does not match the " +
-              std::to_string(args.input(1)[0]) + " normalized channels");
+    args.fail("input " + to_string(x) + " does not match the " + std::to_string(args.input(1)[0]) +
+              " normalized channels");
   }
   return x;
 }

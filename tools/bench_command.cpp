@@ -11,9 +11,9 @@
 #include "ravlt/benchmark.h"
 #include "ravlt/error.h"
 #include "ravlt/model.h"
+#include "report/json_writer.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
-#include "report/json_writer.h"
 #include "tools/size_argument.h"
 
 namespace ravlt::tools {
@@ -117,12 +117,12 @@ int run(const BenchArgs& a) {
         "\"scratch_bytes\": %zu, \"lower_bound_bytes\": %zu, "
         "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f, \"gemm_gflops\": %.1f, "
         "\"floor_ms\": %.4f",
-        report::json_quote(a.model).c_str(), report::json_quote(device_description(options.device)).c_str(),
-        a.batch, static_cast<long long>(height), static_cast<long long>(width), threads,
-        a.iterations, open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput,
-        memory.arena_bytes, memory.activation_bytes, memory.scratch_bytes, memory.lower_bound,
-        model->copied_weight_bytes(), peak_mb, gemm,
-        floor_ms);
+        report::json_quote(a.model).c_str(),
+        report::json_quote(device_description(options.device)).c_str(), a.batch,
+        static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
+        open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput, memory.arena_bytes,
+        memory.activation_bytes, memory.scratch_bytes, memory.lower_bound,
+        model->copied_weight_bytes(), peak_mb, gemm, floor_ms);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -151,12 +151,13 @@ int run(const BenchArgs& a) {
         "floor\n",
         floor_ms, gemm, median / floor_ms);
   }
-  std::printf("arena        %.2f MB (activations %.2f MB, scratch %.2f MB), lower bound %.2f MB "
-              "(%.3fx)\n",
-              static_cast<double>(memory.arena_bytes) / 1e6,
-              static_cast<double>(memory.activation_bytes) / 1e6,
-              static_cast<double>(memory.scratch_bytes) / 1e6,
-              static_cast<double>(memory.lower_bound) / 1e6, ratio);
+  std::printf(
+      "arena        %.2f MB (activations %.2f MB, scratch %.2f MB), lower bound %.2f MB "
+      "(%.3fx)\n",
+      static_cast<double>(memory.arena_bytes) / 1e6,
+      static_cast<double>(memory.activation_bytes) / 1e6,
+      static_cast<double>(memory.scratch_bytes) / 1e6,
+      static_cast<double>(memory.lower_bound) / 1e6, ratio);
   std::printf("weights      %.2f MB copied out of the mapped file\n",
               static_cast<double>(model->copied_weight_bytes()) / 1e6);
   std::printf("peak memory  %.1f MB resident\n", peak_mb);

@@ -8,9 +8,9 @@
 
 #include "ravlt/classifier.h"
 #include "ravlt/error.h"
+#include "report/json_writer.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
-#include "report/json_writer.h"
 #include "tools/progress_bar.h"
 
 namespace ravlt::tools {

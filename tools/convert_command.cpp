@@ -3,8 +3,8 @@
 #include <memory>
 
 #include "ravlt/convert.h"
-#include "report/model_report.h"
 #include "ravlt/error.h"
+#include "report/model_report.h"
 #include "tools/commands.h"
 #include "tools/progress_bar.h"
 

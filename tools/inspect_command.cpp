@@ -33,7 +33,8 @@ Runner add_inspect_command(CLI::App& app) {
       return 0;
     }
     const ModelInfo info = describe_model(args->model, !args->no_checksum);
-    const std::string text = args->json ? report::model_info_json(info) : report::model_info_text(info);
+    const std::string text =
+        args->json ? report::model_info_json(info) : report::model_info_text(info);
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
   };

@@ -107,7 +107,8 @@ std::vector<ClassifyResult> Classifier::classify_files(std::span<const std::stri
   std::vector<ClassifyResult> results(paths.size());
   const Preprocessing& p = impl_->model->preprocessing();
   const DecodeOptions decode = impl_->options.decode;
-  const int threads = impl_->options.session.threads > 0 ? impl_->options.session.threads : omp_get_num_procs();
+  const int threads =
+      impl_->options.session.threads > 0 ? impl_->options.session.threads : omp_get_num_procs();
   // Decoding is independent per file; errors stay with their file.
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (int64_t i = 0; i < n; ++i) {

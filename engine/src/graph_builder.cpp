@@ -1,8 +1,8 @@
 #include "engine/src/graph_builder.h"
 
+#include "base/half_float.h"
 #include "engine/src/folding.h"
 #include "formats/rvlt/model_file.h"
-#include "base/half_float.h"
 #include "ravlt/error.h"
 
 namespace ravlt::engine {

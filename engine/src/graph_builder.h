@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "engine/src/ravlt_config.h"
-#include "ravlt/dtype.h"
 #include "formats/rvlt/rvlt_generated.h"
+#include "ravlt/dtype.h"
 
 namespace ravlt::engine {
 

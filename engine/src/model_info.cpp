@@ -2,9 +2,9 @@
 // it into text and JSON).
 #include <cstdio>
 
-#include "ravlt/dtype.h"
-#include "formats/rvlt/op_list.h"
 #include "formats/rvlt/model_file.h"
+#include "formats/rvlt/op_list.h"
+#include "ravlt/dtype.h"
 #include "ravlt/error.h"
 #include "ravlt/model_info.h"
 

@@ -4,9 +4,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "ravlt/dtype.h"
 #include "formats/rvlt/model_file.h"
 #include "formats/rvlt/op_list.h"
+#include "ravlt/dtype.h"
 #include "ravlt/error.h"
 
 namespace ravlt::rvlt {

@@ -20,18 +20,18 @@
 #include <string>
 #include <vector>
 
-#include "ravlt/dtype.h"
 #include "formats/mapped_file.h"
 #include "formats/rvlt/rvlt_generated.h"
+#include "ravlt/dtype.h"
 
 namespace ravlt::rvlt {
 
 // The schema's DType enumerates the engine's DType value for value.
 static_assert(fb::DType_Float32 == static_cast<int>(DType::kFloat32) &&
-              fb::DType_Float16 == static_cast<int>(DType::kFloat16) &&
-              fb::DType_BFloat16 == static_cast<int>(DType::kBFloat16) &&
-              fb::DType_Int64 == static_cast<int>(DType::kInt64) &&
-              fb::DType_MAX + 1 == kDTypeCount,
+                  fb::DType_Float16 == static_cast<int>(DType::kFloat16) &&
+                  fb::DType_BFloat16 == static_cast<int>(DType::kBFloat16) &&
+                  fb::DType_Int64 == static_cast<int>(DType::kInt64) &&
+                  fb::DType_MAX + 1 == kDTypeCount,
               "rvlt.fbs's DType and ravlt::DType must match in count and values");
 inline fb::DType to_fb_dtype(DType t) {
   return static_cast<fb::DType>(t);

@@ -13,7 +13,7 @@ namespace ravlt::rvlt {
 
 /// The fixed signature of one operator kind.
 struct OpSignature {
-  std::string_view name;     // "Conv2d"
+  std::string_view name;  // "Conv2d"
   uint32_t min_inputs;
   uint32_t max_inputs;
   fb::OpAttrs attrs;         // required attribute table (OpAttrs_NONE: none)
@@ -36,8 +36,8 @@ enum Position : size_t {
 #undef RAVLT_OP
 };
 // The list names every fb::OpType at its on-disk id, and nothing else.
-#define RAVLT_OP(Name, ...)                                                      \
-  static_assert(static_cast<size_t>(fb::OpType_##Name) == k##Name,                \
+#define RAVLT_OP(Name, ...)                                        \
+  static_assert(static_cast<size_t>(fb::OpType_##Name) == k##Name, \
                 "ops.def: " #Name " is not at its rvlt.fbs OpType value");
 #include "formats/rvlt/ops.def"
 #undef RAVLT_OP

@@ -1,5 +1,5 @@
 // What the two attention kernels share: the problem's sizes, the plan's RoPE
-// tables and the inner loops of the instruction set chosen at prepare.
+// tables.
 #pragma once
 
 #include "ravlt/error.h"
@@ -18,8 +18,7 @@ class AttentionKernel : public Kernel {
         w_(a.output_shape()[2]),
         heads_(a.node.heads),
         d_(a.node.head_dim),
-        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_),
-        core_(isa_kernels(active_isa())) {
+        rope_(a.graph.values()[a.node.inputs[2]].data, a.node.head_dim, h_, w_) {
     if (d_ > kMaxHeadDim) {
       throw Error("node '" + a.node.name + "': head dimension " + std::to_string(d_) +
                   " is above " + std::to_string(kMaxHeadDim));
@@ -29,7 +28,6 @@ class AttentionKernel : public Kernel {
   int64_t n_, h_, w_;
   int heads_, d_;
   RopeTables rope_;
-  const IsaKernels& core_;
 };
 
 }  // namespace ravlt::runtime::cpu

@@ -1,5 +1,5 @@
 // The vectorized inner loops of our CPU kernels (attention, LayerNorm), one
-// implementation per instruction set (see isa.h). The attention functions
+// implementation per op and instruction set (see isa.h). The attention functions
 // operate on one (batch item, head) task.
 //
 // Layout: channels-last rows; q, k, v, o of a head are d contiguous floats
@@ -22,7 +22,8 @@ struct RopeView {
   int half;  // d / 2
 };
 
-struct IsaKernels {
+/// RALA's inner loops (rala_attention_loops.inc), on one (image, head) task.
+struct RalaLoops {
   /// RALA pass 1: adds sum over tokens [l0, l1) of elu(q) + 1 to `sum` (d).
   void (*rala_q_sum)(const float* q, int64_t row_stride, int64_t l0, int64_t l1, int d,
                      double* sum);
@@ -40,6 +41,10 @@ struct IsaKernels {
   void (*rala_output)(const float* q, const float* o, int64_t row_stride, const float* lepe,
                       int64_t lepe_stride, float* out, int64_t l0, int64_t l1, int64_t width, int d,
                       const RopeView& rope, const float* kv, const float* kbar);
+};
+
+/// Softmax attention's inner loops (softmax_attention_loops.inc).
+struct SoftmaxLoops {
   /// Rotates every key and stores them transposed: kt is d rows of
   /// key_stride(L) floats, zero past L.
   void (*rotate_keys)(const float* k, int64_t row_stride, int64_t l_count, int64_t width, int d,
@@ -50,14 +55,22 @@ struct IsaKernels {
                        const float* lepe, int64_t lepe_stride, float* out, int64_t l0, int64_t l1,
                        int64_t l_count, int64_t width, int d, const RopeView& rope,
                        const float* kt);
+};
+
+/// LayerNorm's inner loop (layer_norm_loops.inc).
+struct LayerNormLoops {
   /// LayerNorm of rows [r0, r1) of x (rows of c floats): mean and variance
   /// over each row, then * gamma + beta.
   void (*layer_norm)(const float* x, const float* gamma, const float* beta, float* out, int64_t r0,
                      int64_t r1, int64_t c, float epsilon);
 };
 
-/// The implementation for `isa`.
-const IsaKernels& isa_kernels(Isa isa);
+/// The loops compiled for `isa`: one file per op and instruction set,
+/// <op>_<isa>.cpp (rala_attention_avx512.cpp, ...), CMake giving every
+/// *_avx2.cpp and *_avx512.cpp its instruction set's flags.
+const RalaLoops& rala_loops(Isa isa);
+const SoftmaxLoops& softmax_loops(Isa isa);
+const LayerNormLoops& layer_norm_loops(Isa isa);
 
 /// Keys per online-softmax block; the rows of transposed keys are padded
 /// to a whole number of blocks so that a block always loads whole vectors.

@@ -9,7 +9,10 @@ namespace {
 class LayerNormKernel : public Kernel {
  public:
   LayerNormKernel(int64_t rows, int64_t channels, float epsilon)
-      : rows_(rows), channels_(channels), epsilon_(epsilon), core_(isa_kernels(active_isa())) {}
+      : rows_(rows),
+        channels_(channels),
+        epsilon_(epsilon),
+        core_(layer_norm_loops(active_isa())) {}
 
   void run(const ConstView* in, View output, uint8_t*) override {
     float* out = output.f32();
@@ -26,7 +29,7 @@ class LayerNormKernel : public Kernel {
  private:
   int64_t rows_, channels_;
   float epsilon_;
-  const IsaKernels& core_;
+  const LayerNormLoops& core_;
 };
 
 }  // namespace

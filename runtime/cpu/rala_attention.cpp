@@ -23,7 +23,7 @@ constexpr int64_t kTokensPerChunk = 64;
 
 class RalaKernel : public AttentionKernel {
  public:
-  explicit RalaKernel(const PrepareArgs& a) : AttentionKernel(a) {
+  explicit RalaKernel(const PrepareArgs& a) : AttentionKernel(a), core_(rala_loops(active_isa())) {
     const int64_t tasks = n_ * heads_;
     // Split the tokens when there are fewer (image, head) tasks than the
     // session's threads, so that every thread has a part.
@@ -145,6 +145,7 @@ class RalaKernel : public AttentionKernel {
   }
 
  private:
+  const RalaLoops& core_;  // the instruction set chosen at prepare
   int64_t parts_ = 1;
   size_t doubles_ = 0, floats_ = 0;
 };

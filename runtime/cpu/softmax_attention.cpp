@@ -14,7 +14,8 @@ constexpr int64_t kQueriesPerTask = 16;
 
 class SoftmaxAttentionKernel : public AttentionKernel {
  public:
-  explicit SoftmaxAttentionKernel(const PrepareArgs& a) : AttentionKernel(a) {}
+  explicit SoftmaxAttentionKernel(const PrepareArgs& a)
+      : AttentionKernel(a), core_(softmax_loops(active_isa())) {}
 
   size_t scratch_bytes() const override {
     return static_cast<size_t>(n_ * heads_ * key_stride(h_ * w_) * d_) * sizeof(float);
@@ -48,6 +49,9 @@ class SoftmaxAttentionKernel : public AttentionKernel {
       }
     }
   }
+
+ private:
+  const SoftmaxLoops& core_;  // the instruction set chosen at prepare
 };
 
 }  // namespace

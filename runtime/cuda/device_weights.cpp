@@ -2,10 +2,10 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
+#include <compare>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <compare>
 #include <vector>
 
 #include "runtime/cuda/cuda_backend.h"

@@ -64,7 +64,7 @@ void launch_rala_attention(DType s, const AttentionParams& p, const void* qkvo, 
                            const float* angle, void* out, void* scratch, cudaStream_t stream);
 /// Softmax attention with RoPE, same operands and output; online softmax,
 /// no L x L matrix.
-void launch_softmax_attention(DType s, const AttentionParams& p, const void* qkvo,
-                              const void* lepe, const float* angle, void* out, cudaStream_t stream);
+void launch_softmax_attention(DType s, const AttentionParams& p, const void* qkvo, const void* lepe,
+                              const float* angle, void* out, cudaStream_t stream);
 
 }  // namespace ravlt::runtime::cuda

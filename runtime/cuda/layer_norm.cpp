@@ -10,7 +10,8 @@ std::unique_ptr<Kernel> make_layer_norm(const PrepareArgs& args) {
   const int64_t rows = element_count(x) / (c > 0 ? c : 1);
   const float epsilon = args.node.epsilon;
   return kernel(args, [=](const ConstView* in, View out, uint8_t*, cudaStream_t stream) {
-    launch_layer_norm(storage, in[0].data, in[1].data, in[2].data, out.data, rows, c, epsilon, stream);
+    launch_layer_norm(storage, in[0].data, in[1].data, in[2].data, out.data, rows, c, epsilon,
+                      stream);
   });
 }
 

@@ -10,7 +10,8 @@ std::unique_ptr<Kernel> make_rala_attention(const PrepareArgs& args) {
   return kernel(
       args,
       [=](const ConstView* in, View out, uint8_t* scratch, cudaStream_t stream) {
-        launch_rala_attention(storage, p, in[0].data, in[1].data, static_cast<const float*>(in[2].data), out.data, scratch, stream);
+        launch_rala_attention(storage, p, in[0].data, in[1].data,
+                              static_cast<const float*>(in[2].data), out.data, scratch, stream);
       },
       rala_scratch_bytes(p));
 }

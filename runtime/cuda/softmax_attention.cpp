@@ -8,7 +8,8 @@ std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args) {
   const DType storage = args.context.storage;
   const AttentionParams p = attention_params(args);
   return kernel(args, [=](const ConstView* in, View out, uint8_t*, cudaStream_t stream) {
-    launch_softmax_attention(storage, p, in[0].data, in[1].data, static_cast<const float*>(in[2].data), out.data, stream);
+    launch_softmax_attention(storage, p, in[0].data, in[1].data,
+                             static_cast<const float*>(in[2].data), out.data, stream);
   });
 }
 

@@ -60,11 +60,12 @@ Rows rala_core(Rows q, Rows k, const Rows& v, int64_t width, const float* angle)
   }
   std::vector<double> kbar(d, 0.0), kv(d * d, 0.0);
   for (size_t l = 0; l < l_count; ++l) {
-    const auto kr = rope(k[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width,
-                         angle);
+    const auto kr =
+        rope(k[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width, angle);
     for (size_t r = 0; r < d; ++r) {
       kbar[r] += k[l][r] / static_cast<double>(l_count);
-      for (size_t e = 0; e < d; ++e) kv[r * d + e] += kr[r] * v[l][e] / static_cast<double>(l_count);
+      for (size_t e = 0; e < d; ++e)
+        kv[r * d + e] += kr[r] * v[l][e] / static_cast<double>(l_count);
     }
   }
   Rows res(l_count, std::vector<double>(d, 0.0));
@@ -72,8 +73,8 @@ Rows rala_core(Rows q, Rows k, const Rows& v, int64_t width, const float* angle)
     double dot = 0;
     for (size_t e = 0; e < d; ++e) dot += q[l][e] * kbar[e];
     const double z = 1.0 / (dot + 1e-6);
-    const auto qr = rope(q[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width,
-                         angle);
+    const auto qr =
+        rope(q[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width, angle);
     for (size_t e = 0; e < d; ++e) {
       double s = 0;
       for (size_t r = 0; r < d; ++r) s += qr[r] * kv[r * d + e];
@@ -89,12 +90,12 @@ Rows softmax_core(const Rows& q, const Rows& k, const Rows& v, int64_t width, co
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   Rows kr;
   for (size_t m = 0; m < l_count; ++m)
-    kr.push_back(rope(k[m], static_cast<int64_t>(m) / width, static_cast<int64_t>(m) % width,
-                      angle));
+    kr.push_back(
+        rope(k[m], static_cast<int64_t>(m) / width, static_cast<int64_t>(m) % width, angle));
   Rows res(l_count, std::vector<double>(d, 0.0));
   for (size_t l = 0; l < l_count; ++l) {
-    const auto qr = rope(q[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width,
-                         angle);
+    const auto qr =
+        rope(q[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width, angle);
     std::vector<double> s(l_count);
     double mx = -1e300, sum = 0;
     for (size_t m = 0; m < l_count; ++m) {

@@ -25,7 +25,7 @@ std::vector<double> run(const Node& node, const std::vector<Operand>& inputs,
                         const Shape& output_shape);
 
 // One reference kernel per line of formats/rvlt/ops.def.
-#define RAVLT_OP(Name, snake, ...)                                                 \
+#define RAVLT_OP(Name, snake, ...)                                                \
   std::vector<double> snake(const Node& node, const std::vector<Operand>& inputs, \
                             const Shape& output_shape);
 #include "formats/rvlt/ops.def"

@@ -167,8 +167,9 @@ TEST_CASE("a session keeps a bounded number of plans, the least recently used go
   const std::vector<std::vector<int64_t>> shapes = {
       {1, 3, 33, 47}, {1, 3, 40, 40}, {1, 3, 33, 47}, {2, 3, 32, 36}, {1, 3, 40, 40}};
   for (size_t i = 0; i < shapes.size(); ++i) {
-    const auto input = random_input(static_cast<size_t>(shapes[i][0] * 3 * shapes[i][2] * shapes[i][3]),
-                                    static_cast<uint32_t>(i));
+    const auto input =
+        random_input(static_cast<size_t>(shapes[i][0] * 3 * shapes[i][2] * shapes[i][3]),
+                     static_cast<uint32_t>(i));
     const auto want = reference.run(input.data(), shapes[i]);
     const std::vector<float> expected(want.begin(), want.end());
     const auto got = session.run(input.data(), shapes[i]);  // (40, 40) is re-planned at the end

@@ -324,24 +324,19 @@ std::vector<BackendUnderTest> backends_present() {
       MESSAGE("skipped: this CPU has no " << cpu::isa_name(isa) << " path");
       continue;
     }
-    list.push_back({std::string("cpu ") + cpu::isa_name(isa), DType::kFloat32,
-                    [] {
-                      return std::make_unique<cpu::CpuBackend>(
-                          std::make_shared<cpu::WeightCache>());
-                    },
-                    [isa] { cpu::force_isa(isa); }});
+    list.push_back(
+        {std::string("cpu ") + cpu::isa_name(isa), DType::kFloat32,
+         [] { return std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>()); },
+         [isa] { cpu::force_isa(isa); }});
   }
   // The widest path again as a session of 8 threads would run it: RALA
   // then splits the tokens of each (image, head) into parts (whatever the
   // cores this machine has).
   const cpu::Isa widest = cpu::detected_isa();
-  list.push_back({std::string("cpu ") + cpu::isa_name(widest) + " split for 8 threads",
-                  DType::kFloat32,
-                  [] {
-                    return std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(),
-                                                             8);
-                  },
-                  [widest] { cpu::force_isa(widest); }});
+  list.push_back(
+      {std::string("cpu ") + cpu::isa_name(widest) + " split for 8 threads", DType::kFloat32,
+       [] { return std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(), 8); },
+       [widest] { cpu::force_isa(widest); }});
   std::string why;
   if (cuda::available(&why)) {
     auto weights = std::make_shared<cuda::DeviceWeights>();
@@ -423,7 +418,7 @@ TEST_CASE("the reference kernels compute what the spec says on hand-checked valu
   lin.op = Op::kLinear;
   lin.activation = Activation::kNone;
   const std::vector<float> in = {1, 2}, w = {3, 4, 5, 6}, b = {1, -1};  // W (2, 2)
-  const auto y = reference::run(
-      lin, {{{1, 2}, in.data()}, {{2, 2}, w.data()}, {{2}, b.data()}}, {1, 2});
+  const auto y =
+      reference::run(lin, {{{1, 2}, in.data()}, {{2, 2}, w.data()}, {{2}, b.data()}}, {1, 2});
   CHECK(y == std::vector<double>{12.0, 16.0});  // 1*3 + 2*4 + 1, 1*5 + 2*6 - 1
 }

@@ -94,9 +94,7 @@ double tolerance_for(DType storage, double f32) {
 }
 
 const char* name_of(DType storage) {
-  return storage == DType::kFloat16    ? "fp16"
-         : storage == DType::kBFloat16 ? "bf16"
-                                           : "fp32";
+  return storage == DType::kFloat16 ? "fp16" : storage == DType::kBFloat16 ? "bf16" : "fp32";
 }
 
 void check_against_cpu(const Builder& b, const Shape& input_shape, double tolerance,

@@ -211,7 +211,7 @@ TEST_CASE("a 16-bit plan places its activations in half the bytes; scratch stays
                           << b.scratch_bytes);
     CHECK(b.activation_bytes > 0);
     CHECK(b.activation_bytes <= a.activation_bytes / 2 + 64);  // one alignment step of slack
-    CHECK(b.scratch_bytes == a.scratch_bytes);                  // the kernels' float32 scratch
+    CHECK(b.scratch_bytes == a.scratch_bytes);                 // the kernels' float32 scratch
     CHECK(b.arena_bytes <= a.activation_bytes / 2 + 64 + a.scratch_bytes);
   }
 }

@@ -80,6 +80,6 @@ class RAVLT_API Classifier {
 /// The `k` largest of `logits` (one row) as probabilities (softmax), most
 /// probable first; ties keep the lower index first.
 RAVLT_API std::vector<Prediction> top_k(std::span<const float> logits, int k,
-                              const std::vector<std::string>& labels);
+                                        const std::vector<std::string>& labels);
 
 }  // namespace ravlt

@@ -60,7 +60,7 @@ struct ConvertResult {
 /// checks it against RAVLT's architecture, folds it and writes `output`.
 /// Throws ravlt::Error with a one-line reason naming the file or key.
 RAVLT_API ConvertResult convert_checkpoint(const std::string& checkpoint, const std::string& output,
-                                 const ConvertOptions& options = {});
+                                           const ConvertOptions& options = {});
 
 /// The 1000 ImageNet-1k class names in index order, built into the library.
 RAVLT_API const std::vector<std::string>& imagenet_labels();

@@ -47,7 +47,8 @@ RAVLT_API Image load_image(const std::string& path, const DecodeOptions& options
 /// bilinear, support scaled by the reduction factor, fixed-point weights,
 /// horizontal pass first and a rounding to 8 bits between the passes):
 /// bit-identical to Pillow 9.4.
-RAVLT_API Image resize_like_pillow(const Image& image, int width, int height, bool bilinear = false);
+RAVLT_API Image resize_like_pillow(const Image& image, int width, int height,
+                                   bool bilinear = false);
 
 /// The tensor the network sees for `image`: torchvision's
 /// `Resize(resize, BICUBIC)` (shorter side to `resize`, the longer to

@@ -1,6 +1,0 @@
-// The attention inner loops compiled for avx512 (flags in runtime/CMakeLists.txt).
-#include "runtime/cpu/isa_kernels.h"
-
-namespace ravlt::runtime::cpu::isa_avx512 {
-#include "runtime/cpu/isa_kernels.inc"
-}  // namespace ravlt::runtime::cpu::isa_avx512

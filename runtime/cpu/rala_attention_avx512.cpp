@@ -1,0 +1,16 @@
+// RALA's inner loops compiled for AVX-512 F/VL/BW/DQ + FMA, 512-bit vectors: CMake gives every
+// *_avx512.cpp these flags (runtime/CMakeLists.txt). The loops themselves,
+// shared by every instruction set, are in rala_attention_loops.inc.
+#include "runtime/cpu/isa_kernels.h"
+
+namespace ravlt::runtime::cpu::isa_avx512 {
+#include "runtime/cpu/vector_math.inc"
+// (math first: the loops use it)
+#include "runtime/cpu/rala_attention_loops.inc"
+
+const RalaLoops& rala_loops() {
+  static const RalaLoops kLoops = {rala_q_sum, rala_logits, rala_kv_sum, rala_output};
+  return kLoops;
+}
+
+}  // namespace ravlt::runtime::cpu::isa_avx512

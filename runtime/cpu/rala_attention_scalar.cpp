@@ -1,0 +1,17 @@
+// RALA's inner loops compiled for the baseline x86-64 instruction set (no FMA contraction): CMake
+// gives every
+// *_scalar.cpp these flags (runtime/CMakeLists.txt). The loops themselves,
+// shared by every instruction set, are in rala_attention_loops.inc.
+#include "runtime/cpu/isa_kernels.h"
+
+namespace ravlt::runtime::cpu::isa_scalar {
+#include "runtime/cpu/vector_math.inc"
+// (math first: the loops use it)
+#include "runtime/cpu/rala_attention_loops.inc"
+
+const RalaLoops& rala_loops() {
+  static const RalaLoops kLoops = {rala_q_sum, rala_logits, rala_kv_sum, rala_output};
+  return kLoops;
+}
+
+}  // namespace ravlt::runtime::cpu::isa_scalar

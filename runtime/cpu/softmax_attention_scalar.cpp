@@ -1,0 +1,17 @@
+// Softmax attention's inner loops compiled for the baseline x86-64 instruction set (no FMA
+// contraction): CMake gives every
+// *_scalar.cpp these flags (runtime/CMakeLists.txt). The loops themselves,
+// shared by every instruction set, are in softmax_attention_loops.inc.
+#include "runtime/cpu/isa_kernels.h"
+
+namespace ravlt::runtime::cpu::isa_scalar {
+#include "runtime/cpu/vector_math.inc"
+// (math first: the loops use it)
+#include "runtime/cpu/softmax_attention_loops.inc"
+
+const SoftmaxLoops& softmax_loops() {
+  static const SoftmaxLoops kLoops = {rotate_keys, softmax_rows};
+  return kLoops;
+}
+
+}  // namespace ravlt::runtime::cpu::isa_scalar
