@@ -1,9 +1,12 @@
 // Helpers shared by the unit tests.
 #pragma once
 
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,28 @@ namespace ravlt::test {
 
 inline std::string testdata(const std::string& name) {
   return std::string(RAVLT_TESTDATA) + "/" + name;
+}
+
+/// `n` values drawn from N(shift, scale^2): the same for the same seed.
+inline std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f,
+                                        float shift = 0.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng) * scale + shift;
+  return v;
+}
+
+/// ||got - want|| / ||want|| over n values (want all zero: the plain norm).
+template <typename Want>
+double rel_l2(const float* got, const Want* want, size_t n) {
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(got[i]) - static_cast<double>(want[i]);
+    err += d * d;
+    norm += static_cast<double>(want[i]) * static_cast<double>(want[i]);
+  }
+  return std::sqrt(err / (norm > 0 ? norm : 1));
 }
 
 inline std::vector<uint8_t> read_file(const std::string& path) {

@@ -18,40 +18,36 @@ const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
 }  // namespace isa_avx512
 
-const RalaLoops& rala_loops(Isa isa) {
+namespace {
+
+// The table of one op for `isa`, from the three compiled for it.
+template <typename Loops>
+const Loops& pick(Isa isa, const Loops& (*scalar)(), const Loops& (*avx2)(),
+                  const Loops& (*avx512)()) {
   switch (isa) {
     case Isa::kAvx512:
-      return isa_avx512::rala_loops();
+      return avx512();
     case Isa::kAvx2:
-      return isa_avx2::rala_loops();
+      return avx2();
     case Isa::kScalar:
       break;
   }
-  return isa_scalar::rala_loops();
+  return scalar();
+}
+
+}  // namespace
+
+const RalaLoops& rala_loops(Isa isa) {
+  return pick(isa, isa_scalar::rala_loops, isa_avx2::rala_loops, isa_avx512::rala_loops);
 }
 
 const SoftmaxLoops& softmax_loops(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512:
-      return isa_avx512::softmax_loops();
-    case Isa::kAvx2:
-      return isa_avx2::softmax_loops();
-    case Isa::kScalar:
-      break;
-  }
-  return isa_scalar::softmax_loops();
+  return pick(isa, isa_scalar::softmax_loops, isa_avx2::softmax_loops, isa_avx512::softmax_loops);
 }
 
 const LayerNormLoops& layer_norm_loops(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512:
-      return isa_avx512::layer_norm_loops();
-    case Isa::kAvx2:
-      return isa_avx2::layer_norm_loops();
-    case Isa::kScalar:
-      break;
-  }
-  return isa_scalar::layer_norm_loops();
+  return pick(isa, isa_scalar::layer_norm_loops, isa_avx2::layer_norm_loops,
+              isa_avx512::layer_norm_loops);
 }
 
 }  // namespace ravlt::runtime::cpu

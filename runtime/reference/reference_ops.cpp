@@ -32,6 +32,12 @@ std::vector<double> rope(const std::vector<double>& u, int64_t y, int64_t x, con
   return out;
 }
 
+// rope() at token l of a row-major grid `width` tokens wide.
+std::vector<double> rope_at(const std::vector<double>& u, size_t l, int64_t width,
+                            const float* angle) {
+  return rope(u, static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width, angle);
+}
+
 using Rows = std::vector<std::vector<double>>;
 
 // RALA's core for one image and head (spec §3.3): q, k, v of L tokens.
@@ -60,8 +66,7 @@ Rows rala_core(Rows q, Rows k, const Rows& v, int64_t width, const float* angle)
   }
   std::vector<double> kbar(d, 0.0), kv(d * d, 0.0);
   for (size_t l = 0; l < l_count; ++l) {
-    const auto kr =
-        rope(k[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width, angle);
+    const auto kr = rope_at(k[l], l, width, angle);
     for (size_t r = 0; r < d; ++r) {
       kbar[r] += k[l][r] / static_cast<double>(l_count);
       for (size_t e = 0; e < d; ++e)
@@ -73,8 +78,7 @@ Rows rala_core(Rows q, Rows k, const Rows& v, int64_t width, const float* angle)
     double dot = 0;
     for (size_t e = 0; e < d; ++e) dot += q[l][e] * kbar[e];
     const double z = 1.0 / (dot + 1e-6);
-    const auto qr =
-        rope(q[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width, angle);
+    const auto qr = rope_at(q[l], l, width, angle);
     for (size_t e = 0; e < d; ++e) {
       double s = 0;
       for (size_t r = 0; r < d; ++r) s += qr[r] * kv[r * d + e];
@@ -89,13 +93,10 @@ Rows softmax_core(const Rows& q, const Rows& k, const Rows& v, int64_t width, co
   const size_t l_count = q.size(), d = q[0].size();
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   Rows kr;
-  for (size_t m = 0; m < l_count; ++m)
-    kr.push_back(
-        rope(k[m], static_cast<int64_t>(m) / width, static_cast<int64_t>(m) % width, angle));
+  for (size_t m = 0; m < l_count; ++m) kr.push_back(rope_at(k[m], m, width, angle));
   Rows res(l_count, std::vector<double>(d, 0.0));
   for (size_t l = 0; l < l_count; ++l) {
-    const auto qr =
-        rope(q[l], static_cast<int64_t>(l) / width, static_cast<int64_t>(l) % width, angle);
+    const auto qr = rope_at(q[l], l, width, angle);
     std::vector<double> s(l_count);
     double mx = -1e300, sum = 0;
     for (size_t m = 0; m < l_count; ++m) {

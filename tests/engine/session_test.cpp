@@ -26,6 +26,7 @@ void* __libc_malloc(size_t);
 void* __libc_calloc(size_t, size_t);
 void* __libc_realloc(void*, size_t);
 void* __libc_memalign(size_t, size_t);
+void __libc_free(void*);
 }
 namespace {
 std::atomic<bool> recording{false};
@@ -66,11 +67,13 @@ void* operator new(size_t n) {
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
+// (__libc_free, not free: GCC cannot tell the replaced operator new's
+// memory comes from malloc, and warns about a mismatched free.)
 void operator delete(void* p) noexcept {
-  std::free(p);
+  __libc_free(p);
 }
 void operator delete(void* p, size_t) noexcept {
-  std::free(p);
+  __libc_free(p);
 }
 #else
 namespace {
@@ -97,18 +100,11 @@ std::pair<int, int> classify_recorded() {
 }  // namespace
 
 using namespace ravlt;
+using ravlt::test::random_vector;
 using ravlt::test::TempDir;
 using ravlt::test::testdata;
 
 namespace {
-
-std::vector<float> random_input(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 std::shared_ptr<const Model> custom_model(const TempDir& dir) {
   const std::string path = dir.file("custom.rvlt");
@@ -124,7 +120,7 @@ TEST_CASE("a session runs any batch and size; a planned shape runs without alloc
   CHECK(model->num_classes() == 11);
   Session session(model, SessionOptions{2});
   const std::vector<int64_t> shape = {3, 3, 41, 29};
-  const auto input = random_input(3 * 3 * 41 * 29, 1);
+  const auto input = random_vector(3 * 3 * 41 * 29, 1);
   const std::vector<float> first(session.run(input.data(), shape).begin(),
                                  session.run(input.data(), shape).end());
   REQUIRE(first.size() == 3 * 11);
@@ -146,7 +142,7 @@ TEST_CASE("a session runs any batch and size; a planned shape runs without alloc
                                << " inside oneDNN's primitive execution");
   CHECK(std::equal(out.begin(), out.end(), first.begin()));  // deterministic
   // Another shape, then the first again: plans are cached.
-  const auto small = random_input(1 * 3 * 33 * 47, 2);
+  const auto small = random_vector(1 * 3 * 33 * 47, 2);
   CHECK(session.run(small.data(), std::vector<int64_t>{1, 3, 33, 47}).size() == 11);
   const auto again = session.run(input.data(), shape);
   CHECK(std::equal(again.begin(), again.end(), first.begin()));
@@ -168,8 +164,8 @@ TEST_CASE("a session keeps a bounded number of plans, the least recently used go
       {1, 3, 33, 47}, {1, 3, 40, 40}, {1, 3, 33, 47}, {2, 3, 32, 36}, {1, 3, 40, 40}};
   for (size_t i = 0; i < shapes.size(); ++i) {
     const auto input =
-        random_input(static_cast<size_t>(shapes[i][0] * 3 * shapes[i][2] * shapes[i][3]),
-                     static_cast<uint32_t>(i));
+        random_vector(static_cast<size_t>(shapes[i][0] * 3 * shapes[i][2] * shapes[i][3]),
+                      static_cast<uint32_t>(i));
     const auto want = reference.run(input.data(), shapes[i]);
     const std::vector<float> expected(want.begin(), want.end());
     const auto got = session.run(input.data(), shapes[i]);  // (40, 40) is re-planned at the end
@@ -185,7 +181,7 @@ TEST_CASE("batch items are independent: a batch equals its items run alone") {
   const auto model = custom_model(dir);
   Session session(model);
   const int64_t per = 3 * 37 * 45;
-  const auto input = random_input(static_cast<size_t>(2 * per), 3);
+  const auto input = random_vector(static_cast<size_t>(2 * per), 3);
   const auto both = session.run(input.data(), std::vector<int64_t>{2, 3, 37, 45});
   const std::vector<float> batch(both.begin(), both.end());
   for (int i = 0; i < 2; ++i) {
@@ -204,7 +200,7 @@ TEST_CASE("capture returns node outputs of the same run, feature maps NCHW") {
   CHECK(names.front() == "input.channels_last");
   CHECK(names.back() == "head");
   Session session(model);
-  Tensor input{{2, 3, 37, 45}, random_input(2 * 3 * 37 * 45, 5)};
+  Tensor input{{2, 3, 37, 45}, random_vector(2 * 3 * 37 * 45, 5)};
   const Tensor logits = session.run(input);
   const std::vector<Tensor> got = session.capture(input, {"input.channels_last", "head"});
   REQUIRE(got.size() == 2);
@@ -226,7 +222,7 @@ TEST_CASE("shapes the model cannot take are errors that say why") {
   TempDir dir;
   const auto model = custom_model(dir);
   Session session(model);
-  const auto input = random_input(4 * 40 * 40, 4);
+  const auto input = random_vector(4 * 40 * 40, 4);
   CHECK_THROWS_WITH_AS(session.run(input.data(), std::vector<int64_t>{1, 4, 40, 40}),
                        doctest::Contains("does not fit the model's input"), Error);
   CHECK_THROWS_WITH_AS(session.run(input.data(), std::vector<int64_t>{1, 3, 40}),
@@ -256,9 +252,9 @@ TEST_CASE("a shape that needs more activation memory than the session allows is 
   SessionOptions options;
   options.max_memory_bytes = 1 << 20;
   Session session(model, options);
-  const auto small = random_input(3 * 16 * 16, 5);
+  const auto small = random_vector(3 * 16 * 16, 5);
   CHECK(session.run(small.data(), std::vector<int64_t>{1, 3, 16, 16}).size() == 11);
-  const auto large = random_input(3 * 160 * 160, 6);
+  const auto large = random_vector(3 * 160 * 160, 6);
   CHECK_THROWS_WITH_AS(session.run(large.data(), std::vector<int64_t>{1, 3, 160, 160}),
                        doctest::Contains("input shape (1, 3, 160, 160) needs"), Error);
   CHECK_THROWS_WITH_AS(session.run(large.data(), std::vector<int64_t>{1, 3, 160, 160}),
@@ -272,8 +268,8 @@ TEST_CASE("threads sharing one Model, each with its own Session, agree with a lo
   std::vector<std::vector<float>> inputs, expected;
   for (int i = 0; i < 3; ++i) {
     const auto& s = shapes[i];
-    inputs.push_back(random_input(static_cast<size_t>(s[0] * s[1] * s[2] * s[3]),
-                                  10 + static_cast<uint32_t>(i)));
+    inputs.push_back(random_vector(static_cast<size_t>(s[0] * s[1] * s[2] * s[3]),
+                                   10 + static_cast<uint32_t>(i)));
     Session alone(model, SessionOptions{1});
     const auto out = alone.run(inputs.back().data(), s);
     expected.emplace_back(out.begin(), out.end());

@@ -212,7 +212,7 @@ class Cli(unittest.TestCase):
         p = harness.ravlt("--help")
         self.assertIn("convert", p.stdout)
         self.assertIn("inspect", p.stdout)
-        self.assertIn("0.1.0", harness.ravlt("--version").stdout)
+        self.assertIn("0.2.0", harness.ravlt("--version").stdout)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@
 
 using namespace ravlt;
 using namespace ravlt::runtime;
+using ravlt::test::random_vector;
 
 namespace {
 
@@ -59,14 +60,6 @@ struct OpCase {
     return Graph::from_parts(values, {n}, 0, n.output);
   }
 };
-
-std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f, float shift = 0.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng) * scale + shift;
-  return v;
-}
 
 size_t count(const Shape& s) {
   return static_cast<size_t>(element_count(s));
@@ -266,15 +259,6 @@ static_assert(sizeof(kCases) / sizeof(kCases[0]) == kOpCount, "every op needs te
 
 // ---- Running one case on one backend, through the Backend interface. ----
 
-double rel_l2(const std::vector<float>& got, const std::vector<double>& want) {
-  double err = 0, norm = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    err += (got[i] - want[i]) * (got[i] - want[i]);
-    norm += want[i] * want[i];
-  }
-  return std::sqrt(err / (norm > 0 ? norm : 1));
-}
-
 std::vector<float> run_on(Backend& backend, const OpCase& c, const Graph& graph) {
   const Node& node = graph.nodes()[0];
   std::vector<Shape> shapes = c.input_shapes;
@@ -375,7 +359,9 @@ TEST_CASE("every op on every backend present matches the reference kernels") {
         b.select();
         auto backend = b.make();
         const std::vector<float> got = run_on(*backend, c, *graph);
-        const double err = rel_l2(got, want);
+        const double err = got.size() == want.size()
+                               ? test::rel_l2(got.data(), want.data(), got.size())
+                               : INFINITY;
         const double limit = tolerance(b.precision, c.f32_tolerance);
         INFO(op_name(node.op) << " on " << b.name << ", " << c.label << ": rel L2 " << err
                               << " (limit " << limit << ")");

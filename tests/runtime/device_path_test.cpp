@@ -22,6 +22,7 @@
 
 using namespace ravlt;
 using namespace ravlt::runtime;
+using ravlt::test::random_vector;
 using ravlt::test::TempDir;
 using ravlt::test::testdata;
 
@@ -131,14 +132,6 @@ class FakeDeviceBackend : public Backend {
   DType activations_;
 };
 
-std::vector<float> random_input(const std::vector<int64_t>& shape, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
 }  // namespace
 
 TEST_CASE("a device backend: own memory only, staged input and output, record once per shape") {
@@ -155,7 +148,8 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   for (const Value& v : graph->values()) constants += v.constant ? 1 : 0;
   const std::vector<std::vector<int64_t>> shapes = {{1, 3, 33, 47}, {2, 3, 40, 40}, {1, 3, 33, 47}};
   for (size_t i = 0; i < shapes.size(); ++i) {
-    const auto input = random_input(shapes[i], static_cast<uint32_t>(i));
+    const auto input =
+        random_vector(static_cast<size_t>(element_count(shapes[i])), static_cast<uint32_t>(i));
     const size_t n = static_cast<size_t>(element_count(host.plan(shapes[i]).output_shape));
     const float* want = host.run(input.data(), shapes[i]);
     const std::vector<float> expected(want, want + n);
@@ -174,7 +168,7 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   CHECK(log.uploads == static_cast<int>(constants));
 
   // An observed run hands the observer host copies of the same outputs.
-  const auto input = random_input(shapes[0], 9);
+  const auto input = random_vector(static_cast<size_t>(element_count(shapes[0])), 9);
   std::vector<std::vector<float>> host_nodes, device_nodes;
   auto keep = [](std::vector<std::vector<float>>& into) {
     return [&into](size_t, const float* data, const Shape& shape) {

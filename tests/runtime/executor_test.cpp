@@ -2,9 +2,6 @@
 // re-planned shape computes what it did before.
 #include <doctest/doctest.h>
 
-#include <cstring>
-#include <random>
-
 #include "formats/rvlt/model_file.h"
 #include "ravlt/convert.h"
 #include "runtime/cpu/cpu_backend.h"
@@ -24,10 +21,7 @@ TEST_CASE("the plan cache holds at most its bound and evicts the least recently 
   Executor executor(graph, std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>()),
                     1, 0, /*max_plans=*/2);
   const Shape a = {1, 3, 33, 47}, b = {1, 3, 40, 40}, c = {2, 3, 32, 36};
-  std::vector<float> input(2 * 3 * 47 * 47);
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal;
-  for (float& x : input) x = normal(rng);
+  const std::vector<float> input = ravlt::test::random_vector(2 * 3 * 47 * 47, 1);
   auto output_of = [&](const Shape& s) {
     const float* out = executor.run(input.data(), s);
     return std::vector<float>(out, out + element_count(executor.plan(s).output_shape));

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Two builds of the `ravlt` tool, alternated: the median of per-round ratios.
+
+    bench/ab.py --old OLD/ravlt --new build/ravlt --models T=t.rvlt,S=s.rvlt \
+        [--batches 1,8] [--threads 2] [--rounds 7]
+
+Each round runs every (model, batch) once on each binary, in a shuffled
+order, and takes the ratio new / old of their median run times (`ravlt
+bench --json`). The host's speed drifts within a minute; a ratio taken
+within one round, medianed over rounds, is what survives that. Prints one
+line per (model, batch) and the CPU it ran on.
+"""
+import argparse
+import json
+import random
+import statistics
+import subprocess
+
+
+def bench(binary, model, batch, threads, iterations):
+    out = subprocess.run(
+        [binary, "bench", "-m", model, "--batch", str(batch), "--threads", str(threads),
+         "--iterations", str(iterations), "--warmup", "3", "--json"],
+        check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["median_ms"]
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--old", required=True, help="the baseline ravlt binary")
+    p.add_argument("--new", required=True, help="the ravlt binary measured against it")
+    p.add_argument("--models", required=True, help="NAME=FILE.rvlt,... ")
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--seed", type=int, default=1)
+    a = p.parse_args()
+    models = dict(item.split("=", 1) for item in a.models.split(","))
+    batches = [int(b) for b in a.batches.split(",")]
+    rng = random.Random(a.seed)
+    ratios = {(m, b): [] for m in models for b in batches}
+    times = {(m, b, which): [] for m in models for b in batches for which in ("old", "new")}
+    for r in range(a.rounds):
+        cases = list(ratios)
+        rng.shuffle(cases)
+        for m, b in cases:
+            iterations = 20 if b == 1 else 6
+            order = ["old", "new"]
+            rng.shuffle(order)
+            got = {}
+            for which in order:
+                got[which] = bench(getattr(a, which), models[m], b, a.threads, iterations)
+                times[(m, b, which)].append(got[which])
+            ratios[(m, b)].append(got["new"] / got["old"])
+        print(f"round {r + 1}/{a.rounds} done", flush=True)
+    print(f"CPU: {cpu_model()}, {a.threads} threads, {a.rounds} rounds")
+    print("model batch  old median ms  new median ms  median(new/old)  min..max")
+    for (m, b), rs in ratios.items():
+        print(f"{m:5} {b:5}  {statistics.median(times[(m, b, 'old')]):13.2f}  "
+              f"{statistics.median(times[(m, b, 'new')]):13.2f}  {statistics.median(rs):15.3f}  "
+              f"{min(rs):.3f}..{max(rs):.3f}")
+
+
+if __name__ == "__main__":
+    main()
