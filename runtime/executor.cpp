@@ -17,10 +17,6 @@ size_t bytes_of(const Shape& shape, DType dtype) {
   return static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
 }
 
-size_t aligned(size_t bytes) {
-  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
-}
-
 }  // namespace
 
 struct Executor::Plan {
@@ -32,9 +28,7 @@ struct Executor::Plan {
   std::vector<View> outputs;                     // per node
   std::vector<uint8_t*> scratch;                 // per node
   std::vector<std::pair<size_t, size_t>> graph_input_uses;  // (node, slot) reading the graph input
-  // Activations first, then one scratch region every kernel's scratch
-  // shares (only one kernel runs at a time).
-  std::unique_ptr<BackendMemory> arena;
+  std::unique_ptr<BackendMemory> arena;                     // every intermediate and scratch
   std::unique_ptr<BackendMemory> output;  // where the last node writes (backend memory)
   // The input's copy in backend memory (device backends, or a host backend
   // whose activations are not float32), and the output as float32 on the
@@ -103,7 +97,7 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
   size_t scratch_bytes = 0;
   for (size_t k = 0; k < nodes.size(); ++k) {
     plan->kernels.push_back(backend_->prepare(g, nodes[k], shapes));
-    scratch_bytes = std::max(scratch_bytes, aligned(plan->kernels.back()->scratch_bytes()));
+    scratch_bytes = std::max(scratch_bytes, plan->kernels.back()->scratch_bytes());
   }
   // Every value's type: constants as the backend keeps them (known once
   // every kernel is prepared), activations in the backend's type.
@@ -112,8 +106,11 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     if (values[v].constant) plan->dtypes[v] = backend_->constant_dtype(v);
   }
   const DType act = backend_->activation_dtype();
+  // Every intermediate and every kernel's scratch placed in one arena, each
+  // live over its steps. The activations are also planned alone, to report
+  // what they need apart from the (float32) scratch.
   std::vector<BufferRequest> requests;
-  std::vector<int> value_request(values.size(), -1);
+  std::vector<int> value_request(values.size(), -1), scratch_request(nodes.size(), -1);
   for (size_t k = 0; k < nodes.size(); ++k) {
     const uint32_t out = nodes[k].output;
     if (out != g.output()) {
@@ -121,33 +118,38 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
       requests.push_back({bytes_of(shapes[out], plan->dtypes[out]), first[out], last[out]});
     }
   }
+  const MemoryPlan activations_alone = plan_memory(requests, kAlignment);
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    if (const size_t bytes = plan->kernels[k]->scratch_bytes(); bytes > 0) {
+      scratch_request[k] = static_cast<int>(requests.size());
+      requests.push_back({bytes, static_cast<int>(k), static_cast<int>(k)});
+    }
+  }
   const MemoryPlan memory = plan_memory(requests, kAlignment);
   plan->output_count = static_cast<size_t>(element_count(shapes[g.output()]));
   plan->input_count = static_cast<size_t>(element_count(input_shape));
   const bool stage_input = !on_host || act != DType::kFloat32;
   const bool stage_output = !on_host || plan->dtypes[g.output()] != DType::kFloat32;
-  const size_t activation_bytes = aligned(memory.arena_bytes);
   const size_t output_bytes = bytes_of(shapes[g.output()], plan->dtypes[g.output()]);
   const size_t input_bytes = stage_input ? bytes_of(input_shape, act) : 0;
-  const size_t total = activation_bytes + scratch_bytes + output_bytes + input_bytes;
+  const size_t total = memory.arena_bytes + output_bytes + input_bytes;
   if (max_plan_bytes_ > 0 && total > max_plan_bytes_) {
     auto mb = [](size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MB"; };
     throw Error("input shape " + to_string(input_shape) + " needs " + mb(total) +
                 " of activations, more than the limit of " + mb(max_plan_bytes_));
   }
-  plan->arena = backend_->allocate(activation_bytes + scratch_bytes);
+  plan->arena = backend_->allocate(memory.arena_bytes);
   plan->output = backend_->allocate(output_bytes);
   if (stage_input) plan->staged_input = backend_->allocate(input_bytes);
   if (stage_output) plan->host_output = allocate_host(plan->output_count * sizeof(float));
-  plan->stats = {activation_bytes + scratch_bytes, memory.lower_bound + scratch_bytes,
-                 activation_bytes, scratch_bytes, shapes[g.output()]};
+  plan->stats = {memory.arena_bytes, memory.lower_bound, activations_alone.arena_bytes,
+                 scratch_bytes, shapes[g.output()]};
   plan->shapes = shapes;
 
   auto address = [&](uint32_t v) -> void* {
     if (v == g.output()) return plan->output->data();
     return plan->arena->data() + memory.offsets[static_cast<size_t>(value_request[v])];
   };
-  uint8_t* const scratch = plan->arena->data() + activation_bytes;
   for (size_t k = 0; k < nodes.size(); ++k) {
     std::vector<ConstView> in;
     for (size_t slot = 0; slot < nodes[k].inputs.size(); ++slot) {
@@ -169,7 +171,10 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     }
     plan->inputs.push_back(std::move(in));
     plan->outputs.push_back({address(nodes[k].output), plan->dtypes[nodes[k].output]});
-    plan->scratch.push_back(plan->kernels[k]->scratch_bytes() > 0 ? scratch : nullptr);
+    plan->scratch.push_back(scratch_request[k] < 0
+                                ? nullptr
+                                : plan->arena->data() +
+                                      memory.offsets[static_cast<size_t>(scratch_request[k])]);
   }
   plan->last_use = ++uses_;
   it = plans_.emplace(input_shape, std::move(plan)).first;

@@ -19,10 +19,10 @@
 namespace ravlt::runtime {
 
 struct PlanStats {
-  size_t arena_bytes = 0;       // activations + scratch
+  size_t arena_bytes = 0;       // every intermediate and every kernel's scratch
   size_t lower_bound = 0;       // most bytes live at one step, scratch included
-  size_t activation_bytes = 0;  // the computed values, each in its type
-  size_t scratch_bytes = 0;     // the kernels' own working memory (shared: the largest)
+  size_t activation_bytes = 0;  // the intermediates alone (each in its type), planned alone
+  size_t scratch_bytes = 0;     // the largest scratch of one kernel
   Shape output_shape;
 };
 

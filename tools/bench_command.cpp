@@ -152,8 +152,8 @@ int run(const BenchArgs& a) {
         floor_ms, gemm, median / floor_ms);
   }
   std::printf(
-      "arena        %.2f MB (activations %.2f MB, scratch %.2f MB), lower bound %.2f MB "
-      "(%.3fx)\n",
+      "arena        %.2f MB (activations alone %.2f MB, largest scratch %.2f MB), lower bound "
+      "%.2f MB (%.3fx)\n",
       static_cast<double>(memory.arena_bytes) / 1e6,
       static_cast<double>(memory.activation_bytes) / 1e6,
       static_cast<double>(memory.scratch_bytes) / 1e6,

@@ -149,7 +149,8 @@ TEST_CASE("a session runs any batch and size; a planned shape runs without alloc
   const PlanMemory memory = session.plan(shape);
   CHECK(memory.arena_bytes >= memory.lower_bound);
   CHECK(memory.lower_bound > 0);
-  CHECK(memory.activation_bytes + memory.scratch_bytes == memory.arena_bytes);
+  CHECK(memory.activation_bytes > 0);
+  CHECK(memory.activation_bytes <= memory.arena_bytes);
   CHECK(memory.scratch_bytes > 0);  // RALA's and oneDNN's working memory
 }
 

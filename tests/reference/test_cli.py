@@ -185,7 +185,9 @@ class Cli(unittest.TestCase):
         self.assertEqual((r["batch"], r["height"], r["width"]), (2, 64, 48))
         self.assertGreater(r["median_ms"], 0)
         self.assertGreaterEqual(r["arena_bytes"], r["lower_bound_bytes"])
-        self.assertEqual(r["activation_bytes"] + r["scratch_bytes"], r["arena_bytes"])
+        self.assertGreater(r["activation_bytes"], 0)
+        self.assertGreater(r["scratch_bytes"], 0)
+        self.assertLessEqual(r["activation_bytes"], r["arena_bytes"])
         self.assert_fails(["bench", "-m", self.out(), "--size", "big"], "is not HxW")
         # --profile: time per op kind and the slowest nodes, by name.
         text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "2",

@@ -137,12 +137,12 @@ struct Tensor {
 
 /// Memory of the plan for one input shape.
 struct PlanMemory {
-  size_t arena_bytes = 0;       ///< one arena: activation_bytes + scratch_bytes
-  size_t activation_bytes = 0;  ///< the intermediates, each in its element type
-  size_t scratch_bytes = 0;     ///< kernels' working memory, shared (the largest need)
-  /// Most bytes live at any one step, plus the scratch (what this layout can
-  /// at best reach).
-  size_t lower_bound = 0;
+  size_t arena_bytes = 0;  ///< one arena holds every intermediate and scratch
+  /// What the intermediates alone (each in its element type) would need.
+  size_t activation_bytes = 0;
+  /// The largest working memory one op needs (float32 reductions, tables).
+  size_t scratch_bytes = 0;
+  size_t lower_bound = 0;  ///< most bytes live at any one step
 };
 
 /// Runs a Model: one per thread, holding its plans (one per input shape)
