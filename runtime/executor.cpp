@@ -68,17 +68,6 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     last_plan_->last_use = ++uses_;
     return *it->second;
   }
-  if (plans_.size() >= max_plans_) {  // make room: free the least recently used plan
-    auto oldest = plans_.begin();
-    for (auto p = plans_.begin(); p != plans_.end(); ++p) {
-      if (p->second->last_use < oldest->second->last_use) oldest = p;
-    }
-    if (oldest->second.get() == last_plan_) {
-      last_shape_ = nullptr;
-      last_plan_ = nullptr;
-    }
-    plans_.erase(oldest);
-  }
 
   const Graph& g = *graph_;
   const std::vector<Shape> shapes = infer_shapes(g, input_shape);
@@ -137,6 +126,19 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     auto mb = [](size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MB"; };
     throw Error("input shape " + to_string(input_shape) + " needs " + mb(total) +
                 " of activations, more than the limit of " + mb(max_plan_bytes_));
+  }
+  // The shape is accepted: make room, freeing the least recently used plan
+  // (a refused shape evicts nothing).
+  if (plans_.size() >= max_plans_) {
+    auto oldest = plans_.begin();
+    for (auto p = plans_.begin(); p != plans_.end(); ++p) {
+      if (p->second->last_use < oldest->second->last_use) oldest = p;
+    }
+    if (oldest->second.get() == last_plan_) {
+      last_shape_ = nullptr;
+      last_plan_ = nullptr;
+    }
+    plans_.erase(oldest);
   }
   plan->arena = backend_->allocate(memory.arena_bytes);
   plan->output = backend_->allocate(output_bytes);

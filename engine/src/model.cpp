@@ -76,7 +76,6 @@ std::unique_ptr<runtime::Backend> make_backend(const Model& model, const Session
   if (options.device == Device::kCuda) {
     runtime::cuda::CudaOptions cuda;
     cuda.allow_tf32 = options.allow_tf32;
-    if (options.precision == DType::kInt64) throw Error("precision int64 is not a precision");
     cuda.storage = options.precision;
     return runtime::cuda::make_backend(model_impl(model).device_weights(), cuda);
   }
@@ -125,6 +124,9 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   if (!model) throw Error("Session: no model");
   if (options.threads < 0) throw Error("Session: thread count must not be negative");
   if (options.max_cached_plans == 0) throw Error("Session: max_cached_plans must be at least 1");
+  if (options.precision == DType::kInt64) {
+    throw Error("Session: precision int64 is not one of fp32, fp16, bf16");
+  }
   impl_ = std::make_unique<Impl>(std::move(model), options);
 }
 

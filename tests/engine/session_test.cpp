@@ -175,6 +175,9 @@ TEST_CASE("a session keeps a bounded number of plans, the least recently used go
   SessionOptions none;
   none.max_cached_plans = 0;
   CHECK_THROWS_WITH_AS(Session(model, none), doctest::Contains("max_cached_plans"), Error);
+  SessionOptions int64;
+  int64.precision = DType::kInt64;  // an element type, but no arithmetic
+  CHECK_THROWS_WITH_AS(Session(model, int64), doctest::Contains("precision int64"), Error);
 }
 
 TEST_CASE("batch items are independent: a batch equals its items run alone") {
