@@ -131,18 +131,40 @@ std::string conversion_summary(const ConvertResult& r) {
     for (int v : values) s += (s.empty() ? "" : "-") + std::to_string(v);
     return s;
   };
+  auto listed = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  };
+  std::string left_out;
+  if (!r.left_out.empty()) {
+    size_t tensors = 0;
+    std::vector<std::string> parts;
+    for (const auto& [part, count] : r.left_out) {
+      parts.push_back(part);
+      tensors += count;
+    }
+    left_out = " Left out " + listed(parts) + ": " + std::to_string(tensors) +
+               " tensors not part of the backbone.";
+  }
+  const std::string what =
+      r.kind == "backbone" ? "backbone with outputs " + listed(r.outputs)
+                           : std::to_string(r.num_classes) + " classes, outputs " + listed(r.outputs);
   return "Converted " + r.source_file + " (" + r.container + " container, " +
          (r.state_dict_entry.empty() ? std::string("bare state dict")
                                      : "entry '" + r.state_dict_entry + "'") +
+         (r.framework.empty() ? "" : ", " + r.framework) +
          (r.stripped_module_prefix ? ", 'module.' prefix removed" : "") + ") into " + r.output +
-         ": " + r.variant + " with dims " + joined(r.dims) + ", depths " + joined(r.depths) +
-         ", heads " + joined(r.heads) + ", attention " + r.attention + ", " +
-         std::to_string(r.num_classes) + " classes; " +
-         fmt("%.2f M", static_cast<double>(r.source_parameters) / 1e6) + " parameters (" +
+         ": " + r.variant + " " + r.kind + " with dims " + joined(r.dims) + ", depths " +
+         joined(r.depths) + ", heads " + joined(r.heads) + ", attention " + r.attention + "; " +
+         what + (r.dataset_classes > 0
+                     ? "; " + std::to_string(r.dataset_classes) + " dataset class names kept"
+                     : "") +
+         "; " + fmt("%.2f M", static_cast<double>(r.source_parameters) / 1e6) + " parameters (" +
          fmt("%.2f M", static_cast<double>(r.stored_parameters) / 1e6) +
          " stored after folding BatchNorm and layer scale), " +
          std::string(dtype_name(r.weight_type)) + " weights, file size " +
-         fmt("%.1f MB", static_cast<double>(r.file_bytes) / 1e6) + ".";
+         fmt("%.1f MB", static_cast<double>(r.file_bytes) / 1e6) + "." + left_out;
 }
 
 }  // namespace ravlt::report

@@ -23,19 +23,25 @@ struct Executor::Plan {
   PlanStats stats;
   std::vector<Shape> shapes;                     // per value
   std::vector<DType> dtypes;                     // per value, in the backend's memory
-  std::vector<std::unique_ptr<Kernel>> kernels;  // per node
+  std::vector<size_t> steps;                     // the nodes that run, in graph order
+  std::vector<std::unique_ptr<Kernel>> kernels;  // per node; null for nodes that do not run
   std::vector<std::vector<ConstView>> inputs;    // per node, resolved (input slot patched)
   std::vector<View> outputs;                     // per node
   std::vector<uint8_t*> scratch;                 // per node
   std::vector<std::pair<size_t, size_t>> graph_input_uses;  // (node, slot) reading the graph input
   std::unique_ptr<BackendMemory> arena;                     // every intermediate and scratch
-  std::unique_ptr<BackendMemory> output;  // where the last node writes (backend memory)
+  // The requested outputs, each at its offset, in backend memory.
+  std::unique_ptr<BackendMemory> output_memory;
+  std::vector<View> requested;  // per requested output
+  std::vector<size_t> counts;   // elements per requested output
   // The input's copy in backend memory (device backends, or a host backend
-  // whose activations are not float32), and the output as float32 on the
-  // host where the backend's is not that already.
+  // whose activations are not float32), and the outputs as float32 on the
+  // host where the backend's are not that already.
   std::unique_ptr<BackendMemory> staged_input;
   std::unique_ptr<BackendMemory> host_output;
-  size_t input_count = 0, output_count = 0;
+  std::vector<const float*> results;  // per requested output: what run() hands out
+  std::vector<float*> host_results;   // the same, where outputs are staged on the host
+  size_t input_count = 0;
   std::unique_ptr<PlanState> backend_state;  // e.g. the recorded CUDA graph
   uint64_t last_use = 0;                     // Executor::uses_ when last used
 };
@@ -50,43 +56,92 @@ Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> 
 
 Executor::~Executor() = default;
 
-const PlanStats& Executor::plan(std::span<const int64_t> input_shape) {
-  return plan_for(input_shape).stats;
+const PlanStats& Executor::plan(std::span<const int64_t> input_shape,
+                                std::span<const uint32_t> outputs) {
+  return plan_for(input_shape, outputs).stats;
 }
 
-Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
-  if (last_shape_ != nullptr &&
-      std::equal(shape.begin(), shape.end(), last_shape_->begin(), last_shape_->end())) {
+Executor::Plan& Executor::plan_for(std::span<const int64_t> shape,
+                                   std::span<const uint32_t> outputs) {
+  if (outputs.empty()) outputs = graph_->outputs();
+  if (last_key_ != nullptr &&
+      std::equal(shape.begin(), shape.end(), last_key_->first.begin(), last_key_->first.end()) &&
+      std::equal(outputs.begin(), outputs.end(), last_key_->second.begin(),
+                 last_key_->second.end())) {
     last_plan_->last_use = ++uses_;
     return *last_plan_;
   }
-  const Shape input_shape(shape.begin(), shape.end());
-  auto it = plans_.find(input_shape);
-  if (it != plans_.end()) {
-    last_shape_ = &it->first;
-    last_plan_ = it->second.get();
-    last_plan_->last_use = ++uses_;
-    return *it->second;
+  PlanKey key(Shape(shape.begin(), shape.end()),
+              std::vector<uint32_t>(outputs.begin(), outputs.end()));
+  auto it = plans_.find(key);
+  if (it == plans_.end()) {
+    std::unique_ptr<Plan> plan = make_plan(key.first, key.second);
+    // The plan is accepted: make room, freeing the least recently used
+    // plan (a refused shape evicts nothing).
+    if (plans_.size() >= max_plans_) evict_least_recent();
+    it = plans_.emplace(std::move(key), std::move(plan)).first;
   }
+  last_key_ = &it->first;
+  last_plan_ = it->second.get();
+  last_plan_->last_use = ++uses_;
+  return *last_plan_;
+}
 
+void Executor::evict_least_recent() {
+  auto oldest = plans_.begin();
+  for (auto p = plans_.begin(); p != plans_.end(); ++p) {
+    if (p->second->last_use < oldest->second->last_use) oldest = p;
+  }
+  if (oldest->second.get() == last_plan_) {
+    last_key_ = nullptr;
+    last_plan_ = nullptr;
+  }
+  plans_.erase(oldest);
+}
+
+std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
+                                                    const std::vector<uint32_t>& outputs) {
   const Graph& g = *graph_;
-  const std::vector<Shape> shapes = infer_shapes(g, input_shape);
-  auto plan = std::make_unique<Plan>();
   const auto& nodes = g.nodes();
   const auto& values = g.values();
+  // The requested outputs: each computed by a node, each asked once.
+  std::vector<int> output_slot(values.size(), -1);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const uint32_t v = outputs[i];
+    if (v >= values.size() || g.producer(v) < 0) {
+      throw Error("value " + std::to_string(v) + " is not computed by the graph");
+    }
+    if (output_slot[v] >= 0) throw Error("output '" + values[v].name + "' is requested twice");
+    output_slot[v] = static_cast<int>(i);
+  }
+  // The nodes those outputs need, walking back from them.
+  std::vector<bool> needed_value(values.size(), false), runs(nodes.size(), false);
+  for (uint32_t v : outputs) needed_value[v] = true;
+  for (size_t k = nodes.size(); k-- > 0;) {
+    if (!needed_value[nodes[k].output]) continue;
+    runs[k] = true;
+    for (uint32_t in : nodes[k].inputs) needed_value[in] = true;
+  }
+
+  const std::vector<Shape> shapes = infer_shapes(g, input_shape);
+  auto plan = std::make_unique<Plan>();
   const bool on_host = backend_->uses_host_memory();
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    if (runs[k]) plan->steps.push_back(k);
+  }
 
   // Lifetimes: a value lives from the step that writes it to its last reader.
   std::vector<int> first(values.size(), -1), last(values.size(), -1);
-  for (size_t k = 0; k < nodes.size(); ++k) {
+  for (size_t k : plan->steps) {
     first[nodes[k].output] = static_cast<int>(k);
     last[nodes[k].output] = std::max(last[nodes[k].output], static_cast<int>(k));
     for (uint32_t in : nodes[k].inputs) last[in] = static_cast<int>(k);
   }
   size_t scratch_bytes = 0;
-  for (size_t k = 0; k < nodes.size(); ++k) {
-    plan->kernels.push_back(backend_->prepare(g, nodes[k], shapes));
-    scratch_bytes = std::max(scratch_bytes, plan->kernels.back()->scratch_bytes());
+  plan->kernels.resize(nodes.size());
+  for (size_t k : plan->steps) {
+    plan->kernels[k] = backend_->prepare(g, nodes[k], shapes);
+    scratch_bytes = std::max(scratch_bytes, plan->kernels[k]->scratch_bytes());
   }
   // Every value's type: constants as the backend keeps them (known once
   // every kernel is prepared), activations in the backend's type.
@@ -100,26 +155,33 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
   // what they need apart from the (float32) scratch.
   std::vector<BufferRequest> requests;
   std::vector<int> value_request(values.size(), -1), scratch_request(nodes.size(), -1);
-  for (size_t k = 0; k < nodes.size(); ++k) {
+  for (size_t k : plan->steps) {
     const uint32_t out = nodes[k].output;
-    if (out != g.output()) {
+    if (output_slot[out] < 0) {
       value_request[out] = static_cast<int>(requests.size());
       requests.push_back({bytes_of(shapes[out], plan->dtypes[out]), first[out], last[out]});
     }
   }
   const MemoryPlan activations_alone = plan_memory(requests, kAlignment);
-  for (size_t k = 0; k < nodes.size(); ++k) {
+  for (size_t k : plan->steps) {
     if (const size_t bytes = plan->kernels[k]->scratch_bytes(); bytes > 0) {
       scratch_request[k] = static_cast<int>(requests.size());
       requests.push_back({bytes, static_cast<int>(k), static_cast<int>(k)});
     }
   }
   const MemoryPlan memory = plan_memory(requests, kAlignment);
-  plan->output_count = static_cast<size_t>(element_count(shapes[g.output()]));
+  // The requested outputs side by side, alive for the whole run.
+  std::vector<size_t> output_offsets;
+  size_t output_bytes = 0, host_output_bytes = 0;
+  bool stage_output = !on_host;
+  for (uint32_t v : outputs) {
+    output_offsets.push_back(output_bytes);
+    output_bytes += (bytes_of(shapes[v], plan->dtypes[v]) + kAlignment - 1) / kAlignment * kAlignment;
+    host_output_bytes += static_cast<size_t>(element_count(shapes[v])) * sizeof(float);
+    stage_output = stage_output || plan->dtypes[v] != DType::kFloat32;
+  }
   plan->input_count = static_cast<size_t>(element_count(input_shape));
   const bool stage_input = !on_host || act != DType::kFloat32;
-  const bool stage_output = !on_host || plan->dtypes[g.output()] != DType::kFloat32;
-  const size_t output_bytes = bytes_of(shapes[g.output()], plan->dtypes[g.output()]);
   const size_t input_bytes = stage_input ? bytes_of(input_shape, act) : 0;
   const size_t total = memory.arena_bytes + output_bytes + input_bytes;
   if (max_plan_bytes_ > 0 && total > max_plan_bytes_) {
@@ -127,32 +189,37 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
     throw Error("input shape " + to_string(input_shape) + " needs " + mb(total) +
                 " of activations, more than the limit of " + mb(max_plan_bytes_));
   }
-  // The shape is accepted: make room, freeing the least recently used plan
-  // (a refused shape evicts nothing).
-  if (plans_.size() >= max_plans_) {
-    auto oldest = plans_.begin();
-    for (auto p = plans_.begin(); p != plans_.end(); ++p) {
-      if (p->second->last_use < oldest->second->last_use) oldest = p;
-    }
-    if (oldest->second.get() == last_plan_) {
-      last_shape_ = nullptr;
-      last_plan_ = nullptr;
-    }
-    plans_.erase(oldest);
-  }
   plan->arena = backend_->allocate(memory.arena_bytes);
-  plan->output = backend_->allocate(output_bytes);
+  plan->output_memory = backend_->allocate(output_bytes);
   if (stage_input) plan->staged_input = backend_->allocate(input_bytes);
-  if (stage_output) plan->host_output = allocate_host(plan->output_count * sizeof(float));
+  if (stage_output) plan->host_output = allocate_host(host_output_bytes);
   plan->stats = {memory.arena_bytes, memory.lower_bound, activations_alone.arena_bytes,
-                 scratch_bytes, shapes[g.output()]};
+                 scratch_bytes,      output_bytes,       {}};
+  size_t host_offset = 0;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const uint32_t v = outputs[i];
+    plan->stats.output_shapes.push_back(shapes[v]);
+    plan->requested.push_back({plan->output_memory->data() + output_offsets[i], plan->dtypes[v]});
+    plan->counts.push_back(static_cast<size_t>(element_count(shapes[v])));
+    if (stage_output) {
+      plan->host_results.push_back(
+          reinterpret_cast<float*>(plan->host_output->data() + host_offset));
+      plan->results.push_back(plan->host_results.back());
+      host_offset += plan->counts.back() * sizeof(float);
+    } else {
+      plan->results.push_back(plan->requested.back().f32());
+    }
+  }
   plan->shapes = shapes;
 
   auto address = [&](uint32_t v) -> void* {
-    if (v == g.output()) return plan->output->data();
+    if (output_slot[v] >= 0) return plan->requested[static_cast<size_t>(output_slot[v])].data;
     return plan->arena->data() + memory.offsets[static_cast<size_t>(value_request[v])];
   };
-  for (size_t k = 0; k < nodes.size(); ++k) {
+  plan->inputs.resize(nodes.size());
+  plan->outputs.resize(nodes.size());
+  plan->scratch.resize(nodes.size(), nullptr);
+  for (size_t k : plan->steps) {
     std::vector<ConstView> in;
     for (size_t slot = 0; slot < nodes[k].inputs.size(); ++slot) {
       const uint32_t v = nodes[k].inputs[slot];
@@ -171,18 +238,14 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape) {
         in.push_back({address(v), plan->dtypes[v]});
       }
     }
-    plan->inputs.push_back(std::move(in));
-    plan->outputs.push_back({address(nodes[k].output), plan->dtypes[nodes[k].output]});
-    plan->scratch.push_back(scratch_request[k] < 0
-                                ? nullptr
-                                : plan->arena->data() +
-                                      memory.offsets[static_cast<size_t>(scratch_request[k])]);
+    plan->inputs[k] = std::move(in);
+    plan->outputs[k] = {address(nodes[k].output), plan->dtypes[nodes[k].output]};
+    if (scratch_request[k] >= 0) {
+      plan->scratch[k] =
+          plan->arena->data() + memory.offsets[static_cast<size_t>(scratch_request[k])];
+    }
   }
-  plan->last_use = ++uses_;
-  it = plans_.emplace(input_shape, std::move(plan)).first;
-  last_shape_ = &it->first;
-  last_plan_ = it->second.get();
-  return *last_plan_;
+  return plan;
 }
 
 void Executor::start_run(Plan& p, const float* input) {
@@ -194,29 +257,28 @@ void Executor::start_run(Plan& p, const float* input) {
   }
 }
 
-const float* Executor::finish_run(Plan& p) {
-  if (!p.host_output) {
-    backend_->finish_run();
-    return reinterpret_cast<const float*>(p.output->data());
+void Executor::finish_run(Plan& p) {
+  if (p.host_output) {
+    for (size_t i = 0; i < p.requested.size(); ++i) {
+      backend_->copy_out(p.host_results[i], p.requested[i].data,
+                         p.requested[i].dtype, p.counts[i]);
+    }
   }
-  backend_->copy_out(reinterpret_cast<float*>(p.host_output->data()), p.output->data(),
-                     p.outputs.back().dtype, p.output_count);
   backend_->finish_run();
-  return reinterpret_cast<const float*>(p.host_output->data());
 }
 
-const float* Executor::run(const float* input, std::span<const int64_t> input_shape) {
-  Plan& p = plan_for(input_shape);
+std::span<const float* const> Executor::run(const float* input,
+                                            std::span<const int64_t> input_shape,
+                                            std::span<const uint32_t> outputs) {
+  Plan& p = plan_for(input_shape, outputs);
   start_run(p, input);
   if (!profiling_) {
     backend_->execute(p.backend_state, [&p] {
-      for (size_t k = 0; k < p.kernels.size(); ++k) {
-        p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
-      }
+      for (size_t k : p.steps) p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
     });
   } else {
-    node_seconds_.resize(p.kernels.size(), 0.0);
-    for (size_t k = 0; k < p.kernels.size(); ++k) {
+    node_seconds_.resize(graph_->nodes().size(), 0.0);
+    for (size_t k : p.steps) {
       const auto start = std::chrono::steady_clock::now();
       p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
       backend_->finish_run();  // a device's kernels are only enqueued
@@ -224,17 +286,18 @@ const float* Executor::run(const float* input, std::span<const int64_t> input_sh
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   }
-  return finish_run(p);
+  finish_run(p);
+  return p.results;
 }
 
-const float* Executor::run_observed(const float* input, std::span<const int64_t> input_shape,
-                                    const NodeObserver& observer) {
-  Plan& p = plan_for(input_shape);
+void Executor::run_observed(const float* input, std::span<const int64_t> input_shape,
+                            const NodeObserver& observer) {
+  Plan& p = plan_for(input_shape, {});
   start_run(p, input);
   const auto& nodes = graph_->nodes();
   const bool direct = backend_->uses_host_memory();
   std::vector<float> host_copy;
-  for (size_t k = 0; k < p.kernels.size(); ++k) {
+  for (size_t k : p.steps) {
     p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
     const Shape& shape = p.shapes[nodes[k].output];
     if (direct && p.outputs[k].dtype == DType::kFloat32) {
@@ -246,7 +309,7 @@ const float* Executor::run_observed(const float* input, std::span<const int64_t>
       observer(k, host_copy.data(), shape);
     }
   }
-  return finish_run(p);
+  finish_run(p);
 }
 
 }  // namespace ravlt::runtime

@@ -1,9 +1,12 @@
-// Runs a graph for one session: plans per input shape (cached), one arena.
+// Runs a graph for one session: plans per input shape and set of requested
+// outputs (cached), one arena.
 //
-// A plan is made once per input shape: shapes inferred, every node's kernel
-// prepared by the backend, and every intermediate value and kernel scratch
-// placed in one arena by the memory planner. Running a planned shape again
-// allocates nothing. An Executor is used by one thread at a time.
+// A plan is made once per (input shape, outputs): shapes inferred, the
+// nodes the requested outputs need found (the rest never run), each one's
+// kernel prepared by the backend, and every intermediate value and kernel
+// scratch placed in one arena by the memory planner. Requested outputs live
+// outside the arena, alive to the end of the run. Running a planned shape
+// again allocates nothing. An Executor is used by one thread at a time.
 #pragma once
 
 #include <functional>
@@ -23,7 +26,8 @@ struct PlanStats {
   size_t lower_bound = 0;       // most bytes live at one step, scratch included
   size_t activation_bytes = 0;  // the intermediates alone (each in its type), planned alone
   size_t scratch_bytes = 0;     // the largest scratch of one kernel
-  Shape output_shape;
+  size_t output_bytes = 0;      // the requested outputs, in the backend's memory
+  std::vector<Shape> output_shapes;  // per requested output, in the order asked
 };
 
 class Executor {
@@ -42,18 +46,24 @@ class Executor {
   size_t cached_plans() const { return plans_.size(); }
   ~Executor();
 
-  /// Makes (or finds) the plan for `input_shape`.
-  const PlanStats& plan(std::span<const int64_t> input_shape);
-  /// Runs on `input` (NCHW float32 of `input_shape`); returns the output,
-  /// owned by the executor and valid until the next run.
-  const float* run(const float* input, std::span<const int64_t> input_shape);
+  /// Makes (or finds) the plan for `input_shape` computing `outputs`
+  /// (graph values; empty: the graph's declared outputs). Throws
+  /// ravlt::Error on a value that is not computed by a node.
+  const PlanStats& plan(std::span<const int64_t> input_shape,
+                        std::span<const uint32_t> outputs = {});
+  /// Runs on `input` (NCHW float32 of `input_shape`); returns each requested
+  /// output as float32 on the host, in the order asked, owned by the
+  /// executor and valid until the next run.
+  std::span<const float* const> run(const float* input, std::span<const int64_t> input_shape,
+                                    std::span<const uint32_t> outputs = {});
 
   /// Called after each node of an observed run with the node's index, its
   /// output (valid only during the call: the arena reuses it) and its shape.
   using NodeObserver = std::function<void(size_t node, const float* output, const Shape& shape)>;
-  /// run(), calling `observer` after every node.
-  const float* run_observed(const float* input, std::span<const int64_t> input_shape,
-                            const NodeObserver& observer);
+  /// run() of the declared outputs (every node runs), calling `observer`
+  /// after every node.
+  void run_observed(const float* input, std::span<const int64_t> input_shape,
+                    const NodeObserver& observer);
 
   /// When on, each run adds the time of every node to node_seconds().
   void set_profiling(bool on) { profiling_ = on; }
@@ -62,20 +72,24 @@ class Executor {
 
  private:
   struct Plan;
-  Plan& plan_for(std::span<const int64_t> input_shape);
-  // Around the kernels of one run: the input in, the output out.
+  // A plan's key: the input shape, then the requested output values.
+  using PlanKey = std::pair<Shape, std::vector<uint32_t>>;
+  Plan& plan_for(std::span<const int64_t> input_shape, std::span<const uint32_t> outputs);
+  std::unique_ptr<Plan> make_plan(const Shape& input_shape, const std::vector<uint32_t>& outputs);
+  void evict_least_recent();
+  // Around the kernels of one run: the input in, the outputs out.
   void start_run(Plan& plan, const float* input);
-  const float* finish_run(Plan& plan);
+  void finish_run(Plan& plan);
 
   std::shared_ptr<const Graph> graph_;
   std::unique_ptr<Backend> backend_;
   int threads_;
   size_t max_plan_bytes_;
   size_t max_plans_;
-  std::map<Shape, std::unique_ptr<Plan>> plans_;
+  std::map<PlanKey, std::unique_ptr<Plan>> plans_;
   uint64_t uses_ = 0;  // the clock of the least-recently-used eviction
-  // The last plan used, found without building a Shape (which allocates).
-  const Shape* last_shape_ = nullptr;
+  // The last plan used, found without building a key (which allocates).
+  const PlanKey* last_key_ = nullptr;
   Plan* last_plan_ = nullptr;
   bool profiling_ = false;
   std::vector<double> node_seconds_;

@@ -36,24 +36,31 @@ Activation activation_of(fb::Activation a) {
 }  // namespace
 
 std::shared_ptr<const Graph> Graph::from_parts(std::vector<Value> values, std::vector<Node> nodes,
-                                               uint32_t input, uint32_t output) {
+                                               uint32_t input, std::vector<uint32_t> outputs) {
   auto g = std::make_shared<Graph>();
   g->values_ = std::move(values);
   g->nodes_ = std::move(nodes);
   g->input_ = input;
-  g->output_ = output;
+  g->outputs_ = std::move(outputs);
   return g;
+}
+
+int Graph::producer(uint32_t value) const {
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    if (nodes_[k].output == value) return static_cast<int>(k);
+  }
+  return -1;
 }
 
 std::shared_ptr<const Graph> Graph::load(std::shared_ptr<const rvlt::ModelFile> file) {
   auto g = std::make_shared<Graph>();
   g->file_ = file;
   const fb::Graph& fg = file->graph();
-  if (fg.inputs()->size() != 1 || fg.outputs()->size() != 1) {
-    throw Error(file->path() + ": the runtime runs graphs with one input and one output");
+  if (fg.inputs()->size() != 1) {
+    throw Error(file->path() + ": the runtime runs graphs with one input");
   }
   g->input_ = fg.inputs()->Get(0);
-  g->output_ = fg.outputs()->Get(0);
+  g->outputs_.assign(fg.outputs()->begin(), fg.outputs()->end());  // checked: at least one
 
   for (uint32_t i = 0; i < fg.tensors()->size(); ++i) {
     const fb::Tensor& t = *fg.tensors()->Get(i);

@@ -74,12 +74,15 @@ class Graph {
   static std::shared_ptr<const Graph> load(std::shared_ptr<const rvlt::ModelFile> file);
   /// A graph from its parts, for tests: constants' data must outlive it.
   static std::shared_ptr<const Graph> from_parts(std::vector<Value> values, std::vector<Node> nodes,
-                                                 uint32_t input, uint32_t output);
+                                                 uint32_t input, std::vector<uint32_t> outputs);
 
   const std::vector<Value>& values() const { return values_; }
   const std::vector<Node>& nodes() const { return nodes_; }
   uint32_t input() const { return input_; }
-  uint32_t output() const { return output_; }
+  /// The values the file declares as outputs, in its order (at least one).
+  const std::vector<uint32_t>& outputs() const { return outputs_; }
+  /// The node that computes `value`, or -1 (constants, the input).
+  int producer(uint32_t value) const;
   const rvlt::ModelFile& file() const { return *file_; }
   /// Bytes of constants widened to float32 at load (0 for a float32 file).
   size_t widened_bytes() const { return widened_bytes_; }
@@ -88,7 +91,8 @@ class Graph {
   std::shared_ptr<const rvlt::ModelFile> file_;
   std::vector<Value> values_;
   std::vector<Node> nodes_;
-  uint32_t input_ = 0, output_ = 0;
+  uint32_t input_ = 0;
+  std::vector<uint32_t> outputs_;
   std::vector<std::unique_ptr<float[]>> widened_;  // owned float32 copies
   size_t widened_bytes_ = 0;
 };

@@ -20,6 +20,12 @@ Shape to_channels_last_shape(const ShapeRuleArgs& args) {
   return {x[0], x[2], x[3], x[1]};
 }
 
+Shape to_channels_first_shape(const ShapeRuleArgs& args) {
+  args.expect_rank(0, 4);
+  const Shape& x = args.input(0);  // (N, H, W, C)
+  return {x[0], x[3], x[1], x[2]};
+}
+
 Shape conv2d_shape(const ShapeRuleArgs& args) {
   args.expect_rank(0, 4);
   const Node& n = args.node;

@@ -38,8 +38,9 @@ class Classifier::Impl {
   Impl(std::shared_ptr<const Model> m, const ClassifierOptions& o)
       : model(std::move(m)), options(o), session(model, o.session) {}
 
-  // Preprocessed images stacked into one batch, run, and split into top-k.
-  std::vector<std::vector<Prediction>> run(const std::vector<const Tensor*>& inputs) {
+  // Preprocessed images stacked into one batch and run; returns `output`
+  // ("logits" or "embedding"), one row per image.
+  std::span<const float> run(const std::vector<const Tensor*>& inputs, const std::string& output) {
     if (inputs.empty()) return {};
     const Preprocessing& p = model->preprocessing();
     const size_t per = static_cast<size_t>(3) * p.crop_height * p.crop_width;
@@ -50,13 +51,54 @@ class Classifier::Impl {
     }
     const std::vector<int64_t> shape = {static_cast<int64_t>(inputs.size()), 3, p.crop_height,
                                         p.crop_width};
-    const std::span<const float> logits = session.run(batch.data(), shape);
+    if (output == "logits") return session.run(batch.data(), shape);
+    return session.run_all(batch.data(), shape, {output})[0].data;
+  }
+
+  std::vector<std::vector<Prediction>> classify(const std::vector<const Tensor*>& inputs) {
+    const std::span<const float> logits = run(inputs, "logits");
     const auto classes = static_cast<size_t>(model->num_classes());
     std::vector<std::vector<Prediction>> out;
     for (size_t i = 0; i < inputs.size(); ++i) {
       out.push_back(top_k(logits.subspan(i * classes, classes), options.top_k, model->labels()));
     }
     return out;
+  }
+
+  std::vector<std::vector<float>> embed(const std::vector<const Tensor*>& inputs) {
+    const std::span<const float> rows = run(inputs, "embedding");
+    const size_t width = inputs.empty() ? 0 : rows.size() / inputs.size();
+    std::vector<std::vector<float>> out;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      out.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(i * width),
+                       rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * width));
+    }
+    return out;
+  }
+
+  // Decodes and preprocesses `paths` in parallel; a file that fails keeps
+  // its error in `errors` and gets no tensor.
+  std::vector<Tensor> load(std::span<const std::string> paths, std::vector<std::string>& errors) {
+    const auto n = static_cast<int64_t>(paths.size());
+    std::vector<Tensor> tensors(paths.size());
+    errors.assign(paths.size(), "");
+    const Preprocessing& p = model->preprocessing();
+    const DecodeOptions decode = options.decode;
+    const int threads =
+        options.session.threads > 0 ? options.session.threads : omp_get_num_procs();
+    // Decoding is independent per file; errors stay with their file.
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+    for (int64_t i = 0; i < n; ++i) {
+      const auto k = static_cast<size_t>(i);
+      try {
+        tensors[k] = preprocess(load_image(paths[k], decode), p);
+      } catch (const Error& e) {
+        errors[k] = e.what();  // names the file already
+      } catch (const std::exception& e) {
+        errors[k] = paths[k] + ": " + e.what();
+      }
+    }
+    return tensors;
   }
 
   std::shared_ptr<const Model> model;
@@ -67,6 +109,10 @@ class Classifier::Impl {
 
 Classifier::Classifier(std::shared_ptr<const Model> model, const ClassifierOptions& options) {
   if (!model) throw Error("Classifier: no model");
+  if (model->kind() != ModelKind::kClassifier) {
+    throw Error("Classifier: the model is a backbone (feature maps, no classes); run it with "
+                "Session::run_all");
+  }
   if (options.session.threads < 0) throw Error("Classifier: thread count must not be negative");
   if (options.top_k < 1) throw Error("Classifier: top_k must be at least 1");
   impl_ = std::make_unique<Impl>(std::move(model), options);
@@ -80,7 +126,7 @@ const Model& Classifier::model() const {
 
 std::vector<Prediction> Classifier::classify(const Image& image) {
   const Tensor x = preprocess(image, impl_->model->preprocessing());
-  return impl_->run({&x})[0];
+  return impl_->classify({&x})[0];
 }
 
 std::vector<Prediction> Classifier::classify_encoded(std::span<const uint8_t> encoded) {
@@ -98,38 +144,50 @@ std::vector<std::vector<Prediction>> Classifier::classify_batch(std::span<const 
   }
   std::vector<const Tensor*> inputs;
   for (const Tensor& t : tensors) inputs.push_back(&t);
-  return impl_->run(inputs);
+  return impl_->classify(inputs);
 }
 
-std::vector<ClassifyResult> Classifier::classify_files(std::span<const std::string> paths) {
-  const auto n = static_cast<int64_t>(paths.size());
-  std::vector<Tensor> tensors(paths.size());
-  std::vector<ClassifyResult> results(paths.size());
-  const Preprocessing& p = impl_->model->preprocessing();
-  const DecodeOptions decode = impl_->options.decode;
-  const int threads =
-      impl_->options.session.threads > 0 ? impl_->options.session.threads : omp_get_num_procs();
-  // Decoding is independent per file; errors stay with their file.
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
-  for (int64_t i = 0; i < n; ++i) {
-    const auto k = static_cast<size_t>(i);
-    try {
-      tensors[k] = preprocess(load_image(paths[k], decode), p);
-    } catch (const Error& e) {
-      results[k].error = e.what();  // names the file already
-    } catch (const std::exception& e) {
-      results[k].error = paths[k] + ": " + e.what();
-    }
-  }
+std::vector<float> Classifier::embed(const Image& image) {
+  const Tensor x = preprocess(image, impl_->model->preprocessing());
+  return impl_->embed({&x})[0];
+}
+
+std::vector<float> Classifier::embed_file(const std::string& path) {
+  return embed(load_image(path, impl_->options.decode));
+}
+
+std::vector<EmbedResult> Classifier::embed_files(std::span<const std::string> paths) {
+  std::vector<std::string> errors;
+  const std::vector<Tensor> tensors = impl_->load(paths, errors);
+  std::vector<EmbedResult> results(paths.size());
   std::vector<const Tensor*> inputs;
   std::vector<size_t> owners;
   for (size_t k = 0; k < paths.size(); ++k) {
-    if (results[k].ok()) {
+    results[k].error = errors[k];
+    if (errors[k].empty()) {
       inputs.push_back(&tensors[k]);
       owners.push_back(k);
     }
   }
-  std::vector<std::vector<Prediction>> top = impl_->run(inputs);
+  std::vector<std::vector<float>> rows = impl_->embed(inputs);
+  for (size_t j = 0; j < owners.size(); ++j) results[owners[j]].embedding = std::move(rows[j]);
+  return results;
+}
+
+std::vector<ClassifyResult> Classifier::classify_files(std::span<const std::string> paths) {
+  std::vector<std::string> errors;
+  const std::vector<Tensor> tensors = impl_->load(paths, errors);
+  std::vector<ClassifyResult> results(paths.size());
+  std::vector<const Tensor*> inputs;
+  std::vector<size_t> owners;
+  for (size_t k = 0; k < paths.size(); ++k) {
+    results[k].error = errors[k];
+    if (errors[k].empty()) {
+      inputs.push_back(&tensors[k]);
+      owners.push_back(k);
+    }
+  }
+  std::vector<std::vector<Prediction>> top = impl_->classify(inputs);
   for (size_t j = 0; j < owners.size(); ++j) results[owners[j]].top = std::move(top[j]);
   return results;
 }

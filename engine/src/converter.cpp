@@ -1,4 +1,5 @@
 // ravlt::convert_checkpoint: checkpoint -> config -> folded graph -> .rvlt.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -18,10 +19,66 @@
 namespace ravlt {
 namespace {
 
+// The state dict of a whole detector or segmentor (mmcv's layout): keys
+// "backbone.*", "neck.*", "rpn_head.*", "decode_head.*", ...
+bool is_detector_layout(const torch::StateDict& state) {
+  for (const torch::NamedTensor& t : state.tensors) {
+    if (t.name.rfind("backbone.", 0) == 0) return true;
+  }
+  return false;
+}
+
+// Keeps the backbone's tensors (prefix removed) and counts the rest by
+// their first name component, in the checkpoint's order.
+std::vector<torch::NamedTensor> backbone_tensors(
+    const std::string& path, const torch::StateDict& state,
+    std::vector<std::pair<std::string, size_t>>& left_out) {
+  std::vector<torch::NamedTensor> kept;
+  bool ravlt_keys = false;
+  for (const torch::NamedTensor& t : state.tensors) {
+    if (t.name.rfind("backbone.", 0) == 0) {
+      kept.push_back({t.name.substr(9), t.tensor});
+      const std::string& key = kept.back().name;
+      ravlt_keys = ravlt_keys || key.rfind("patch_embed.", 0) == 0 ||
+                   (key.rfind("layers.", 0) == 0 && key.find(".blocks.") != std::string::npos);
+      continue;
+    }
+    const std::string part = t.name.substr(0, t.name.find('.'));
+    auto it = std::find_if(left_out.begin(), left_out.end(),
+                           [&](const auto& p) { return p.first == part; });
+    if (it == left_out.end()) it = left_out.insert(left_out.end(), {part, 0});
+    ++it->second;
+  }
+  if (!ravlt_keys) {
+    throw Error(path + ": the backbone is not a RAVLT (no patch_embed / layers.N.blocks keys)");
+  }
+  return kept;
+}
+
+// The stages a backbone outputs: sorted, each once, each a stage.
+std::vector<int> output_stages(const std::vector<int>& requested, size_t stages) {
+  std::vector<int> out = requested;
+  if (out.empty()) {
+    for (size_t s = 0; s < stages; ++s) out.push_back(static_cast<int>(s));
+  }
+  std::sort(out.begin(), out.end());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] < 0 || out[i] >= static_cast<int>(stages)) {
+      throw Error("out indices: " + std::to_string(out[i]) + " is not a stage index (0 to " +
+                  std::to_string(stages - 1) + ")");
+    }
+    if (i > 0 && out[i] == out[i - 1]) {
+      throw Error("out indices: " + std::to_string(out[i]) + " is given twice");
+    }
+  }
+  return out;
+}
+
 std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
                                              const ConvertOptions& options,
                                              const std::string& checkpoint,
-                                             const std::string& sha256, const std::string& entry) {
+                                             const std::string& sha256, const std::string& entry,
+                                             const std::vector<std::string>& dataset_classes) {
   auto m = std::make_unique<fb::MetadataT>();
   m->producer = "ravlt";
   m->producer_version = RAVLT_VERSION;
@@ -29,6 +86,8 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
   m->source_sha256 = sha256;
   m->source_state_dict = entry;
   m->weight_dtype = rvlt::to_fb_dtype(options.weight_type);
+  m->kind = arch.backbone ? fb::ModelKind_Backbone : fb::ModelKind_Classifier;
+  m->dataset_classes = dataset_classes;
 
   m->arch = std::make_unique<fb::ArchConfigT>();
   fb::ArchConfigT& a = *m->arch;
@@ -51,7 +110,12 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
     a.stages.push_back(std::move(st));
   }
 
-  if (!options.labels.empty()) {
+  if (arch.backbone) {
+    if (!options.labels.empty()) {
+      throw Error("labels: a backbone has no classes to name (the dataset's class names come "
+                  "from the checkpoint's meta)");
+    }
+  } else if (!options.labels.empty()) {
     if (options.labels.size() != static_cast<size_t>(arch.num_classes)) {
       throw Error("labels: " + std::to_string(options.labels.size()) +
                   " names given for a head with " + std::to_string(arch.num_classes) + " classes");
@@ -63,10 +127,16 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
     for (int i = 0; i < arch.num_classes; ++i) m->labels.push_back("class_" + std::to_string(i));
   }
 
-  if (options.resize <= 0 || options.crop <= 0) throw Error("resize and crop must be positive");
-  if (options.crop > options.resize) {
-    throw Error("crop " + std::to_string(options.crop) + " is larger than resize " +
-                std::to_string(options.resize));
+  // A classifier is evaluated at its crop; a backbone takes the image as it
+  // comes unless told otherwise.
+  const int resize = options.resize.value_or(arch.backbone ? 0 : 256);
+  const int crop = options.crop.value_or(arch.backbone ? 0 : 224);
+  if (resize < 0 || crop < 0 || (!arch.backbone && (resize == 0 || crop == 0))) {
+    throw Error("resize and crop must be positive");
+  }
+  if (resize > 0 && crop > resize) {
+    throw Error("crop " + std::to_string(crop) + " is larger than resize " +
+                std::to_string(resize));
   }
   for (float s : options.std) {
     if (!(s > 0.0f)) throw Error("std values must be positive");
@@ -76,8 +146,8 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
                 " input channels; preprocessing metadata is defined for RGB (3)");
   }
   m->preprocess = std::make_unique<fb::PreprocessT>();
-  m->preprocess->resize = options.resize;
-  m->preprocess->crop_h = m->preprocess->crop_w = options.crop;
+  m->preprocess->resize = resize;
+  m->preprocess->crop_h = m->preprocess->crop_w = crop;
   m->preprocess->interpolation = fb::Interpolation_Bicubic;
   m->preprocess->mean.assign(options.mean.begin(), options.mean.end());
   m->preprocess->std.assign(options.std.begin(), options.std.end());
@@ -108,10 +178,14 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
   progress("parsing", 0.0);
   const auto ckpt = torch::Checkpoint::open(checkpoint);
   const torch::StateDict state = torch::extract_state_dict(*ckpt, options.state_dict_entry);
+  const torch::MmcvMeta meta = torch::read_mmcv_meta(*ckpt);
+  std::vector<std::pair<std::string, size_t>> left_out;
+  const std::vector<torch::NamedTensor> tensors =
+      is_detector_layout(state) ? backbone_tensors(checkpoint, state, left_out) : state.tensors;
 
   engine::WeightMap weights;
-  for (size_t i = 0; i < state.tensors.size(); ++i) {
-    const torch::NamedTensor& t = state.tensors[i];
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const torch::NamedTensor& t = tensors[i];
     engine::HostTensor h;
     h.shape = t.tensor->sizes;
     try {
@@ -119,8 +193,10 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
     } catch (const Error& e) {
       throw Error(std::string(e.what()) + " (key '" + t.name + "')");
     }
-    weights.emplace(t.name, std::move(h));
-    progress("reading", static_cast<double>(i + 1) / static_cast<double>(state.tensors.size()));
+    if (!weights.emplace(t.name, std::move(h)).second) {
+      throw Error(checkpoint + ": key '" + t.name + "' appears twice");
+    }
+    progress("reading", static_cast<double>(i + 1) / static_cast<double>(tensors.size()));
   }
 
   engine::ArchSpec arch;
@@ -129,11 +205,18 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
   } catch (const Error& e) {
     throw Error(checkpoint + ": " + e.what());
   }
+  if (!arch.backbone && !options.out_indices.empty()) {
+    throw Error(checkpoint + ": out indices select a backbone's outputs; this is a classifier");
+  }
+  const std::vector<int> out_indices =
+      arch.backbone ? output_stages(options.out_indices, arch.stages.size()) : std::vector<int>{};
+  std::unique_ptr<fb::MetadataT> metadata =
+      make_metadata(arch, options, checkpoint, sha256, state.source, meta.classes);
   progress("folding", 0.0);
-  engine::BuiltGraph built = engine::build_graph(arch, weights, options.weight_type);
+  engine::BuiltGraph built = engine::build_graph(arch, weights, options.weight_type, out_indices);
 
   fb::ModelT model;
-  model.metadata = make_metadata(arch, options, checkpoint, sha256, state.source);
+  model.metadata = std::move(metadata);
   model.graph = std::move(built.graph);
   rvlt::write_model_file(output, model, built.constant_bytes, [&](uint64_t done, uint64_t total) {
     progress("writing", static_cast<double>(done) / static_cast<double>(total));
@@ -164,6 +247,15 @@ ConvertResult convert_checkpoint(const std::string& checkpoint, const std::strin
   }
   r.num_classes = arch.num_classes;
   r.weight_type = options.weight_type;
+  r.kind = arch.backbone ? "backbone" : "classifier";
+  r.framework = meta.framework;
+  r.left_out = std::move(left_out);
+  r.dataset_classes = meta.classes.size();
+  if (arch.backbone) {
+    for (int i : out_indices) r.outputs.push_back(engine::stage_output_name(i));
+  } else {
+    r.outputs = {"logits", "embedding"};
+  }
   return r;
 }
 

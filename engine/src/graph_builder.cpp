@@ -1,5 +1,7 @@
 #include "engine/src/graph_builder.h"
 
+#include <algorithm>
+
 #include "base/half_float.h"
 #include "engine/src/folding.h"
 #include "formats/rvlt/model_file.h"
@@ -185,7 +187,12 @@ uint32_t build_block(GraphWriter& g, const std::string& p, const StageSpec& st, 
 
 }  // namespace
 
-BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dtype) {
+std::string stage_output_name(int index) {
+  return "stage" + std::to_string(index + 1);
+}
+
+BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dtype,
+                       const std::vector<int>& out_indices) {
   BuiltGraph out;
   GraphWriter g(out, weights, weight_dtype);
   fb::GraphT& graph = *out.graph;
@@ -203,17 +210,34 @@ BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dt
     x = g.conv_bn(conv, bn, x, strides[i], i < 3 ? fb::Activation_Gelu : fb::Activation_None);
   }
 
-  for (size_t s = 0; s < arch.stages.size(); ++s) {
+  // A backbone stops after the last stage it outputs.
+  const size_t stages =
+      arch.backbone ? static_cast<size_t>(out_indices.back()) + 1 : arch.stages.size();
+  for (size_t s = 0; s < stages; ++s) {
     const std::string sp = "layers." + std::to_string(s) + ".";
     const uint32_t angle = g.constant(sp + "RoPE.angle", g.weight(sp + "RoPE.angle"),
                                       /*as_matrix=*/false, /*keep_float32=*/true);
     for (int j = 0; j < arch.stages[s].depth; ++j) {
       x = build_block(g, sp + "blocks." + std::to_string(j) + ".", arch.stages[s], x, angle);
     }
-    if (s + 1 < arch.stages.size()) {
+    const int index = static_cast<int>(s);
+    if (arch.backbone && std::find(out_indices.begin(), out_indices.end(), index) !=
+                             out_indices.end()) {
+      // The stage's output before its downsampling, LayerNorm over
+      // channels, handed out NCHW.
+      const std::string norm = "extra_norms." + std::to_string(s) + ".norm";
+      const uint32_t normed = g.layer_norm(norm, x, arch.stages[s].dim);
+      const std::string name = stage_output_name(index);
+      const uint32_t map = g.node(name + ".channels_first", fb::OpType_ToChannelsFirst, {normed},
+                                  {}, {kDynamic, arch.stages[s].dim, kDynamic, kDynamic});
+      graph.tensors[map]->name = name;
+      graph.outputs.push_back(map);
+    }
+    if (s + 1 < stages) {
       x = g.conv_bn(sp + "downsample.reduction", sp + "downsample.norm", x, 2, fb::Activation_None);
     }
   }
+  if (arch.backbone) return out;
 
   // Head: 1x1 conv + BatchNorm (folded) + swish, mean over positions, classifier.
   HostTensor& proj_w = g.weight("proj.weight");
@@ -221,6 +245,7 @@ BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dt
   fold_batchnorm(proj_w, proj_b, g.batchnorm("norm"));
   x = g.linear("proj", x, proj_w, proj_b, fb::Activation_Swish);
   x = g.node("pool", fb::OpType_GlobalAvgPool, {x}, {}, {kDynamic, arch.projection});
+  graph.tensors[x]->name = "embedding";
   x = g.linear("head", x, g.weight("head.weight"), g.weight("head.bias"), fb::Activation_None);
   graph.tensors[x]->name = "logits";
   graph.tensors[x]->shape = {kDynamic, arch.num_classes};

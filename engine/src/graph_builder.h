@@ -26,6 +26,15 @@ struct BuiltGraph {
 /// Builds the graph of `arch` from `weights` (float32, as read), storing
 /// weights as `weight_dtype` (float32, float16 or bfloat16; RoPE angles stay
 /// float32). `weights` is consumed: tensors are folded in place.
-BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dtype);
+///
+/// A classifier's graph has one output, "logits"; the pooled features are
+/// the value "embedding". A backbone's graph outputs "stage{i+1}" (NCHW)
+/// for each stage index i in `out_indices` (0-based, increasing), and ends
+/// with the last of them.
+BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dtype,
+                       const std::vector<int>& out_indices = {});
+
+/// The name of a backbone output: "stage{index+1}".
+std::string stage_output_name(int index);
 
 }  // namespace ravlt::engine

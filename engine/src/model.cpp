@@ -9,6 +9,7 @@
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/executor.h"
+#include "runtime/shape_inference.h"
 
 namespace ravlt {
 
@@ -32,9 +33,77 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     p.mean[c] = pre.mean()->Get(static_cast<flatbuffers::uoffset_t>(c));
     p.std[c] = pre.std()->Get(static_cast<flatbuffers::uoffset_t>(c));
   }
-  model->impl_->graph = runtime::Graph::load(std::move(file));
-  model->impl_->weights = std::make_shared<runtime::cpu::WeightCache>();
+  Model::Impl& impl = *model->impl_;
+  impl.kind = file->metadata().kind() == fb::ModelKind_Backbone ? ModelKind::kBackbone
+                                                                 : ModelKind::kClassifier;
+  if (const auto* classes = file->metadata().dataset_classes()) {
+    for (const auto* c : *classes) impl.dataset_classes.push_back(c->str());
+  }
+  impl.graph = runtime::Graph::load(std::move(file));
+  impl.weights = std::make_shared<runtime::cpu::WeightCache>();
+  find_outputs(impl);
   return model;
+}
+
+void Model::find_outputs(Impl& impl) {
+  const runtime::Graph& g = *impl.graph;
+  for (uint32_t v : g.outputs()) {
+    impl.output_names.push_back(g.values()[v].name);
+    impl.output_values.push_back(v);
+  }
+  if (impl.kind == ModelKind::kClassifier) {
+    // The file's one output is the logits (checked at open); the pooled
+    // features the head reads are the GlobalAvgPool's output, in files of
+    // every version (older ones name it "pool:0").
+    impl.output_names[0] = "logits";
+    for (const runtime::Node& n : g.nodes()) {
+      if (n.op == runtime::Op::kGlobalAvgPool) {
+        impl.output_names.push_back("embedding");
+        impl.output_values.push_back(n.output);
+        break;
+      }
+    }
+  }
+}
+
+std::vector<uint32_t> Model::Impl::select_outputs(const std::vector<std::string>& select) const {
+  if (select.empty()) return output_values;
+  std::vector<uint32_t> values;
+  for (const std::string& name : select) {
+    const auto it = std::find(output_names.begin(), output_names.end(), name);
+    if (it == output_names.end()) {
+      std::string names;
+      for (const std::string& n : output_names) names += (names.empty() ? "" : ", ") + n;
+      throw Error("the model has no output '" + name + "' (its outputs: " + names + ")");
+    }
+    const uint32_t v = output_values[static_cast<size_t>(it - output_names.begin())];
+    if (std::find(values.begin(), values.end(), v) != values.end()) {
+      throw Error("output '" + name + "' is selected twice");
+    }
+    values.push_back(v);
+  }
+  return values;
+}
+
+const std::string& Model::Impl::output_name(uint32_t value) const {
+  const auto it = std::find(output_values.begin(), output_values.end(), value);
+  return output_names[static_cast<size_t>(it - output_values.begin())];
+}
+
+ModelKind Model::kind() const {
+  return impl_->kind;
+}
+
+const std::vector<std::string>& Model::output_names() const {
+  return impl_->output_names;
+}
+
+const std::vector<std::string>& Model::dataset_classes() const {
+  return impl_->dataset_classes;
+}
+
+const char* to_string(ModelKind kind) {
+  return kind == ModelKind::kBackbone ? "backbone" : "classifier";
 }
 
 int Model::num_classes() const {
@@ -133,20 +202,48 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
 Session::~Session() = default;
 
 std::span<const float> Session::run(const float* input, std::span<const int64_t> shape) {
-  const runtime::PlanStats& stats = impl_->executor.plan(shape);
-  // Callers index the result as (N, classes); a graph that computes any
-  // other shape (a corrupt file that still passes the structural checks)
-  // is refused rather than handed over.
-  const runtime::Shape& out_shape = stats.output_shape;
-  if (out_shape.size() != 2 || out_shape[0] != shape[0] ||
-      out_shape[1] != impl_->model->num_classes()) {
+  const Model::Impl& model = model_impl(*impl_->model);
+  const std::span<const uint32_t> first(model.output_values.data(), 1);
+  const runtime::PlanStats& stats = impl_->executor.plan(shape, first);
+  // Callers index a classifier's result as (N, classes); a graph that
+  // computes any other shape (a corrupt file that still passes the
+  // structural checks) is refused rather than handed over.
+  const runtime::Shape& out_shape = stats.output_shapes[0];
+  const int classes = impl_->model->num_classes();
+  if (model.kind == ModelKind::kClassifier &&
+      (out_shape.size() != 2 || out_shape[0] != shape[0] || out_shape[1] != classes)) {
     throw Error("the model computes an output of shape " + runtime::to_string(out_shape) +
-                ", not (" + std::to_string(shape[0]) + ", " +
-                std::to_string(impl_->model->num_classes()) + ") for its " +
-                std::to_string(impl_->model->num_classes()) + " classes");
+                ", not (" + std::to_string(shape[0]) + ", " + std::to_string(classes) +
+                ") for its " + std::to_string(classes) + " classes");
   }
-  const float* out = impl_->executor.run(input, shape);
-  return {out, static_cast<size_t>(runtime::element_count(stats.output_shape))};
+  const float* out = impl_->executor.run(input, shape, first)[0];
+  return {out, static_cast<size_t>(runtime::element_count(out_shape))};
+}
+
+std::vector<Output> Session::run_all(const float* input, std::span<const int64_t> shape,
+                                     const std::vector<std::string>& select) {
+  const Model::Impl& model = model_impl(*impl_->model);
+  const std::vector<uint32_t> values = model.select_outputs(select);
+  const runtime::PlanStats& stats = impl_->executor.plan(shape, values);
+  const std::span<const float* const> data = impl_->executor.run(input, shape, values);
+  std::vector<Output> out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const runtime::Shape& s = stats.output_shapes[i];
+    out.push_back({model.output_name(values[i]), s,
+                   {data[i], static_cast<size_t>(runtime::element_count(s))}});
+  }
+  return out;
+}
+
+std::vector<OutputShape> Session::output_shapes(std::span<const int64_t> input_shape,
+                                                const std::vector<std::string>& select) const {
+  const Model::Impl& model = model_impl(*impl_->model);
+  const std::vector<uint32_t> values = model.select_outputs(select);
+  const std::vector<runtime::Shape> shapes =
+      runtime::infer_shapes(*model.graph, runtime::Shape(input_shape.begin(), input_shape.end()));
+  std::vector<OutputShape> out;
+  for (uint32_t v : values) out.push_back({model.output_name(v), shapes[v]});
+  return out;
 }
 
 namespace {
@@ -215,7 +312,8 @@ Tensor Session::run(const Tensor& input) {
   check_holds_its_shape(input);
   const std::span<const float> out = run(input.data.data(), input.shape);
   Tensor result;
-  result.shape = impl_->executor.plan(input.shape).output_shape;
+  const std::span<const uint32_t> first(model_impl(*impl_->model).output_values.data(), 1);
+  result.shape = impl_->executor.plan(input.shape, first).output_shapes[0];
   result.data.assign(out.begin(), out.end());
   return result;
 }
@@ -251,7 +349,7 @@ std::vector<NodeProfile> Session::node_profile() const {
 
 PlanMemory Session::plan(std::span<const int64_t> shape) {
   const runtime::PlanStats& s = impl_->executor.plan(shape);
-  return {s.arena_bytes, s.activation_bytes, s.scratch_bytes, s.lower_bound};
+  return {s.arena_bytes, s.activation_bytes, s.scratch_bytes, s.lower_bound, s.output_bytes};
 }
 
 }  // namespace ravlt

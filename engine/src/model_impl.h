@@ -15,8 +15,18 @@ class Model::Impl {
  public:
   std::shared_ptr<const runtime::Graph> graph;
   std::shared_ptr<runtime::cpu::WeightCache> weights;  // shared by all sessions
+  ModelKind kind = ModelKind::kClassifier;
+  std::vector<std::string> output_names;  // the default first
+  std::vector<uint32_t> output_values;    // graph values, as output_names
   std::vector<std::string> labels;
+  std::vector<std::string> dataset_classes;
   Preprocessing preprocessing;
+
+  /// The graph values of the outputs named in `select` (empty: all), in
+  /// that order. Throws ravlt::Error naming an output the model lacks.
+  std::vector<uint32_t> select_outputs(const std::vector<std::string>& select) const;
+  /// The name of output value `value` (one of output_values).
+  const std::string& output_name(uint32_t value) const;
 
   /// The weights on the GPU, uploaded when the first CUDA session needs
   /// them and shared by all the model's CUDA sessions.

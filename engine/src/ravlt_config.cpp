@@ -45,7 +45,9 @@ std::string variant_name(const ArchSpec& a) {
       {"RAVLT-B", {96, 192, 384, 512}, {4, 6, 12, 6}, {1, 2, 6, 8}},
       {"RAVLT-L", {96, 192, 448, 640}, {4, 7, 19, 8}, {1, 2, 7, 10}},
   };
-  if (a.stages.size() != 4 || a.projection != 1024 || a.in_channels != 3) return "custom";
+  if (a.stages.size() != 4 || (!a.backbone && a.projection != 1024) || a.in_channels != 3) {
+    return "custom";
+  }
   for (const VariantTable& v : kVariants) {
     bool match = true;
     for (size_t s = 0; s < 4 && match; ++s) {
@@ -126,8 +128,11 @@ ArchSpec infer_arch(const WeightMap& w, const std::vector<AttentionKind>& attent
     st.attention = kinds[s];
     a.stages.push_back(st);
   }
-  a.projection = dim_of(w, "proj.weight", 0, 4);
-  a.num_classes = dim_of(w, "head.weight", 0, 4);
+  a.backbone = w.count("extra_norms.0.norm.weight") > 0 && w.count("head.weight") == 0;
+  if (!a.backbone) {
+    a.projection = dim_of(w, "proj.weight", 0, 4);
+    a.num_classes = dim_of(w, "head.weight", 0, 4);
+  }
 
   // Every key against the config: names and shapes.
   std::set<std::string> seen;
@@ -203,6 +208,14 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> expected_keys(const Ar
       keys.push_back({stage_key(s, "downsample.reduction.bias"), {next}});
       add_batchnorm(keys, stage_key(s, "downsample.norm"), next);
     }
+  }
+  if (a.backbone) {
+    for (size_t s = 0; s < a.stages.size(); ++s) {
+      const std::string norm = "extra_norms." + std::to_string(s) + ".norm.";
+      keys.push_back({norm + "weight", {a.stages[s].dim}});
+      keys.push_back({norm + "bias", {a.stages[s].dim}});
+    }
+    return keys;
   }
   const int64_t last = a.stages.back().dim;
   keys.push_back({"proj.weight", {a.projection, last, 1, 1}});

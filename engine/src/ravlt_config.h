@@ -31,8 +31,12 @@ struct ArchSpec {
   int in_channels = 3;
   int stem_hidden = 0;
   std::vector<StageSpec> stages;
-  int projection = 0;
-  int num_classes = 0;
+  /// The detection/segmentation backbone (the authors' GLTA): no proj,
+  /// norm or head; a LayerNorm over channels (extra_norms.i) on each
+  /// stage's output before its downsampling.
+  bool backbone = false;
+  int projection = 0;   // classifier only
+  int num_classes = 0;  // classifier only
   uint64_t parameter_count = 0;  // learned parameters, before folding
 };
 
@@ -47,7 +51,8 @@ std::vector<AttentionKind> default_attention_kinds(size_t stages);
 
 /// Reads the config off `weights` and checks every key: a missing, extra or
 /// misshapen key is a ravlt::Error naming it. `attention` overrides the
-/// per-stage kinds when non-empty (it must have one entry per stage).
+/// per-stage kinds when non-empty (it must have one entry per stage). A
+/// state dict with extra_norms.* keys and no head is a backbone.
 ArchSpec infer_arch(const WeightMap& weights, const std::vector<AttentionKind>& attention = {});
 
 /// Every key a state dict of `arch` holds, with its shape (in the authors'

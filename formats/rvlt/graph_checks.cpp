@@ -202,9 +202,16 @@ void check_graph(const fb::Graph& g) {
     }
   }
   if (g.outputs()->size() == 0) throw Error("graph has no outputs");
+  std::unordered_set<uint32_t> outputs;
   for (uint32_t index : *g.outputs()) {
     if (index >= tensor_count)
       throw Error("graph output index " + std::to_string(index) + " out of range");
+    if (!outputs.insert(index).second) {
+      throw Error("graph output " + tensor_label(g, index) + " is listed twice");
+    }
+    for (uint32_t input : *g.inputs()) {
+      if (input == index) throw Error("graph output " + tensor_label(g, index) + " is the input");
+    }
     if (!defined[index])
       throw Error("graph output " + tensor_label(g, index) + " is never computed");
     if (g.tensors()->Get(index)->constant()) {
@@ -213,15 +220,35 @@ void check_graph(const fb::Graph& g) {
   }
 }
 
-void check_metadata(const fb::Metadata& m) {
+void check_metadata(const fb::Metadata& m, const fb::Graph& g) {
   const fb::ArchConfig& arch = *m.arch();
   if (arch.stages()->size() == 0) throw Error("metadata: architecture has no stages");
-  if (arch.num_classes() <= 0) throw Error("metadata: num_classes must be positive");
-  if (m.labels()->size() != static_cast<uint32_t>(arch.num_classes())) {
-    throw Error("metadata: " + std::to_string(m.labels()->size()) + " labels for " +
-                std::to_string(arch.num_classes()) + " classes");
-  }
   const fb::Preprocess& p = *m.preprocess();
+  if (m.kind() == fb::ModelKind_Classifier) {
+    if (arch.num_classes() <= 0) throw Error("metadata: num_classes must be positive");
+    if (m.labels()->size() != static_cast<uint32_t>(arch.num_classes())) {
+      throw Error("metadata: " + std::to_string(m.labels()->size()) + " labels for " +
+                  std::to_string(arch.num_classes()) + " classes");
+    }
+    if (g.outputs()->size() != 1) {
+      throw Error("metadata: a classifier has one graph output (the logits), not " +
+                  std::to_string(g.outputs()->size()));
+    }
+    if (p.resize() <= 0 || p.crop_h() <= 0 || p.crop_w() <= 0) {
+      throw Error("metadata: preprocessing sizes must be positive");
+    }
+  } else if (m.kind() == fb::ModelKind_Backbone) {
+    if (arch.num_classes() != 0 || m.labels()->size() != 0) {
+      throw Error("metadata: a backbone has no classes or labels");
+    }
+    // Optional: no resize (0), and no crop (both 0) or a whole one.
+    if (p.resize() < 0 || p.crop_h() < 0 || p.crop_w() < 0 ||
+        (p.crop_h() == 0) != (p.crop_w() == 0)) {
+      throw Error("metadata: preprocessing sizes must be positive, or 0 for none");
+    }
+  } else {
+    throw Error("metadata: unknown model kind " + std::to_string(m.kind()));
+  }
   const uint32_t channels = static_cast<uint32_t>(arch.in_channels());
   if (p.mean()->size() != channels || p.std()->size() != channels) {
     throw Error("metadata: preprocessing mean and std need one value per input channel");
@@ -229,17 +256,14 @@ void check_metadata(const fb::Metadata& m) {
   for (float s : *p.std()) {
     if (!(s > 0.0f)) throw Error("metadata: preprocessing std must be positive");
   }
-  if (p.resize() <= 0 || p.crop_h() <= 0 || p.crop_w() <= 0) {
-    throw Error("metadata: preprocessing sizes must be positive");
-  }
 }
 
 }  // namespace
 
 void check_model(const fb::Model& model, uint64_t data_size) {
-  check_metadata(*model.metadata());
   check_tensors(*model.graph(), data_size);
   check_graph(*model.graph());
+  check_metadata(*model.metadata(), *model.graph());
 }
 
 }  // namespace ravlt::rvlt

@@ -40,7 +40,9 @@ inline fb::DType to_fb_dtype(DType t) {
 /// Version of the file format this code writes; it reads any file whose
 /// major version is kFormatMajor (any minor).
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 0;
+// 1.1: Metadata.kind and dataset_classes, backbones (several named outputs,
+// ToChannelsFirst), preprocessing without resize or crop for backbones.
+inline constexpr uint16_t kFormatMinor = 1;
 /// Alignment of the data section and of every constant in it, in bytes.
 inline constexpr uint64_t kDataAlignment = 64;
 /// The footer: 8 magic bytes, then the little-endian XXH3-64 of all bytes

@@ -42,7 +42,11 @@ StateDict extract_state_dict(const Checkpoint& checkpoint, const std::string& en
   StateDict result;
   const Value* dict = &root;
   if (!entry.empty() || !holds_only_tensors(root)) {
-    result.source = entry.empty() ? "model" : entry;
+    result.source = entry;
+    if (result.source.empty()) {
+      const bool mmcv = find_entry(root, "model") == nullptr && find_entry(root, "state_dict");
+      result.source = mmcv ? "state_dict" : "model";
+    }
     dict = find_entry(root, result.source);
     if (dict == nullptr) {
       throw Error(path + ": has no entry '" + result.source + "' (entries: " + entry_names(root) +
@@ -73,6 +77,34 @@ StateDict extract_state_dict(const Checkpoint& checkpoint, const std::string& en
     result.tensors.push_back({std::move(name), &v->tensor});
   }
   return result;
+}
+
+MmcvMeta read_mmcv_meta(const Checkpoint& checkpoint) {
+  MmcvMeta meta;
+  const Value& root = checkpoint.root();
+  const Value* m = root.kind == Kind::kDict ? find_entry(root, "meta") : nullptr;
+  if (m == nullptr || m->kind != Kind::kDict) return meta;
+  for (const char* key : {"mmdet_version", "mmseg_version"}) {
+    const Value* version = find_entry(*m, key);
+    if (version != nullptr && version->is_string()) {
+      meta.framework = std::string(key[2] == 'd' ? "mmdetection " : "mmsegmentation ") +
+                       version->text;
+    }
+  }
+  const Value* classes = find_entry(*m, "CLASSES");
+  if (classes == nullptr || classes->kind == Kind::kNone) return meta;
+  if (classes->kind != Kind::kTuple && classes->kind != Kind::kList) {
+    throw Error(checkpoint.path() + ": meta.CLASSES holds " + classes->describe() +
+                ", not a tuple of class names");
+  }
+  for (const Value* c : classes->items) {
+    if (!c->is_string()) {
+      throw Error(checkpoint.path() + ": meta.CLASSES holds " + c->describe() +
+                  " among its class names");
+    }
+    meta.classes.push_back(c->text);
+  }
+  return meta;
 }
 
 }  // namespace ravlt::torch

@@ -25,6 +25,9 @@ void launch_convert(const void* x, DType from, void* y, DType to, int64_t count,
 /// NCHW -> NHWC.
 void launch_to_channels_last(DType s, const void* x, void* y, int n, int c, int h, int w,
                              cudaStream_t stream);
+/// NHWC -> NCHW.
+void launch_to_channels_first(DType s, const void* x, void* y, int n, int c, int h, int w,
+                              cudaStream_t stream);
 /// y[r][k] = x[r][begin + k] for k < out_c; rows of in_c.
 void launch_channel_slice(DType s, const void* x, void* y, int64_t rows, int in_c, int begin,
                           int out_c, cudaStream_t stream);

@@ -163,6 +163,19 @@ std::vector<double> to_channels_last(const Node&, const std::vector<Operand>& in
   return out;
 }
 
+std::vector<double> to_channels_first(const Node&, const std::vector<Operand>& inputs,
+                                      const Shape& output_shape) {
+  const Shape& s = inputs[0].shape;  // (N, H, W, C)
+  const int64_t n = s[0], plane = s[1] * s[2], c = s[3];
+  std::vector<double> out(count(output_shape));
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t p = 0; p < plane; ++p)
+      for (int64_t ch = 0; ch < c; ++ch)
+        out[static_cast<size_t>((b * c + ch) * plane + p)] =
+            inputs[0].data[(b * plane + p) * c + ch];
+  return out;
+}
+
 std::vector<double> conv2d(const Node& node, const std::vector<Operand>& inputs,
                            const Shape& output_shape) {
   const Shape& x = inputs[0].shape;  // (N, H, W, Ci)

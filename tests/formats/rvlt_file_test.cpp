@@ -229,9 +229,28 @@ TEST_CASE("semantic checks name what is wrong") {
       {"2 labels for 3 classes", [](fb::ModelT& m) { m.metadata->arch->num_classes = 3; }},
       {"never computed",
        [](fb::ModelT& m) {
-         m.graph->outputs = {0, 5, 1};
+         m.graph->outputs = {5};
          m.graph->nodes.pop_back();
        }},
+      {"graph output tensor 0 'input' is the input",
+       [](fb::ModelT& m) { m.graph->outputs = {5, 0}; }},
+      {"graph output tensor 5 'logits' is listed twice",
+       [](fb::ModelT& m) { m.graph->outputs = {5, 5}; }},
+      {"a classifier has one graph output (the logits), not 2",
+       [](fb::ModelT& m) { m.graph->outputs = {5, 2}; }},
+      {"unknown model kind 7",
+       [](fb::ModelT& m) { m.metadata->kind = static_cast<fb::ModelKind>(7); }},
+      {"a backbone has no classes or labels",
+       [](fb::ModelT& m) { m.metadata->kind = fb::ModelKind_Backbone; }},
+      {"preprocessing sizes must be positive, or 0 for none",
+       [](fb::ModelT& m) {
+         m.metadata->kind = fb::ModelKind_Backbone;
+         m.metadata->arch->num_classes = 0;
+         m.metadata->labels.clear();
+         m.metadata->preprocess->crop_w = 0;
+       }},
+      {"preprocessing sizes must be positive",
+       [](fb::ModelT& m) { m.metadata->preprocess->resize = 0; }},
       {"is a constant, not computed", [](fb::ModelT& m) { m.graph->outputs = {3}; }},
       {"unknown dtype",
        [](fb::ModelT& m) { m.graph->tensors[3]->dtype = static_cast<fb::DType>(9); }},
@@ -243,6 +262,32 @@ TEST_CASE("semantic checks name what is wrong") {
     INFO(c.expect << " -> " << e);
     CHECK(e.find(c.expect) != std::string::npos);
   }
+}
+
+TEST_CASE("format 1.1: a 1.0 file reads as a classifier; a backbone needs no labels or sizes") {
+  TempDir dir;
+  const std::string old_path = write_small(dir);
+  rewrite_metadata(old_path, [](fb::ModelT& m) { m.format_minor = 0; });
+  const auto old_file = rvlt::ModelFile::open(old_path);
+  CHECK(old_file->model().format_minor() == 0);
+  CHECK(old_file->metadata().kind() == fb::ModelKind_Classifier);
+  CHECK(old_file->metadata().dataset_classes() == nullptr);
+
+  const std::string path = write_small(dir, [](fb::ModelT& m) {
+    m.metadata->kind = fb::ModelKind_Backbone;
+    m.metadata->arch->num_classes = 0;
+    m.metadata->labels.clear();
+    m.metadata->dataset_classes = {"person", "bicycle"};
+    m.metadata->preprocess->resize = 0;
+    m.metadata->preprocess->crop_h = m.metadata->preprocess->crop_w = 0;
+    m.graph->outputs = {5, 2};  // several outputs
+  });
+  const auto file = rvlt::ModelFile::open(path);
+  CHECK(file->model().format_minor() == rvlt::kFormatMinor);
+  CHECK(file->metadata().kind() == fb::ModelKind_Backbone);
+  REQUIRE(file->metadata().dataset_classes() != nullptr);
+  CHECK(file->metadata().dataset_classes()->Get(1)->str() == "bicycle");
+  CHECK(file->graph().outputs()->size() == 2);
 }
 
 TEST_CASE("a graph whose output is not (N, classes) is refused when run") {

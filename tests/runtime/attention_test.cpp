@@ -58,7 +58,7 @@ std::vector<float> run_kernel(const Problem& p, bool rala) {
   node.output = 3;
   node.heads = p.heads;
   node.head_dim = p.d;
-  auto graph = Graph::from_parts(values, {node}, 0, 3);
+  auto graph = Graph::from_parts(values, {node}, 0, {3});
   std::vector<Shape> shapes;
   for (const Value& v : values) shapes.push_back(v.shape);
   CpuContext context;

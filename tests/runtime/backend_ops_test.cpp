@@ -57,7 +57,7 @@ struct OpCase {
     for (uint32_t i = 0; i < input_shapes.size(); ++i) n.inputs.push_back(i);
     n.output = static_cast<uint32_t>(input_shapes.size());
     // from_parts takes one graph input; this test feeds every input itself.
-    return Graph::from_parts(values, {n}, 0, n.output);
+    return Graph::from_parts(values, {n}, 0, {n.output});
   }
 };
 
@@ -246,6 +246,23 @@ std::vector<OpCase> global_avg_pool_cases() {
   c.label = shape_label(c.input_shapes[0]);
   c.f32_tolerance = 1e-6;
   return {c};
+}
+
+std::vector<OpCase> to_channels_first_cases() {
+  std::vector<OpCase> cases;
+  // A plane shorter than the CPU kernel's tile of positions, and one that
+  // spans several tiles with a partial last one.
+  for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{2, 9, 11, 6}}) {
+    OpCase c;
+    c.node.op = Op::kToChannelsFirst;
+    c.input_shapes = {shape};
+    c.constant = {false};
+    c.data = {random_vector(count(shape), 80 + static_cast<uint32_t>(cases.size()))};
+    c.label = shape_label(shape);
+    c.f32_tolerance = 0;
+    cases.push_back(c);
+  }
+  return cases;
 }
 
 // One line per op: its cases. A missing line fails the build.

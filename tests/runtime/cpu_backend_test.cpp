@@ -28,7 +28,7 @@ TEST_CASE("RALA splits the tokens by the session's threads, not the machine's co
   node.output = 3;
   node.heads = 1;
   node.head_dim = static_cast<int>(d);
-  const auto graph = Graph::from_parts(values, {node}, 0, 3);
+  const auto graph = Graph::from_parts(values, {node}, 0, {3});
   std::vector<Shape> shapes;
   for (const Value& v : values) shapes.push_back(v.shape);
   auto scratch_for = [&](int threads) {

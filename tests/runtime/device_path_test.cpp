@@ -150,11 +150,11 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   for (size_t i = 0; i < shapes.size(); ++i) {
     const auto input =
         random_vector(static_cast<size_t>(element_count(shapes[i])), static_cast<uint32_t>(i));
-    const size_t n = static_cast<size_t>(element_count(host.plan(shapes[i]).output_shape));
-    const float* want = host.run(input.data(), shapes[i]);
+    const size_t n = static_cast<size_t>(element_count(host.plan(shapes[i]).output_shapes[0]));
+    const float* want = host.run(input.data(), shapes[i])[0];
     const std::vector<float> expected(want, want + n);
     for (int repeat = 0; repeat < 2; ++repeat) {
-      const float* got = device.run(input.data(), shapes[i]);
+      const float* got = device.run(input.data(), shapes[i])[0];
       CHECK(std::memcmp(got, expected.data(), n * sizeof(float)) == 0);
       CHECK_FALSE(log.owns(got, n * sizeof(float)));  // the caller gets host memory
     }

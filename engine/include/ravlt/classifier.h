@@ -49,9 +49,17 @@ struct ClassifyResult {
   bool ok() const { return error.empty(); }
 };
 
+/// The embedding of one input of a batch, or why there is none.
+struct EmbedResult {
+  std::vector<float> embedding;  ///< the pooled features; empty if `error` is set
+  std::string error;             ///< e.g. "cat.jpg: corrupt JPEG: ..."
+  bool ok() const { return error.empty(); }
+};
+
 class RAVLT_API Classifier {
  public:
-  /// Throws ravlt::Error on a null model or bad options.
+  /// Throws ravlt::Error on a null model, a backbone (which has no classes:
+  /// run it with Session::run_all) or bad options.
   explicit Classifier(std::shared_ptr<const Model> model, const ClassifierOptions& options = {});
   ~Classifier();
   Classifier(const Classifier&) = delete;
@@ -69,6 +77,17 @@ class RAVLT_API Classifier {
   std::vector<ClassifyResult> classify_files(std::span<const std::string> paths);
   /// Several decoded images in one batched run of the network.
   std::vector<std::vector<Prediction>> classify_batch(std::span<const Image> images);
+
+  /// The embedding of a decoded RGB image: the pooled features the head
+  /// reads (the model's "embedding" output; Model::output_names()),
+  /// preprocessed as for classification.
+  std::vector<float> embed(const Image& image);
+  /// The embedding of an image file. Throws ravlt::Error naming the file
+  /// if it cannot be decoded.
+  std::vector<float> embed_file(const std::string& path);
+  /// Several files in one batched run, decoded in parallel. Never throws
+  /// for a bad file: its result carries the error instead.
+  std::vector<EmbedResult> embed_files(std::span<const std::string> paths);
 
   const Model& model() const;
 

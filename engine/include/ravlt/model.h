@@ -27,13 +27,26 @@ struct LoadOptions {
 /// How an image becomes the network's input (stored in every model file;
 /// see Model::preprocessing(); applied by ravlt::preprocess() in image.h).
 struct Preprocessing {
-  int resize = 256;       ///< the shorter side is resized to this, keeping the aspect ratio
-  int crop_height = 224;  ///< then the centre crop_height x crop_width is taken
+  /// The shorter side is resized to this, keeping the aspect ratio; 0: not
+  /// resized (a backbone's default).
+  int resize = 256;
+  /// Then the centre crop_height x crop_width is taken; 0 and 0: not
+  /// cropped (a backbone's default).
+  int crop_height = 224;
   int crop_width = 224;
   bool bilinear = false;                     ///< Pillow's bilinear filter instead of bicubic
   float mean[3] = {0.485f, 0.456f, 0.406f};  ///< per channel, after scaling to [0, 1]
   float std[3] = {0.229f, 0.224f, 0.225f};
 };
+
+/// What a model computes.
+enum class ModelKind {
+  kClassifier,  ///< ImageNet-style: "logits" over labels(), and the pooled "embedding"
+  kBackbone,    ///< a detection / segmentation backbone: feature maps "stage1".."stage4"
+};
+
+/// "classifier" / "backbone".
+RAVLT_API const char* to_string(ModelKind kind);
 
 /// A verified model file, mapped into memory, with its graph.
 class RAVLT_API Model {
@@ -43,10 +56,20 @@ class RAVLT_API Model {
                                            const LoadOptions& options = {});
   ~Model();
 
-  /// Number of logits per image.
+  ModelKind kind() const;
+  /// The named outputs, the default one first. A classifier: "logits"
+  /// (N, classes) and "embedding" (N, projection), the pooled features its
+  /// head reads. A backbone: "stage1" .. "stage4" (those converted), NCHW
+  /// feature maps of strides 4, 8, 16, 32.
+  const std::vector<std::string>& output_names() const;
+  /// Number of logits per image (0 for a backbone).
   int num_classes() const;
-  /// Class names, one per class.
+  /// Class names, one per logit (empty for a backbone).
   const std::vector<std::string>& labels() const;
+  /// The class names of the dataset the checkpoint was trained on, as its
+  /// training framework recorded them (mmdetection's and mmsegmentation's
+  /// CLASSES); empty when the checkpoint had none.
+  const std::vector<std::string>& dataset_classes() const;
   /// The preprocessing recorded in the file at conversion.
   const Preprocessing& preprocessing() const;
   /// Bytes of weights copied out of the mapped file: float16/bfloat16
@@ -63,6 +86,7 @@ class RAVLT_API Model {
  private:
   friend const Impl& model_impl(const Model& model);  // the engine's own code reaches Impl
   Model();
+  static void find_outputs(Impl& impl);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -135,6 +159,19 @@ struct Tensor {
   std::vector<float> data;     ///< C order, product(shape) values
 };
 
+/// One named output of a run, owned by the session (see Session::run_all).
+struct Output {
+  std::string name;             ///< e.g. "logits", "stage3"
+  std::vector<int64_t> shape;   ///< (N, classes), (N, C, H, W), ...
+  std::span<const float> data;  ///< float32, C order; valid until the session's next run
+};
+
+/// A named output's shape for some input shape (Session::output_shapes).
+struct OutputShape {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
 /// Memory of the plan for one input shape.
 struct PlanMemory {
   size_t arena_bytes = 0;  ///< one arena holds every intermediate and scratch
@@ -143,6 +180,7 @@ struct PlanMemory {
   /// The largest working memory one op needs (float32 reductions, tables).
   size_t scratch_bytes = 0;
   size_t lower_bound = 0;  ///< most bytes live at any one step
+  size_t output_bytes = 0;  ///< the outputs, kept apart from the arena to the end of the run
 };
 
 /// Runs a Model: one per thread, holding its plans (one per input shape)
@@ -156,13 +194,26 @@ class RAVLT_API Session {
   Session& operator=(const Session&) = delete;
 
   /// Runs the network on `input`, NCHW float32 of `shape` (N, 3, H, W; any
-  /// batch and size). Returns the logits (N, classes), owned by the session
-  /// and valid until its next run. The first run of a shape plans it; later
-  /// runs of that shape allocate nothing. Throws ravlt::Error on a shape the
-  /// model cannot take.
+  /// batch and size). Returns the model's first output (the logits (N,
+  /// classes) of a classifier, the first feature map of a backbone), owned
+  /// by the session and valid until its next run. The first run of a shape
+  /// plans it; later runs of that shape allocate nothing. Throws
+  /// ravlt::Error on a shape the model cannot take.
   std::span<const float> run(const float* input, std::span<const int64_t> shape);
   /// The same on a caller-owned tensor, returning a caller-owned result.
   Tensor run(const Tensor& input);
+  /// Runs the network and returns the outputs named in `select` (see
+  /// Model::output_names()), in that order; empty: every output. Only what
+  /// they need is computed. The data are float32 whatever the precision,
+  /// owned by the session and valid until its next run. Throws
+  /// ravlt::Error naming an output the model lacks, and the ones it has.
+  std::vector<Output> run_all(const float* input, std::span<const int64_t> shape,
+                              const std::vector<std::string>& select = {});
+  /// The shapes run_all() would return for an input of `input_shape`
+  /// (nothing is planned or run). Throws ravlt::Error on a shape the model
+  /// cannot take.
+  std::vector<OutputShape> output_shapes(std::span<const int64_t> input_shape,
+                                         const std::vector<std::string>& select = {}) const;
   /// Runs on `input` and returns copies of the outputs of the nodes named
   /// in `nodes` (see Model::node_names()), in that order; feature maps
   /// (rank 4) come back NCHW like the input, whatever layout the runtime
@@ -170,7 +221,8 @@ class RAVLT_API Session {
   /// implementation: slower than run(), and it allocates. Throws
   /// ravlt::Error naming a node the graph does not have.
   std::vector<Tensor> capture(const Tensor& input, const std::vector<std::string>& nodes);
-  /// Plans `shape` if needed and reports its memory.
+  /// Plans `shape` (computing every output) if needed and reports its
+  /// memory.
   PlanMemory plan(std::span<const int64_t> shape);
   /// With SessionOptions::profile: time per op kind, largest first.
   std::vector<OpProfile> profile() const;

@@ -1,0 +1,16 @@
+// ToChannelsFirst on the GPU (to_channels_first.cu).
+#include "runtime/cuda/launch_kernel.h"
+
+namespace ravlt::runtime::cuda {
+
+std::unique_ptr<Kernel> make_to_channels_first(const PrepareArgs& args) {
+  const DType storage = args.context.storage;
+  const Shape& s = args.input_shape(0);  // (N, H, W, C)
+  const int n = as_int(s[0], args.node), h = as_int(s[1], args.node), w = as_int(s[2], args.node),
+            c = as_int(s[3], args.node);
+  return kernel(args, [=](const ConstView* in, View out, uint8_t*, cudaStream_t stream) {
+    launch_to_channels_first(storage, in[0].data, out.data, n, c, h, w, stream);
+  });
+}
+
+}  // namespace ravlt::runtime::cuda
