@@ -95,27 +95,27 @@ NpyArray read_npy(const std::string& path) {
   return array;
 }
 
-void write_npy(const std::string& path, const std::vector<int64_t>& shape, const float* data) {
+std::string npy_header(const std::vector<int64_t>& shape) {
   std::string dims;
-  uint64_t count = 1;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    dims += (i ? ", " : "") + std::to_string(shape[i]);
-    count *= static_cast<uint64_t>(shape[i]);
-  }
+  for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
   if (shape.size() == 1) dims += ",";  // Python's one-element tuple
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   // Pad with spaces so that the data starts at a multiple of 64, then '\n'.
   const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
   header.append(total - 10 - header.size() - 1, ' ');
   header += '\n';
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  const char preamble[10] = {kMagic[0], kMagic[1], kMagic[2], kMagic[3], kMagic[4], kMagic[5],
+                             1, 0, static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  return std::string(preamble, 10) + header;
+}
+
+void write_npy(const std::string& path, const std::vector<int64_t>& shape, const float* data) {
+  uint64_t count = 1;
+  for (int64_t d : shape) count *= static_cast<uint64_t>(d);
+  const std::string header = npy_header(shape);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw Error(path + ": cannot create");
-  out.write(kMagic, 6);
-  const char version[2] = {1, 0};
-  out.write(version, 2);
-  const uint16_t len = static_cast<uint16_t>(header.size());
-  const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-  out.write(len_bytes, 2);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   out.write(reinterpret_cast<const char*>(data),
             static_cast<std::streamsize>(count * sizeof(float)));

@@ -37,14 +37,35 @@ std::string model_info_text(const ModelInfo& info) {
   t += "weights       " + info.weight_dtype + ", " +
        fmt("%.1f MB", static_cast<double>(info.weight_bytes) / 1e6) + "\n";
   t += "input         " + std::to_string(info.in_channels) + " channels, any height and width\n";
-  t += "preprocess    resize " + std::to_string(info.resize) + " (" + info.interpolation +
-       "), crop " + std::to_string(info.crop_h) + "x" + std::to_string(info.crop_w) + ", mean";
+  t += "preprocess    " +
+       (info.resize > 0 ? "resize " + std::to_string(info.resize) + " (" + info.interpolation + ")"
+                        : std::string("no resize")) +
+       (info.crop_h > 0 ? ", crop " + std::to_string(info.crop_h) + "x" + std::to_string(info.crop_w)
+                        : std::string(", no crop")) +
+       ", mean";
   for (float v : info.mean) t += fmt(" %.4g", v);
   t += ", std";
   for (float v : info.std) t += fmt(" %.4g", v);
   t += "\n";
-  t += "classes       " + std::to_string(info.num_classes);
-  if (!info.labels.empty()) t += " (" + info.labels.front() + ", ..., " + info.labels.back() + ")";
+  t += "kind          " + info.kind + "\n";
+  if (info.kind == "classifier") {
+    t += "classes       " + std::to_string(info.num_classes);
+    if (!info.labels.empty()) {
+      t += " (" + info.labels.front() + ", ..., " + info.labels.back() + ")";
+    }
+    t += "\n";
+  }
+  if (!info.dataset_classes.empty()) {
+    t += "dataset       " + std::to_string(info.dataset_classes.size()) + " class names (" +
+         info.dataset_classes.front() + ", ..., " + info.dataset_classes.back() + ")\n";
+  }
+  t += "outputs       at " + std::to_string(info.input_height) + "x" +
+       std::to_string(info.input_width) + ":";
+  for (size_t i = 0; i < info.outputs.size(); ++i) {
+    std::string shape;
+    for (int64_t d : info.outputs[i].shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    t += std::string(i == 0 ? " " : ", ") + info.outputs[i].name + " (" + shape + ")";
+  }
   t += "\ngraph         " + std::to_string(info.nodes) + " nodes, " + std::to_string(info.tensors) +
        " tensors\n\n";
   t += "stage  dim  depth  heads x dim  ffn    layer scale  attention  nodes\n";
@@ -60,11 +81,13 @@ std::string model_info_text(const ModelInfo& info) {
                   st.attention.c_str());
     t += line + ops_text(st.ops) + "\n";
   }
-  t += "\nother nodes (stem width " + std::to_string(info.stem_hidden) + ", projection " +
-       std::to_string(info.projection) + "):\n";
+  t += "\nother nodes (stem width " + std::to_string(info.stem_hidden) +
+       (info.kind == "classifier" ? ", projection " + std::to_string(info.projection) : "") +
+       "):\n";
   group("input");
   group("patch_embed");
   group("head");
+  group("outputs");
   return t;
 }
 
@@ -78,7 +101,7 @@ std::string model_info_json(const ModelInfo& info) {
   j.key("source_file").value(info.source_file).key("source_sha256").value(info.source_sha256);
   j.key("source_state_dict").value(info.source_state_dict);
   j.key("weight_dtype").value(info.weight_dtype).key("weight_bytes").value(info.weight_bytes);
-  j.key("variant").value(info.variant);
+  j.key("kind").value(info.kind).key("variant").value(info.variant);
   j.key("in_channels").value(info.in_channels).key("stem_hidden").value(info.stem_hidden);
   j.key("projection").value(info.projection).key("num_classes").value(info.num_classes);
   j.key("source_parameters").value(info.source_parameters);
@@ -120,6 +143,17 @@ std::string model_info_json(const ModelInfo& info) {
       .value(static_cast<uint64_t>(info.tensors));
   j.key("labels").begin_array();
   for (const std::string& l : info.labels) j.value(l);
+  j.end_array();
+  j.key("dataset_classes").begin_array();
+  for (const std::string& c : info.dataset_classes) j.value(c);
+  j.end_array();
+  j.key("input_size").begin_array().value(info.input_height).value(info.input_width).end_array();
+  j.key("outputs").begin_array();
+  for (const OutputInfo& o : info.outputs) {
+    j.begin_object().key("name").value(o.name).key("shape").begin_array();
+    for (int64_t d : o.shape) j.value(d);
+    j.end_array().end_object();
+  }
   j.end_array();
   j.end_object();
   return j.str() + "\n";

@@ -11,6 +11,7 @@
 #include "report/json_writer.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
+#include "tools/image_files.h"
 #include "tools/progress_bar.h"
 
 namespace ravlt::tools {
@@ -26,36 +27,6 @@ struct ClassifyArgs {
   DeviceArgs device;
   uint64_t max_pixels = DecodeOptions{}.max_pixels;
 };
-
-bool is_image_name(const std::filesystem::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
-}
-
-// Files as given (whatever their name), and the images found under the
-// folders given, recursively, sorted by path for a stable order.
-std::vector<std::string> collect(const std::vector<std::string>& inputs) {
-  namespace fs = std::filesystem;
-  std::vector<std::string> files;
-  for (const std::string& in : inputs) {
-    std::error_code ec;
-    if (fs::is_directory(in, ec)) {
-      std::vector<std::string> found;
-      fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec);
-      if (ec) throw Error(in + ": cannot list: " + ec.message());
-      for (const fs::directory_entry& e : it) {
-        if (e.is_regular_file(ec) && is_image_name(e.path())) found.push_back(e.path().string());
-      }
-      std::sort(found.begin(), found.end());
-      files.insert(files.end(), found.begin(), found.end());
-    } else {
-      files.push_back(in);  // a missing file becomes its own error line
-    }
-  }
-  return files;
-}
 
 void print_text(const std::string& path, const ClassifyResult& r) {
   if (!r.ok()) {
@@ -85,14 +56,16 @@ std::string result_json(const std::string& path, const ClassifyResult& r) {
 }
 
 int run(const ClassifyArgs& a) {
-  const std::vector<std::string> files = collect(a.inputs);
+  const std::vector<std::string> files = collect_images(a.inputs);
   if (files.empty()) throw Error("no images found (JPEG, PNG or BMP files, or folders of them)");
   ClassifierOptions options;
   options.session.threads = a.threads;
   options.top_k = a.top_k;
   apply_device_options(a.device, options.session);
   options.decode.max_pixels = a.max_pixels;
-  Classifier classifier(Model::load(a.model), options);
+  const auto model = Model::load(a.model);
+  if (model->kind() != ModelKind::kClassifier) throw Error(not_a_classifier(a.model));
+  Classifier classifier(model, options);
 
   ProgressBar bar;
   const bool show_progress = files.size() > 8;

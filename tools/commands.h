@@ -15,5 +15,6 @@ Runner add_run_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_preprocess_command(CLI::App& app);
 Runner add_classify_command(CLI::App& app);
+Runner add_embed_command(CLI::App& app);
 
 }  // namespace ravlt::tools

@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "ravlt/convert.h"
 #include "ravlt/error.h"
@@ -18,8 +19,9 @@ struct ConvertArgs {
   std::string attention;
   std::string labels_file;
   std::string dtype = "fp32";
-  int resize = 256;
-  int crop = 224;
+  std::optional<int> resize;
+  std::optional<int> crop;
+  std::vector<int> out_indices;
   std::vector<float> mean = {0.485f, 0.456f, 0.406f};
   std::vector<float> std = {0.229f, 0.224f, 0.225f};
   bool quiet = false;
@@ -45,6 +47,7 @@ int run(const ConvertArgs& a) {
   options.weight_type = parse_weight_type(a.dtype);
   options.resize = a.resize;
   options.crop = a.crop;
+  options.out_indices = a.out_indices;
   std::copy(a.mean.begin(), a.mean.end(), options.mean.begin());
   std::copy(a.std.begin(), a.std.end(), options.std.begin());
   ProgressBar bar;
@@ -60,7 +63,9 @@ int run(const ConvertArgs& a) {
 Runner add_convert_command(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "convert", "Convert a PyTorch RAVLT checkpoint (.pth) into a .rvlt model file");
+      "convert",
+      "Convert a PyTorch RAVLT checkpoint (.pth) into a .rvlt model file: an ImageNet "
+      "classifier, or the backbone of an mmdetection / mmsegmentation checkpoint");
   cmd->add_option("checkpoint", args->checkpoint,
                   "torch.save file: a state dict or a training checkpoint")
       ->required()
@@ -76,12 +81,18 @@ Runner add_convert_command(CLI::App& app) {
   cmd->add_option("--dtype", args->dtype, "stored weight type")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
       ->capture_default_str();
-  cmd->add_option("--resize", args->resize, "preprocessing: shorter side resized to")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--crop", args->crop, "preprocessing: centre crop size")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  cmd->add_option("--resize", args->resize,
+                  "preprocessing: shorter side resized to (default: 256 for a classifier, none "
+                  "for a backbone)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--crop", args->crop,
+                  "preprocessing: centre crop size (default: 224 for a classifier, none for a "
+                  "backbone)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--out-indices", args->out_indices,
+                  "backbones: stages to output, 0-based as in mmdetection (default: all; "
+                  "outputs stage{i+1})")
+      ->delimiter(',');
   cmd->add_option("--mean", args->mean, "preprocessing: per-channel mean (3 values)")
       ->expected(3)
       ->capture_default_str();

@@ -5,6 +5,7 @@
 #include "ravlt/model_info.h"
 #include "report/model_report.h"
 #include "tools/commands.h"
+#include "tools/size_argument.h"
 
 namespace ravlt::tools {
 
@@ -14,6 +15,7 @@ Runner add_inspect_command(CLI::App& app) {
     bool json = false;
     bool no_checksum = false;
     bool nodes = false;
+    std::string size;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("inspect", "Describe a .rvlt model file");
@@ -21,6 +23,9 @@ Runner add_inspect_command(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print one JSON document");
   cmd->add_flag("--no-checksum", args->no_checksum,
                 "skip the file checksum (for trusted files; structure is still verified)");
+  cmd->add_option("--size", args->size,
+                  "input size HxW (or N) the outputs' shapes are given at (default: the "
+                  "recorded crop, else 224x224)");
   cmd->add_flag("--nodes", args->nodes,
                 "list the graph's node names, one per line (what `ravlt run --capture` takes)");
   return [args] {
@@ -32,7 +37,9 @@ Runner add_inspect_command(CLI::App& app) {
       }
       return 0;
     }
-    const ModelInfo info = describe_model(args->model, !args->no_checksum);
+    const auto [height, width] =
+        args->size.empty() ? std::pair<int, int>(0, 0) : parse_size(args->size, "--size");
+    const ModelInfo info = describe_model(args->model, !args->no_checksum, height, width);
     const std::string text =
         args->json ? report::model_info_json(info) : report::model_info_text(info);
     std::fwrite(text.data(), 1, text.size(), stdout);

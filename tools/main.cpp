@@ -1,4 +1,4 @@
-// ravlt: convert, inspect, run and benchmark RAVLT models; classify images. Exit status 0
+// ravlt: convert, inspect, run and benchmark RAVLT models; classify and embed images. Exit status 0
 // on success, 1 with a one-line reason on any failure, 2 for bad usage.
 #include <cstdio>
 #include <exception>
@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   const ravlt::tools::Runner bench = ravlt::tools::add_bench_command(app);
   const ravlt::tools::Runner preprocess = ravlt::tools::add_preprocess_command(app);
   const ravlt::tools::Runner classify = ravlt::tools::add_classify_command(app);
+  const ravlt::tools::Runner embed = ravlt::tools::add_embed_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("bench")) return bench();
     if (app.got_subcommand("preprocess")) return preprocess();
     if (app.got_subcommand("classify")) return classify();
+    if (app.got_subcommand("embed")) return embed();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ravlt: error: %s\n", e.what());
     return 1;

@@ -1,3 +1,4 @@
+// ravlt run: a model on an NCHW float32 .npy tensor; its outputs to .npy or .npz.
 #include <cstdio>
 #include <memory>
 
@@ -8,26 +9,85 @@
 #include "tools/device_options.h"
 
 namespace ravlt::tools {
+namespace {
+
+struct RunArgs {
+  std::string model, input, output;
+  std::vector<std::string> select;
+  int threads = 0;
+  bool no_checksum = false;
+  std::vector<std::string> captures;  // NODE=FILE.npy
+  DeviceArgs device;
+};
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const std::string x(suffix);
+  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+
+// --capture NODE=FILE.npy: the node outputs, written NCHW.
+void write_captures(Session& session, const Tensor& input, const std::vector<std::string>& args) {
+  std::vector<std::string> nodes, files;
+  for (const std::string& c : args) {
+    const size_t eq = c.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == c.size()) {
+      throw Error("--capture '" + c + "' is not NODE=FILE.npy");
+    }
+    nodes.push_back(c.substr(0, eq));
+    files.push_back(c.substr(eq + 1));
+  }
+  const std::vector<Tensor> values = session.capture(input, nodes);
+  for (size_t i = 0; i < files.size(); ++i) save_npy(files[i], values[i]);
+}
+
+int run(const RunArgs& a) {
+  const bool npz = ends_with(a.output, ".npz");  // else one array, .npy
+  if (!npz && a.select.size() > 1) {
+    throw Error("-o " + a.output + ": a .npy file holds one output; " +
+                std::to_string(a.select.size()) + " are selected (write a .npz)");
+  }
+  SessionOptions options;
+  options.threads = a.threads;
+  apply_device_options(a.device, options);
+  LoadOptions load;
+  load.verify_checksum = !a.no_checksum;
+  const auto model = Model::load(a.model, load);
+  Session session(model, options);
+  const Tensor input = load_npy(a.input);
+  if (!a.captures.empty()) write_captures(session, input, a.captures);
+  // A .npy holds the selected output, else the model's first.
+  const std::vector<std::string> select =
+      npz || !a.select.empty() ? a.select : std::vector<std::string>{model->output_names()[0]};
+  const std::vector<Output> outputs = session.run_all(input.data.data(), input.shape, select);
+  if (npz) {
+    save_npz(a.output, outputs);
+  } else {
+    save_npy(a.output, Tensor{outputs[0].shape, {outputs[0].data.begin(), outputs[0].data.end()}});
+  }
+  return 0;
+}
+
+}  // namespace
 
 Runner add_run_command(CLI::App& app) {
-  struct Args {
-    std::string model, input, output;
-    int threads = 0;
-    bool no_checksum = false;
-    std::vector<std::string> captures;  // NODE=FILE.npy
-    DeviceArgs device;
-  };
-  auto args = std::make_shared<Args>();
+  auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "run", "Run a model on an NCHW float32 .npy tensor (any batch and size); write the logits");
+      "run",
+      "Run a model on an NCHW float32 .npy tensor (any batch and size); write its outputs");
   cmd->add_option("-m,--model", args->model, "model file (.rvlt)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("-i,--input", args->input, "input tensor (.npy, float32, N x 3 x H x W)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("-o,--output", args->output, "logits to write (.npy, float32, N x classes)")
+  cmd->add_option("-o,--output", args->output,
+                  "out.npz: every output (or those --select names) as arrays named by output, "
+                  "for numpy.load; out.npy: the first (a classifier's logits, a backbone's "
+                  "first stage)")
       ->required();
+  cmd->add_option("--select", args->select,
+                  "an output to compute and write (repeatable; `ravlt inspect` lists them: "
+                  "logits, embedding / stage1..stage4)");
   cmd->add_option("--threads", args->threads, "threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -36,34 +96,7 @@ Runner add_run_command(CLI::App& app) {
                   "also write a node's output: NODE=FILE.npy (repeatable; feature maps NCHW; "
                   "`ravlt inspect --nodes` lists the nodes)");
   add_device_options(cmd, &args->device);
-  return [args] {
-    SessionOptions options;
-    options.threads = args->threads;
-    apply_device_options(args->device, options);
-    LoadOptions load;
-    load.verify_checksum = !args->no_checksum;
-    const auto model = Model::load(args->model, load);
-    Session session(model, options);
-    const Tensor input = load_npy(args->input);
-    if (args->captures.empty()) {
-      save_npy(args->output, session.run(input));
-      return 0;
-    }
-    std::vector<std::string> nodes, files;
-    for (const std::string& c : args->captures) {
-      const size_t eq = c.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == c.size()) {
-        throw Error("--capture '" + c + "' is not NODE=FILE.npy");
-      }
-      nodes.push_back(c.substr(0, eq));
-      files.push_back(c.substr(eq + 1));
-    }
-    nodes.push_back(model->node_names().back());  // the logits, from the same run
-    const std::vector<Tensor> values = session.capture(input, nodes);
-    for (size_t i = 0; i < files.size(); ++i) save_npy(files[i], values[i]);
-    save_npy(args->output, values.back());
-    return 0;
-  };
+  return [args] { return run(*args); };
 }
 
 }  // namespace ravlt::tools

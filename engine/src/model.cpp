@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "engine/src/model_impl.h"
+#include "engine/src/named_outputs.h"
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/executor.h"
@@ -41,29 +42,10 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   }
   impl.graph = runtime::Graph::load(std::move(file));
   impl.weights = std::make_shared<runtime::cpu::WeightCache>();
-  find_outputs(impl);
+  engine::NamedOutputs outputs = engine::named_outputs(impl.kind, *impl.graph);
+  impl.output_names = std::move(outputs.names);
+  impl.output_values = std::move(outputs.values);
   return model;
-}
-
-void Model::find_outputs(Impl& impl) {
-  const runtime::Graph& g = *impl.graph;
-  for (uint32_t v : g.outputs()) {
-    impl.output_names.push_back(g.values()[v].name);
-    impl.output_values.push_back(v);
-  }
-  if (impl.kind == ModelKind::kClassifier) {
-    // The file's one output is the logits (checked at open); the pooled
-    // features the head reads are the GlobalAvgPool's output, in files of
-    // every version (older ones name it "pool:0").
-    impl.output_names[0] = "logits";
-    for (const runtime::Node& n : g.nodes()) {
-      if (n.op == runtime::Op::kGlobalAvgPool) {
-        impl.output_names.push_back("embedding");
-        impl.output_values.push_back(n.output);
-        break;
-      }
-    }
-  }
 }
 
 std::vector<uint32_t> Model::Impl::select_outputs(const std::vector<std::string>& select) const {

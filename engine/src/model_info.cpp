@@ -2,11 +2,13 @@
 // it into text and JSON).
 #include <cstdio>
 
+#include "engine/src/named_outputs.h"
 #include "formats/rvlt/model_file.h"
 #include "formats/rvlt/op_list.h"
 #include "ravlt/dtype.h"
 #include "ravlt/error.h"
 #include "ravlt/model_info.h"
+#include "runtime/shape_inference.h"
 
 namespace ravlt {
 namespace {
@@ -24,12 +26,14 @@ int stage_of(const std::string& name) {
 std::string group_of(const std::string& name) {
   if (name.rfind("patch_embed", 0) == 0) return "patch_embed";
   if (name.rfind("input", 0) == 0) return "input";
+  // A backbone's output norms and layout changes.
+  if (name.rfind("extra_norms", 0) == 0 || name.rfind("stage", 0) == 0) return "outputs";
   return "head";
 }
 
 }  // namespace
 
-ModelInfo describe_model(const std::string& path, bool verify_checksum) {
+ModelInfo describe_model(const std::string& path, bool verify_checksum, int height, int width) {
   rvlt::OpenOptions options;
   options.verify_checksum = verify_checksum;
   const auto file = rvlt::ModelFile::open(path, options);
@@ -50,6 +54,9 @@ ModelInfo describe_model(const std::string& path, bool verify_checksum) {
   info.weight_dtype = m.weight_dtype() >= fb::DType_MIN && m.weight_dtype() <= fb::DType_MAX
                           ? std::string(dtype_name(static_cast<DType>(m.weight_dtype())))
                           : "unknown";
+  const ModelKind kind =
+      m.kind() == fb::ModelKind_Backbone ? ModelKind::kBackbone : ModelKind::kClassifier;
+  info.kind = to_string(kind);
   info.variant = str(a.variant());
   info.in_channels = a.in_channels();
   info.stem_hidden = a.stem_hidden();
@@ -76,6 +83,9 @@ ModelInfo describe_model(const std::string& path, bool verify_checksum) {
   info.mean.assign(p.mean()->begin(), p.mean()->end());
   info.std.assign(p.std()->begin(), p.std()->end());
   for (const auto* label : *m.labels()) info.labels.push_back(label->str());
+  if (m.dataset_classes() != nullptr) {
+    for (const auto* c : *m.dataset_classes()) info.dataset_classes.push_back(c->str());
+  }
 
   const fb::Graph& g = file->graph();
   info.tensors = g.tensors()->size();
@@ -95,6 +105,17 @@ ModelInfo describe_model(const std::string& path, bool verify_checksum) {
     } else {
       ++info.other_ops[group_of(name)][op];
     }
+  }
+  // The outputs' shapes at the size asked, by the runtime's own rules.
+  if (height < 0 || width < 0) throw Error("input size must be positive");
+  info.input_height = height > 0 ? height : (p.crop_h() > 0 ? p.crop_h() : 224);
+  info.input_width = width > 0 ? width : (p.crop_w() > 0 ? p.crop_w() : 224);
+  const auto graph = runtime::Graph::load(file);
+  const std::vector<runtime::Shape> shapes = runtime::infer_shapes(
+      *graph, {1, info.in_channels, info.input_height, info.input_width});
+  const engine::NamedOutputs outputs = engine::named_outputs(kind, *graph);
+  for (size_t i = 0; i < outputs.names.size(); ++i) {
+    info.outputs.push_back({outputs.names[i], shapes[outputs.values[i]]});
   }
   return info;
 }

@@ -86,7 +86,6 @@ class RAVLT_API Model {
  private:
   friend const Impl& model_impl(const Model& model);  // the engine's own code reaches Impl
   Model();
-  static void find_outputs(Impl& impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -24,6 +24,12 @@ struct StageInfo {
   std::map<std::string, int> ops;
 };
 
+/// One named output and its shape at ModelInfo's input size.
+struct OutputInfo {
+  std::string name;            ///< "logits", "embedding", "stage1", ...
+  std::vector<int64_t> shape;  ///< for a batch of 1 at input_height x input_width
+};
+
 /// Everything `ravlt inspect` reports about a model file.
 struct ModelInfo {
   std::string path;         ///< as opened
@@ -36,6 +42,7 @@ struct ModelInfo {
   std::string source_sha256;               ///< of the whole checkpoint file
   std::string source_state_dict;           ///< entry converted: "model", "model_ema" or "" (bare)
   std::string weight_dtype;                ///< "float32", "float16" or "bfloat16"
+  std::string kind;                        ///< "classifier" or "backbone"
   std::string variant;                     ///< "RAVLT-S" for a published config, else "custom"
   int in_channels = 0;                     ///< image channels (3)
   int stem_hidden = 0;                     ///< channels inside the patch embedding
@@ -48,7 +55,10 @@ struct ModelInfo {
   int resize = 0, crop_h = 0, crop_w = 0;  ///< recorded preprocessing (see Preprocessing)
   std::string interpolation;               ///< "bicubic" or "bilinear"
   std::vector<float> mean, std;            ///< per channel
-  std::vector<std::string> labels;         ///< class names
+  std::vector<std::string> labels;         ///< class names (one per logit)
+  std::vector<std::string> dataset_classes;  ///< the checkpoint's dataset class names, if any
+  int input_height = 0, input_width = 0;     ///< the size `outputs` are shaped for
+  std::vector<OutputInfo> outputs;           ///< named outputs, the default first
   size_t nodes = 0;                        ///< graph nodes
   size_t tensors = 0;                      ///< graph values, constants included
   /// Nodes outside the stages ("patch_embed", "head"), by op name.
@@ -56,7 +66,10 @@ struct ModelInfo {
 };
 
 /// Opens and verifies `path` (checksum included unless verify_checksum is
-/// false) and describes it. Throws ravlt::Error naming the problem.
-RAVLT_API ModelInfo describe_model(const std::string& path, bool verify_checksum = true);
+/// false) and describes it, with its outputs' shapes for one image of
+/// `height` x `width` (0: the recorded crop, else 224 x 224). Throws
+/// ravlt::Error naming the problem (a size the model cannot take included).
+RAVLT_API ModelInfo describe_model(const std::string& path, bool verify_checksum = true,
+                                   int height = 0, int width = 0);
 
 }  // namespace ravlt

@@ -1,0 +1,26 @@
+// A model's named outputs: which graph values they are, by model kind.
+//
+// A backbone's outputs are its graph's outputs, named by their tensors
+// ("stage1" ...). A classifier's file declares one output, the logits; its
+// "embedding" is the output of the graph's GlobalAvgPool (the pooled
+// features the head reads), in files of every format version (1.0 files
+// name that tensor "pool:0").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ravlt/model.h"
+#include "runtime/graph.h"
+
+namespace ravlt::engine {
+
+struct NamedOutputs {
+  std::vector<std::string> names;  // the default first
+  std::vector<uint32_t> values;    // graph values, as names
+};
+
+NamedOutputs named_outputs(ModelKind kind, const runtime::Graph& graph);
+
+}  // namespace ravlt::engine
