@@ -19,6 +19,10 @@ packages=(
   # tests
   doctest-dev
   python3-torch python3-numpy   # the PyTorch reference (tests/reference/)
+  # Debian's torch calls libblas.so.3: the reference BLAS alone runs its GEMMs
+  # at a few GFLOP/s, OpenBLAS (the higher-priority alternative) about 5x
+  # faster, which the high-resolution parity cases need to fit in CI.
+  libopenblas0-openmp
   python3-flatbuffers           # the reference reads .rvlt files independently
   python3-pil python3-torchvision  # the authors' evaluation preprocessing, for parity
   python3-sklearn               # the digits data set of the demo model

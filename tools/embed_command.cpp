@@ -75,13 +75,13 @@ int run(const EmbedArgs& a) {
   bar.finish();
   if (width == 0) {
     // No image decoded: still an (0, width) array, width from the model.
-    const std::vector<OutputShape> shapes = Session(model, options.session)
-                                                .output_shapes(std::vector<int64_t>{1, 3, 224, 224},
-                                                               {"embedding"});
+    const std::vector<OutputShape> shapes =
+        Session(model, options.session)
+            .output_shapes(std::vector<int64_t>{1, 3, 224, 224}, {"embedding"});
     width = static_cast<size_t>(shapes[0].shape[1]);
   }
-  save_npy(a.output, Tensor{{static_cast<int64_t>(embedded.size()), static_cast<int64_t>(width)},
-                            rows});
+  save_npy(a.output,
+           Tensor{{static_cast<int64_t>(embedded.size()), static_cast<int64_t>(width)}, rows});
   const std::string list = paths_file(a.output);
   std::ofstream out(list, std::ios::trunc);
   for (const std::string& p : embedded) out << p << '\n';
@@ -89,10 +89,12 @@ int run(const EmbedArgs& a) {
 
   if (a.json) {
     std::string paths, errors;
-    for (const std::string& p : embedded) paths += (paths.empty() ? "" : ", ") + report::json_quote(p);
+    for (const std::string& p : embedded)
+      paths += (paths.empty() ? "" : ", ") + report::json_quote(p);
     for (const auto& [path, error] : failed) {
-      errors += std::string(errors.empty() ? "" : ",\n    ") + "{\"path\": " +
-                report::json_quote(path) + ", \"error\": " + report::json_quote(error) + "}";
+      errors += std::string(errors.empty() ? "" : ",\n    ") +
+                "{\"path\": " + report::json_quote(path) +
+                ", \"error\": " + report::json_quote(error) + "}";
     }
     std::printf(
         "{\"model\": %s, \"output\": %s, \"paths_file\": %s, \"images\": %zu, \"embedded\": %zu, "
@@ -101,7 +103,8 @@ int run(const EmbedArgs& a) {
         report::json_quote(list).c_str(), files.size(), embedded.size(), width, paths.c_str(),
         failed.empty() ? "" : "\n    ", errors.c_str(), failed.empty() ? "" : "\n  ");
   } else {
-    std::fprintf(stderr, "ravlt: %zu of %zu images embedded (%zu values each) into %s, paths in %s\n",
+    std::fprintf(stderr,
+                 "ravlt: %zu of %zu images embedded (%zu values each) into %s, paths in %s\n",
                  embedded.size(), files.size(), width, a.output.c_str(), list.c_str());
   }
   return failed.empty() ? 0 : 1;

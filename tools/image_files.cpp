@@ -39,8 +39,10 @@ std::vector<std::string> collect_images(const std::vector<std::string>& inputs) 
 }
 
 std::string not_a_classifier(const std::string& model) {
-  return model + " is a backbone: it outputs feature maps, not classes; write them with "
-                 "`ravlt run -m " + model + " -i input.npy -o out.npz`";
+  return model +
+         " is a backbone: it outputs feature maps, not classes; write them with "
+         "`ravlt run -m " +
+         model + " -i input.npy -o out.npz`";
 }
 
 }  // namespace ravlt::tools

@@ -72,8 +72,7 @@ int run(const RunArgs& a) {
 Runner add_run_command(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "run",
-      "Run a model on an NCHW float32 .npy tensor (any batch and size); write its outputs");
+      "run", "Run a model on an NCHW float32 .npy tensor (any batch and size); write its outputs");
   cmd->add_option("-m,--model", args->model, "model file (.rvlt)")
       ->required()
       ->check(CLI::ExistingFile);

@@ -205,3 +205,38 @@ TEST_CASE("threads sharing one Model, each with its own Classifier, agree with a
   for (std::thread& th : threads) th.join();
   for (int m : mismatches) CHECK(m == 0);
 }
+
+TEST_CASE("embeddings: the pooled features of the classifier's preprocessed image") {
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  ConvertOptions convert;
+  convert.resize = 40;
+  convert.crop = 32;
+  convert_checkpoint(testdata("custom_bare.pth"), path, convert);
+  const auto model = Model::load(path);
+  Classifier classifier(model);
+  const std::vector<uint8_t> bmp = encode_bmp(random_image(50, 40, 9));
+  const std::string image = dir.file("image.bmp");
+  std::ofstream(image, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bmp.data()), static_cast<std::streamsize>(bmp.size()));
+  const std::vector<float> embedding = classifier.embed_file(image);
+  REQUIRE(embedding.size() == 96);
+  const Tensor x = preprocess(load_image(image), model->preprocessing());
+  Session session(model);
+  const std::vector<Output> out = session.run_all(x.data.data(), x.shape, {"embedding"});
+  CHECK(std::vector<float>(out[0].data.begin(), out[0].data.end()) == embedding);
+  const std::vector<std::string> files = {image, dir.file("missing.png"), image};
+  const std::vector<EmbedResult> results = classifier.embed_files(files);
+  REQUIRE(results.size() == 3);
+  CHECK(results[0].embedding == embedding);
+  CHECK_FALSE(results[1].ok());
+  CHECK(results[1].embedding.empty());
+  CHECK(results[1].error.find("missing.png") != std::string::npos);
+  CHECK(results[2].embedding == embedding);
+
+  // A backbone has no classes: refused, pointing at what runs it.
+  const std::string backbone = dir.file("backbone.rvlt");
+  convert_checkpoint(testdata("custom_mmdet.pth"), backbone);
+  CHECK_THROWS_WITH_AS(Classifier(Model::load(backbone)), doctest::Contains("Session::run_all"),
+                       Error);
+}

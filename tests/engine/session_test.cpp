@@ -222,6 +222,69 @@ TEST_CASE("capture returns node outputs of the same run, feature maps NCHW") {
   CHECK(session.run(input).data == logits.data);
 }
 
+TEST_CASE("named outputs: a classifier's logits and embedding; a backbone's stages") {
+  TempDir dir;
+  const auto model = custom_model(dir);
+  CHECK(model->kind() == ModelKind::kClassifier);
+  CHECK(model->output_names() == std::vector<std::string>{"logits", "embedding"});
+  CHECK(model->dataset_classes().empty());
+  Session session(model);
+  const std::vector<int64_t> shape = {2, 3, 37, 45};
+  const auto input = random_vector(2 * 3 * 37 * 45, 6);
+  const std::vector<float> logits(session.run(input.data(), shape).begin(),
+                                  session.run(input.data(), shape).end());
+  const std::vector<Output> all = session.run_all(input.data(), shape);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].name == "logits");
+  CHECK(all[0].shape == std::vector<int64_t>{2, 11});
+  CHECK(std::equal(all[0].data.begin(), all[0].data.end(), logits.begin(), logits.end()));
+  CHECK(all[1].name == "embedding");
+  CHECK(all[1].shape == std::vector<int64_t>{2, 96});  // the projection width
+  const std::vector<float> embedding(all[1].data.begin(), all[1].data.end());
+  // The embedding alone (the head never runs) is the same values.
+  const std::vector<Output> alone = session.run_all(input.data(), shape, {"embedding"});
+  REQUIRE(alone.size() == 1);
+  CHECK(std::equal(alone[0].data.begin(), alone[0].data.end(), embedding.begin(), embedding.end()));
+  // The embedding is what the pooling node computed in a captured run.
+  const Tensor pooled = session.capture(Tensor{shape, input}, {"pool"})[0];
+  CHECK(pooled.data == embedding);
+  // Shapes without running, in the order asked.
+  const std::vector<OutputShape> shapes =
+      session.output_shapes(std::vector<int64_t>{4, 3, 64, 80}, {"embedding", "logits"});
+  REQUIRE(shapes.size() == 2);
+  CHECK(shapes[0].name == "embedding");
+  CHECK(shapes[0].shape == std::vector<int64_t>{4, 96});
+  CHECK(shapes[1].shape == std::vector<int64_t>{4, 11});
+  CHECK_THROWS_WITH_AS(session.run_all(input.data(), shape, {"stage1"}),
+                       "the model has no output 'stage1' (its outputs: logits, embedding)", Error);
+  CHECK_THROWS_WITH_AS(session.run_all(input.data(), shape, {"logits", "logits"}),
+                       "output 'logits' is selected twice", Error);
+
+  // A backbone: its stages, NCHW; run() gives the first.
+  const std::string path = dir.file("backbone.rvlt");
+  ConvertOptions options;
+  options.out_indices = {0, 2};
+  convert_checkpoint(testdata("custom_mmdet.pth"), path, options);
+  const auto backbone = Model::load(path);
+  CHECK(backbone->kind() == ModelKind::kBackbone);
+  CHECK(backbone->output_names() == std::vector<std::string>{"stage1", "stage3"});
+  CHECK(backbone->num_classes() == 0);
+  CHECK(backbone->labels().empty());
+  CHECK(backbone->dataset_classes().size() == 8);
+  CHECK(backbone->preprocessing().resize == 0);
+  CHECK(backbone->preprocessing().crop_height == 0);
+  Session dense(backbone);
+  const std::vector<Output> maps = dense.run_all(input.data(), shape);
+  REQUIRE(maps.size() == 2);
+  CHECK(maps[0].shape == std::vector<int64_t>{2, 48, 10, 12});
+  CHECK(maps[1].shape == std::vector<int64_t>{2, 72, 3, 3});
+  const std::vector<float> stage1(maps[0].data.begin(), maps[0].data.end());
+  const std::span<const float> first = dense.run(input.data(), shape);
+  CHECK(std::equal(first.begin(), first.end(), stage1.begin(), stage1.end()));
+  const PlanMemory memory = dense.plan(shape);
+  CHECK(memory.output_bytes >= (stage1.size() + maps[1].data.size()) * sizeof(float));
+}
+
 TEST_CASE("shapes the model cannot take are errors that say why") {
   TempDir dir;
   const auto model = custom_model(dir);

@@ -40,11 +40,16 @@ GOOD = {
     "custom_bf16_module": ("custom", "module", "bf16", False),
     "custom_legacy_training": ("custom", "training", "fp32", True),
     "custom_legacy_bare": ("custom", "bare", "fp32", True),
+    # Detection and segmentation checkpoints (their backbones).
+    "T_mmdet": ("T", "mmdet", "fp32", False),
+    "custom_mmdet": ("custom", "mmdet", "fp32", False),
+    "custom_mmseg_legacy": ("custom", "mmseg", "fp32", True),
 }
 LARGE = {
     "S_bare": ("S", "bare", "fp32", False),
     "B_bare": ("B", "bare", "fp32", False),
     "L_bare": ("L", "bare", "fp32", False),
+    "S_mmseg": ("S", "mmseg", "fp32", False),
 }
 
 
@@ -129,6 +134,26 @@ def write_bad(out):
     misshapen["layers.2.blocks.1.ffn.fc2.weight"] = torch.zeros(72, 215, 1, 1)
     save("misshapen_key", misshapen, "'layers.2.blocks.1.ffn.fc2.weight' has shape (72, 215, 1, 1)")
     save("no_model_entry", {"epoch": 3, "optimizer": {}}, "no entry 'model'")
+    # Detection checkpoints whose backbone is broken, or not a RAVLT.
+    from make_checkpoint import detector_layout
+    from ravlt_reference import RavltBackbone
+    dense = randomize(RavltBackbone(VARIANTS["custom"]), 0).state_dict()
+    no_norm = collections.OrderedDict(dense)
+    del no_norm["extra_norms.2.norm.bias"]
+    save("mmdet_missing_key", detector_layout(no_norm, "mmdet", 0),
+         "missing key 'extra_norms.2.norm.bias'")
+    bad_shape = collections.OrderedDict(dense)
+    bad_shape["layers.1.blocks.0.attn.proj.weight"] = torch.zeros(40, 41, 1, 1)
+    save("mmdet_misshapen_key", detector_layout(bad_shape, "mmseg", 0),
+         "'layers.1.blocks.0.attn.proj.weight' has shape (40, 41, 1, 1)")
+    resnet = collections.OrderedDict(
+        [("conv1.weight", torch.zeros(64, 3, 7, 7)), ("bn1.weight", torch.ones(64)),
+         ("layer1.0.conv1.weight", torch.zeros(64, 64, 1, 1))])
+    save("mmdet_resnet_backbone", detector_layout(resnet, "mmdet", 0),
+         "the backbone is not a RAVLT (no patch_embed / layers.N.blocks keys)")
+    bad_classes = detector_layout(dense, "mmdet", 0)
+    bad_classes["meta"]["CLASSES"] = ("person", 3)
+    save("mmdet_bad_classes", bad_classes, "meta.CLASSES holds an int among its class names")
     # Zip entries that lie about their sizes.
     base = os.path.join(out, "custom_bare.pth")
     entries = zip_entries(base)

@@ -13,6 +13,13 @@ Layouts:
             (a numpy scalar), args (an argparse.Namespace)
   views     bare, but several tensors view one storage at offsets and one is
             a non-contiguous (transposed) view
+  mmdet     a detector as mmcv's save_checkpoint writes it for mmdetection:
+            meta (mmdet_version, CLASSES, config, epoch, iter, env_info,
+            hook_msgs), state_dict (backbone.* = the detection backbone,
+            RavltBackbone, and neck.*, rpn_head.*, roi_head.* tensors),
+            optimizer
+  mmseg     the same for mmsegmentation: meta with mmseg_version, CLASSES and
+            PALETTE; decode_head.* and auxiliary_head.* beside backbone.*
 """
 
 import argparse
@@ -25,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ravlt_reference import VARIANTS, Ravlt, parameter_count, randomize  # noqa: E402
+from ravlt_reference import VARIANTS, Ravlt, RavltBackbone, parameter_count, randomize  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -76,7 +83,44 @@ def training_layout(model, ema_model):
     }
 
 
-def expected(cfg, sd, variant):
+COCO_CLASSES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
+ADE_CLASSES = ("wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed ")
+DETECTOR_PARTS = {
+    "mmdet": {"neck.lateral_convs.0.conv.weight": (256, 64, 1, 1),
+              "neck.lateral_convs.0.conv.bias": (256,),
+              "rpn_head.rpn_conv.weight": (256, 256, 3, 3),
+              "rpn_head.rpn_cls.weight": (3, 256, 1, 1),
+              "roi_head.bbox_head.fc_cls.weight": (9, 1024)},
+    "mmseg": {"decode_head.conv_seg.weight": (150, 512, 1, 1),
+              "decode_head.conv_seg.bias": (150,),
+              "auxiliary_head.conv_seg.weight": (150, 256, 1, 1)},
+}
+
+
+def detector_layout(backbone_sd, framework, seed):
+    """mmcv's save_checkpoint of a whole detector or segmentor whose
+    backbone holds `backbone_sd`: plain builtins, tuples, lists, dicts and
+    tensors only."""
+    g = torch.Generator().manual_seed(seed)
+    sd = collections.OrderedDict(("backbone." + k, v) for k, v in backbone_sd.items())
+    for k, shape in DETECTOR_PARTS[framework].items():
+        sd[k] = torch.randn(shape, generator=g)
+    meta = {"config": "model = dict(type='RetinaNet', backbone=dict(type='GLTA'))\n",
+            "epoch": 12, "iter": 87960,
+            "env_info": "sys.platform: linux\nPython: 3.8.13\nPyTorch: 1.13.1",
+            "hook_msgs": {"last_ckpt": "/work_dirs/epoch_12.pth"}}
+    if framework == "mmdet":
+        meta.update({"mmdet_version": "2.28.2", "CLASSES": COCO_CLASSES})
+    else:
+        meta.update({"mmseg_version": "0.30.0", "CLASSES": ADE_CLASSES,
+                     "PALETTE": [[120, 120, 120], [180, 120, 120], [6, 230, 230]]})
+    optimizer = {"state": {0: {"step": 10, "exp_avg": torch.zeros(3)}},
+                 "param_groups": [{"lr": 1e-4, "weight_decay": 0.05, "betas": (0.9, 0.999),
+                                   "params": [0, 1, 2]}]}
+    return {"meta": meta, "state_dict": sd, "optimizer": optimizer}
+
+
+def expected(cfg, sd, variant, kind="classifier"):
     heads = cfg.num_heads
     return {
         "variant": f"RAVLT-{variant}" if variant in "TSBL" else "custom",
@@ -86,8 +130,9 @@ def expected(cfg, sd, variant):
         "head_dims": [c // n for c, n in zip(cfg.embed_dims, heads)],
         "ffn_hidden": [cfg.ffn_hidden(s) for s in range(4)],
         "layer_scales": cfg.layer_scales,
-        "projection": cfg.projection,
-        "num_classes": cfg.num_classes,
+        "kind": kind,
+        "projection": cfg.projection if kind == "classifier" else 0,
+        "num_classes": cfg.num_classes if kind == "classifier" else 0,
         "parameter_count": parameter_count(sd),
         "state_dict_entries": len(sd),
     }
@@ -96,10 +141,13 @@ def expected(cfg, sd, variant):
 def write_checkpoint(variant, layout, path, dtype="fp32", legacy=False, seed=0):
     """Writes one checkpoint and its expectations (path + ".json")."""
     cfg = VARIANTS[variant]
-    model = randomize(Ravlt(cfg), seed).eval()
+    dense = layout in DETECTOR_PARTS
+    model = randomize((RavltBackbone if dense else Ravlt)(cfg), seed).eval()
     torch_dtype = DTYPES[dtype]
     sd = cast(model.state_dict(), torch_dtype)
-    if layout == "bare":
+    if dense:
+        obj = detector_layout(sd, layout, seed)
+    elif layout == "bare":
         obj = sd
     elif layout == "module":
         obj = collections.OrderedDict(("module." + k, v) for k, v in sd.items())
@@ -114,7 +162,7 @@ def write_checkpoint(variant, layout, path, dtype="fp32", legacy=False, seed=0):
         raise ValueError(layout)
     torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
     with open(path + ".json", "w") as f:
-        json.dump(expected(cfg, sd, variant), f, indent=1)
+        json.dump(expected(cfg, sd, variant, "backbone" if dense else "classifier"), f, indent=1)
     return obj
 
 
@@ -122,7 +170,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", choices=sorted(VARIANTS), required=True)
-    ap.add_argument("--layout", choices=["bare", "module", "training", "views"], default="bare")
+    ap.add_argument("--layout", choices=["bare", "module", "training", "views", "mmdet", "mmseg"],
+                    default="bare")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     ap.add_argument("--legacy", action="store_true", help="legacy (non-zip) torch.save format")
     ap.add_argument("--seed", type=int, default=0)

@@ -194,10 +194,15 @@ class Stage(nn.Module):
             for _ in range(cfg.depths[s]))
         self.downsample = PatchMerging(dim, cfg.embed_dims[s + 1]) if s < 3 else None
 
-    def forward(self, x):
+    def blocks_forward(self, x):
+        """The stage's blocks: its output before the downsampling."""
         sin, cos = self.RoPE(x.shape[2], x.shape[3])
         for blk in self.blocks:
             x = blk(x, sin, cos)
+        return x
+
+    def forward(self, x):
+        x = self.blocks_forward(x)
         if self.downsample is not None:
             x = self.downsample(x)
         return x
@@ -220,11 +225,49 @@ class Ravlt(nn.Module):
         for s, layer in enumerate(self.layers):
             x = layer(x)
             outs[f"stage{s}"] = x
+        logits = self.head(self.pooled(x)).flatten(1)
+        return (logits, outs) if return_stages else logits
+
+    def pooled(self, x):
         x = self.norm(self.proj(x))
         x = x * torch.sigmoid(x)
-        x = x.mean(dim=(2, 3), keepdim=True)
-        logits = self.head(x).flatten(1)
-        return (logits, outs) if return_stages else logits
+        return x.mean(dim=(2, 3), keepdim=True)
+
+    def forward_features(self, x):
+        """The embedding: what the head reads (after proj, BatchNorm, swish
+        and global average pooling), flattened to (N, projection)."""
+        x = self.patch_embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.pooled(x).flatten(1)
+
+
+class RavltBackbone(nn.Module):
+    """The detection / segmentation backbone (the authors' GLTA, mmdetection
+    and mmsegmentation): the classifier's trunk with no proj, norm or head;
+    stage i's output taken before its downsampling, through extra_norms.i (a
+    LayerNorm over channels, eps 1e-6). Its state dict is the checkpoint's
+    backbone.* keys."""
+
+    def __init__(self, cfg: RavltConfig, in_chans=3):
+        super().__init__()
+        self.cfg = cfg
+        self.patch_embed = PatchEmbed(in_chans, cfg.embed_dims[0])
+        self.layers = nn.ModuleList(Stage(cfg, s) for s in range(4))
+        self.extra_norms = nn.ModuleList(ChannelLayerNorm(cfg.embed_dims[s]) for s in range(4))
+
+    def forward(self, x, out_indices=(0, 1, 2, 3)):
+        """{"stage1": ..., "stage4": ...} for the stages in out_indices."""
+        outs = {}
+        x = self.patch_embed(x)
+        for s, layer in enumerate(self.layers):
+            y = layer.blocks_forward(x)
+            if s in out_indices:
+                outs[f"stage{s + 1}"] = self.extra_norms[s](y)
+            if s == max(out_indices):
+                break
+            x = layer.downsample(y)
+        return outs
 
 
 def randomize(model: nn.Module, seed: int):

@@ -12,7 +12,10 @@ import unittest
 
 import harness
 
-LAYOUT_ENTRY = {"bare": "", "module": "", "views": "", "training": "model"}
+LAYOUT_ENTRY = {"bare": "", "module": "", "views": "", "training": "model",
+                "mmdet": "state_dict", "mmseg": "state_dict"}
+DETECTOR_PARTS = {"mmdet": "neck, rpn_head, roi_head: 5 tensors not part of the backbone",
+                  "mmseg": "decode_head, auxiliary_head: 3 tensors not part of the backbone"}
 
 
 class Cli(unittest.TestCase):
@@ -64,6 +67,16 @@ class Cli(unittest.TestCase):
                 self.assertEqual(info["source_state_dict"], LAYOUT_ENTRY[spec["layout"]])
                 self.assertEqual(info["source_file"], name + ".pth")
                 self.assertEqual(len(info["labels"]), want["num_classes"])
+                self.assertEqual(info["kind"], want["kind"])
+                names = [o["name"] for o in info["outputs"]]
+                if want["kind"] == "backbone":
+                    self.assertIn(DETECTOR_PARTS[spec["layout"]], p.stdout)
+                    self.assertEqual(len(info["dataset_classes"]), 8)
+                    self.assertEqual(names, ["stage1", "stage2", "stage3", "stage4"])
+                    self.assertEqual(info["preprocess"]["resize"], 0)
+                else:
+                    self.assertEqual(names, ["logits", "embedding"])
+                    self.assertEqual(info["dataset_classes"], [])
                 text = harness.ravlt("inspect", self.out()).stdout
                 self.assertIn(want["variant"], text)
                 print(f"  {name}: {want['variant']}, {info['source_parameters'] / 1e6:.2f} M parameters")
@@ -214,7 +227,7 @@ class Cli(unittest.TestCase):
         p = harness.ravlt("--help")
         self.assertIn("convert", p.stdout)
         self.assertIn("inspect", p.stdout)
-        self.assertIn("0.2.0", harness.ravlt("--version").stdout)
+        self.assertIn("0.3.0", harness.ravlt("--version").stdout)
 
 
 if __name__ == "__main__":

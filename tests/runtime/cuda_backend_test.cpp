@@ -96,6 +96,37 @@ TEST_CASE("CUDA: whole models match the CPU backend (float32 logits, rel L2 <= 1
   }
 }
 
+TEST_CASE("CUDA: a backbone's four maps match the CPU backend in every precision") {
+  if (!gpu_or_skip()) return;
+  TempDir dir;
+  const std::string path = dir.file("backbone.rvlt");
+  convert_checkpoint(testdata("custom_mmdet.pth"), path);
+  const auto model = Model::load(path);
+  for (const std::vector<int64_t>& shape :
+       {std::vector<int64_t>{1, 3, 160, 224}, std::vector<int64_t>{2, 3, 97, 75}}) {
+    const auto input = random_vector(static_cast<size_t>(shape[0] * 3 * shape[2] * shape[3]), 8);
+    Session cpu(model);
+    std::vector<std::vector<float>> want;
+    for (const Output& o : cpu.run_all(input.data(), shape))
+      want.emplace_back(o.data.begin(), o.data.end());
+    for (DType precision : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      SessionOptions options;
+      options.device = Device::kCuda;
+      options.precision = precision;
+      Session gpu(model, options);
+      const std::vector<Output> got = gpu.run_all(input.data(), shape);
+      REQUIRE(got.size() == want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        REQUIRE(got[i].data.size() == want[i].size());
+        const double err = rel_l2(got[i].data.data(), want[i].data(), want[i].size());
+        INFO(got[i].name << " " << to_string(Shape(shape)) << " " << to_string(precision)
+                         << ": rel L2 " << err);
+        CHECK(err <= (precision == DType::kFloat32 ? 1e-4 : 3e-2));
+      }
+    }
+  }
+}
+
 TEST_CASE("CUDA fp16 and bf16: whole models near the float32 CPU logits, same confident top-1") {
   if (!gpu_or_skip()) return;
   TempDir dir;

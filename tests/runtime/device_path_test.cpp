@@ -189,6 +189,37 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   CHECK(device.node_seconds().size() == graph->nodes().size());
 }
 
+TEST_CASE("a backbone's graph on a device backend: every stage staged out, equal to the host") {
+  TempDir dir;
+  const std::string path = dir.file("backbone.rvlt");
+  convert_checkpoint(testdata("custom_mmdet.pth"), path);
+  const auto graph = Graph::load(rvlt::ModelFile::open(path));
+  REQUIRE(graph->outputs().size() == 4);
+  Executor host(graph, std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>()), 1);
+  DeviceLog log;
+  Executor device(graph, std::make_unique<FakeDeviceBackend>(log), 1);
+  const std::vector<int64_t> shape = {2, 3, 45, 37};
+  const auto input = random_vector(static_cast<size_t>(element_count(shape)), 3);
+  const PlanStats& stats = host.plan(shape);
+  const std::span<const float* const> want = host.run(input.data(), shape);
+  std::vector<std::vector<float>> expected;
+  for (size_t i = 0; i < 4; ++i) {
+    expected.emplace_back(want[i], want[i] + element_count(stats.output_shapes[i]));
+  }
+  CHECK(stats.output_shapes[0] == Shape{2, 48, 12, 10});  // NCHW
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    const std::span<const float* const> got = device.run(input.data(), shape);
+    for (size_t i = 0; i < 4; ++i) {
+      const size_t n = expected[i].size();
+      CHECK(std::memcmp(got[i], expected[i].data(), n * sizeof(float)) == 0);
+      CHECK_FALSE(log.owns(got[i], n * sizeof(float)));
+    }
+  }
+  CHECK(log.copies_out == 8);  // four outputs per run
+  CHECK(log.recorded == 1);
+  CHECK(log.replayed == 1);
+}
+
 TEST_CASE("a 16-bit plan places its activations in half the bytes; scratch stays float32") {
   TempDir dir;
   const std::string path = dir.file("custom.rvlt");
