@@ -1,6 +1,6 @@
 // Fuzzes the .rvlt loader: framing, FlatBuffers verifier, semantic checks,
-// graph loading; an accepted model is then run on a tiny input, which must
-// finish or fail with ravlt::Error. (With RAVLT_FUZZING the checksum is not
+// graph loading; an accepted model is then run on a tiny input (every
+// output), which must finish or fail with ravlt::Error. (With RAVLT_FUZZING the checksum is not
 // verified, so mutations reach the parsers behind it.)
 #include <atomic>
 #include <cstdio>
@@ -28,8 +28,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto model = ravlt::Model::load(file.write(data, size), load);
     ravlt::Session session(model, ravlt::SessionOptions{1});
     ravlt::Tensor x{{1, 3, 9, 7}, std::vector<float>(3 * 9 * 7, 0.5f)};
-    const ravlt::Tensor y = session.run(x);
-    if (y.data.size() != static_cast<size_t>(model->num_classes())) __builtin_trap();
+    const std::vector<ravlt::Output> outputs = session.run_all(x.data.data(), x.shape);
+    if (outputs.size() != model->output_names().size()) __builtin_trap();
+    for (const ravlt::Output& o : outputs) {
+      size_t count = 1;
+      for (int64_t d : o.shape) count *= static_cast<size_t>(d);
+      if (o.data.size() != count) __builtin_trap();
+    }
+    if (model->kind() == ravlt::ModelKind::kClassifier &&
+        outputs[0].data.size() != static_cast<size_t>(model->num_classes())) {
+      __builtin_trap();
+    }
     ++accepted;
   } catch (const ravlt::Error&) {
   }

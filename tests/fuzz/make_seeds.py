@@ -23,8 +23,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
-from make_checkpoint import make_views, training_layout  # noqa: E402
-from ravlt_reference import Ravlt, RavltConfig, randomize  # noqa: E402
+from make_checkpoint import detector_layout, make_views, training_layout  # noqa: E402
+from ravlt_reference import Ravlt, RavltBackbone, RavltConfig, randomize  # noqa: E402
 import image_samples  # noqa: E402
 
 MICRO = RavltConfig([8, 8, 12, 16], [1, 1, 1, 1], [2, 2, 3, 4], mlp_ratio=2.0,
@@ -49,6 +49,7 @@ def main():
         "views": make_views(sd),
         "training": training_layout(model, ema),
         "half": {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()},
+        "mmdet": detector_layout(randomize(RavltBackbone(MICRO), 2).state_dict(), "mmdet", 0),
     }
     ckpt = dirs["fuzz_checkpoint"]
     for name, obj in objects.items():
@@ -71,6 +72,8 @@ def main():
         subprocess.run([a.ravlt, "convert", os.path.join(ckpt, "bare.pth"), "-o",
                         os.path.join(dirs["fuzz_model_file"], f"micro{i}.rvlt"), "-q",
                         "--attention", attention], check=True)
+    subprocess.run([a.ravlt, "convert", os.path.join(ckpt, "mmdet.pth"), "-o",
+                    os.path.join(dirs["fuzz_model_file"], "micro_backbone.rvlt"), "-q"], check=True)
     subprocess.run([a.ravlt, "convert", os.path.join(ckpt, "half.pth"), "-o",
                     os.path.join(dirs["fuzz_model_file"], "micro_fp16.rvlt"), "-q", "--dtype", "fp16"],
                    check=True)

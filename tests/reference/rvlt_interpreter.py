@@ -186,6 +186,8 @@ def run(rvlt: RvltFile, x: torch.Tensor):
                           op == Op.OpType.RalaAttention)
         elif op == Op.OpType.GlobalAvgPool:
             y = ins[0].mean(dim=(1, 2))
+        elif op == Op.OpType.ToChannelsFirst:
+            y = ins[0].permute(0, 3, 1, 2)
         else:
             raise ValueError(f"unknown op {op}")
         values[node.Outputs(0)] = y

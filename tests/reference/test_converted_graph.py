@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import harness
-from ravlt_reference import VARIANTS, Ravlt, RavltConfig
+from ravlt_reference import VARIANTS, Ravlt, RavltBackbone, RavltConfig
 from rvlt_interpreter import RvltFile, run
 
 SIZES = [(2, 97, 75), (3, 64, 64), (2, 33, 47)]
@@ -87,6 +87,30 @@ class ConvertedGraph(unittest.TestCase):
             with self.subTest(dtype):
                 print(f"  {dtype} weights")
                 self.compare(self.convert(path, "--dtype", dtype), model, tolerance, SIZES[:1])
+
+    def test_backbone_of_a_detection_checkpoint(self):
+        """Every output of a backbone converted from mmdetection's and
+        mmsegmentation's layouts, and of one with some stages only."""
+        for name, options, stages in (("custom_mmdet", (), (0, 1, 2, 3)),
+                                      ("custom_mmseg_legacy", ("--out-indices", "1,2"), (1, 2))):
+            ckpt = harness.data(name + ".pth")
+            sd = torch.load(ckpt)["state_dict"]
+            model = RavltBackbone(VARIANTS["custom"]).eval()
+            model.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("backbone.")})
+            model = model.double()
+            rvlt = self.convert(ckpt, *options)
+            g = torch.Generator().manual_seed(8)
+            for n, h, w in SIZES:
+                x = torch.randn(n, 3, h, w, generator=g, dtype=torch.float64)
+                with torch.no_grad():
+                    want = list(model(x, stages).values())
+                got = run(rvlt, x)
+                self.assertEqual(len(got), len(want))
+                for i, (a, b) in enumerate(zip(got, want)):
+                    self.assertEqual(tuple(a.shape), tuple(b.shape))
+                    err = harness.rel_l2(a, b)
+                    print(f"  {name} stage{stages[i] + 1} batch {n}, {h}x{w}: relative L2 {err:.2e}")
+                    self.assertLess(err, 1e-6)
 
     def test_golden_model_of_the_authors(self):
         g = harness.ARGS.golden
