@@ -105,8 +105,16 @@ std::string npy_header(const std::vector<int64_t>& shape) {
   header.append(total - 10 - header.size() - 1, ' ');
   header += '\n';
   const uint16_t len = static_cast<uint16_t>(header.size());
-  const char preamble[10] = {kMagic[0], kMagic[1], kMagic[2], kMagic[3], kMagic[4], kMagic[5],
-                             1, 0, static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  const char preamble[10] = {kMagic[0],
+                             kMagic[1],
+                             kMagic[2],
+                             kMagic[3],
+                             kMagic[4],
+                             kMagic[5],
+                             1,
+                             0,
+                             static_cast<char>(len & 0xff),
+                             static_cast<char>(len >> 8)};
   return std::string(preamble, 10) + header;
 }
 

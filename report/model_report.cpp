@@ -37,12 +37,13 @@ std::string model_info_text(const ModelInfo& info) {
   t += "weights       " + info.weight_dtype + ", " +
        fmt("%.1f MB", static_cast<double>(info.weight_bytes) / 1e6) + "\n";
   t += "input         " + std::to_string(info.in_channels) + " channels, any height and width\n";
-  t += "preprocess    " +
-       (info.resize > 0 ? "resize " + std::to_string(info.resize) + " (" + info.interpolation + ")"
-                        : std::string("no resize")) +
-       (info.crop_h > 0 ? ", crop " + std::to_string(info.crop_h) + "x" + std::to_string(info.crop_w)
-                        : std::string(", no crop")) +
-       ", mean";
+  t +=
+      "preprocess    " +
+      (info.resize > 0 ? "resize " + std::to_string(info.resize) + " (" + info.interpolation + ")"
+                       : std::string("no resize")) +
+      (info.crop_h > 0 ? ", crop " + std::to_string(info.crop_h) + "x" + std::to_string(info.crop_w)
+                       : std::string(", no crop")) +
+      ", mean";
   for (float v : info.mean) t += fmt(" %.4g", v);
   t += ", std";
   for (float v : info.std) t += fmt(" %.4g", v);
@@ -63,7 +64,8 @@ std::string model_info_text(const ModelInfo& info) {
        std::to_string(info.input_width) + ":";
   for (size_t i = 0; i < info.outputs.size(); ++i) {
     std::string shape;
-    for (int64_t d : info.outputs[i].shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    for (int64_t d : info.outputs[i].shape)
+      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
     t += std::string(i == 0 ? " " : ", ") + info.outputs[i].name + " (" + shape + ")";
   }
   t += "\ngraph         " + std::to_string(info.nodes) + " nodes, " + std::to_string(info.tensors) +
@@ -181,9 +183,9 @@ std::string conversion_summary(const ConvertResult& r) {
     left_out = " Left out " + listed(parts) + ": " + std::to_string(tensors) +
                " tensors not part of the backbone.";
   }
-  const std::string what =
-      r.kind == "backbone" ? "backbone with outputs " + listed(r.outputs)
-                           : std::to_string(r.num_classes) + " classes, outputs " + listed(r.outputs);
+  const std::string what = r.kind == "backbone" ? "backbone with outputs " + listed(r.outputs)
+                                                : std::to_string(r.num_classes) +
+                                                      " classes, outputs " + listed(r.outputs);
   return "Converted " + r.source_file + " (" + r.container + " container, " +
          (r.state_dict_entry.empty() ? std::string("bare state dict")
                                      : "entry '" + r.state_dict_entry + "'") +
@@ -191,9 +193,10 @@ std::string conversion_summary(const ConvertResult& r) {
          (r.stripped_module_prefix ? ", 'module.' prefix removed" : "") + ") into " + r.output +
          ": " + r.variant + " " + r.kind + " with dims " + joined(r.dims) + ", depths " +
          joined(r.depths) + ", heads " + joined(r.heads) + ", attention " + r.attention + "; " +
-         what + (r.dataset_classes > 0
-                     ? "; " + std::to_string(r.dataset_classes) + " dataset class names kept"
-                     : "") +
+         what +
+         (r.dataset_classes > 0
+              ? "; " + std::to_string(r.dataset_classes) + " dataset class names kept"
+              : "") +
          "; " + fmt("%.2f M", static_cast<double>(r.source_parameters) / 1e6) + " parameters (" +
          fmt("%.2f M", static_cast<double>(r.stored_parameters) / 1e6) +
          " stored after folding BatchNorm and layer scale), " +

@@ -176,7 +176,8 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
   bool stage_output = !on_host;
   for (uint32_t v : outputs) {
     output_offsets.push_back(output_bytes);
-    output_bytes += (bytes_of(shapes[v], plan->dtypes[v]) + kAlignment - 1) / kAlignment * kAlignment;
+    output_bytes +=
+        (bytes_of(shapes[v], plan->dtypes[v]) + kAlignment - 1) / kAlignment * kAlignment;
     host_output_bytes += static_cast<size_t>(element_count(shapes[v])) * sizeof(float);
     stage_output = stage_output || plan->dtypes[v] != DType::kFloat32;
   }
@@ -260,8 +261,7 @@ void Executor::start_run(Plan& p, const float* input) {
 void Executor::finish_run(Plan& p) {
   if (p.host_output) {
     for (size_t i = 0; i < p.requested.size(); ++i) {
-      backend_->copy_out(p.host_results[i], p.requested[i].data,
-                         p.requested[i].dtype, p.counts[i]);
+      backend_->copy_out(p.host_results[i], p.requested[i].data, p.requested[i].dtype, p.counts[i]);
     }
   }
   backend_->finish_run();

@@ -22,11 +22,11 @@
 namespace ravlt::runtime {
 
 struct PlanStats {
-  size_t arena_bytes = 0;       // every intermediate and every kernel's scratch
-  size_t lower_bound = 0;       // most bytes live at one step, scratch included
-  size_t activation_bytes = 0;  // the intermediates alone (each in its type), planned alone
-  size_t scratch_bytes = 0;     // the largest scratch of one kernel
-  size_t output_bytes = 0;      // the requested outputs, in the backend's memory
+  size_t arena_bytes = 0;            // every intermediate and every kernel's scratch
+  size_t lower_bound = 0;            // most bytes live at one step, scratch included
+  size_t activation_bytes = 0;       // the intermediates alone (each in its type), planned alone
+  size_t scratch_bytes = 0;          // the largest scratch of one kernel
+  size_t output_bytes = 0;           // the requested outputs, in the backend's memory
   std::vector<Shape> output_shapes;  // per requested output, in the order asked
 };
 

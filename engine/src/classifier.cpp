@@ -84,8 +84,7 @@ class Classifier::Impl {
     errors.assign(paths.size(), "");
     const Preprocessing& p = model->preprocessing();
     const DecodeOptions decode = options.decode;
-    const int threads =
-        options.session.threads > 0 ? options.session.threads : omp_get_num_procs();
+    const int threads = options.session.threads > 0 ? options.session.threads : omp_get_num_procs();
     // Decoding is independent per file; errors stay with their file.
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
     for (int64_t i = 0; i < n; ++i) {
@@ -110,8 +109,9 @@ class Classifier::Impl {
 Classifier::Classifier(std::shared_ptr<const Model> model, const ClassifierOptions& options) {
   if (!model) throw Error("Classifier: no model");
   if (model->kind() != ModelKind::kClassifier) {
-    throw Error("Classifier: the model is a backbone (feature maps, no classes); run it with "
-                "Session::run_all");
+    throw Error(
+        "Classifier: the model is a backbone (feature maps, no classes); run it with "
+        "Session::run_all");
   }
   if (options.session.threads < 0) throw Error("Classifier: thread count must not be negative");
   if (options.top_k < 1) throw Error("Classifier: top_k must be at least 1");

@@ -112,8 +112,9 @@ std::unique_ptr<fb::MetadataT> make_metadata(const engine::ArchSpec& arch,
 
   if (arch.backbone) {
     if (!options.labels.empty()) {
-      throw Error("labels: a backbone has no classes to name (the dataset's class names come "
-                  "from the checkpoint's meta)");
+      throw Error(
+          "labels: a backbone has no classes to name (the dataset's class names come "
+          "from the checkpoint's meta)");
     }
   } else if (!options.labels.empty()) {
     if (options.labels.size() != static_cast<size_t>(arch.num_classes)) {

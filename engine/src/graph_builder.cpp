@@ -221,8 +221,8 @@ BuiltGraph build_graph(const ArchSpec& arch, WeightMap& weights, DType weight_dt
       x = build_block(g, sp + "blocks." + std::to_string(j) + ".", arch.stages[s], x, angle);
     }
     const int index = static_cast<int>(s);
-    if (arch.backbone && std::find(out_indices.begin(), out_indices.end(), index) !=
-                             out_indices.end()) {
+    if (arch.backbone &&
+        std::find(out_indices.begin(), out_indices.end(), index) != out_indices.end()) {
       // The stage's output before its downsampling, LayerNorm over
       // channels, handed out NCHW.
       const std::string norm = "extra_norms." + std::to_string(s) + ".norm";

@@ -36,7 +36,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   }
   Model::Impl& impl = *model->impl_;
   impl.kind = file->metadata().kind() == fb::ModelKind_Backbone ? ModelKind::kBackbone
-                                                                 : ModelKind::kClassifier;
+                                                                : ModelKind::kClassifier;
   if (const auto* classes = file->metadata().dataset_classes()) {
     for (const auto* c : *classes) impl.dataset_classes.push_back(c->str());
   }
@@ -211,7 +211,8 @@ std::vector<Output> Session::run_all(const float* input, std::span<const int64_t
   std::vector<Output> out;
   for (size_t i = 0; i < values.size(); ++i) {
     const runtime::Shape& s = stats.output_shapes[i];
-    out.push_back({model.output_name(values[i]), s,
+    out.push_back({model.output_name(values[i]),
+                   s,
                    {data[i], static_cast<size_t>(runtime::element_count(s))}});
   }
   return out;

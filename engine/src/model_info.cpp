@@ -111,8 +111,8 @@ ModelInfo describe_model(const std::string& path, bool verify_checksum, int heig
   info.input_height = height > 0 ? height : (p.crop_h() > 0 ? p.crop_h() : 224);
   info.input_width = width > 0 ? width : (p.crop_w() > 0 ? p.crop_w() : 224);
   const auto graph = runtime::Graph::load(file);
-  const std::vector<runtime::Shape> shapes = runtime::infer_shapes(
-      *graph, {1, info.in_channels, info.input_height, info.input_width});
+  const std::vector<runtime::Shape> shapes =
+      runtime::infer_shapes(*graph, {1, info.in_channels, info.input_height, info.input_width});
   const engine::NamedOutputs outputs = engine::named_outputs(kind, *graph);
   for (size_t i = 0; i < outputs.names.size(); ++i) {
     info.outputs.push_back({outputs.names[i], shapes[outputs.values[i]]});

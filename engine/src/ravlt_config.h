@@ -35,8 +35,8 @@ struct ArchSpec {
   /// norm or head; a LayerNorm over channels (extra_norms.i) on each
   /// stage's output before its downsampling.
   bool backbone = false;
-  int projection = 0;   // classifier only
-  int num_classes = 0;  // classifier only
+  int projection = 0;            // classifier only
+  int num_classes = 0;           // classifier only
   uint64_t parameter_count = 0;  // learned parameters, before folding
 };
 

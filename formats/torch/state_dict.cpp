@@ -87,8 +87,8 @@ MmcvMeta read_mmcv_meta(const Checkpoint& checkpoint) {
   for (const char* key : {"mmdet_version", "mmseg_version"}) {
     const Value* version = find_entry(*m, key);
     if (version != nullptr && version->is_string()) {
-      meta.framework = std::string(key[2] == 'd' ? "mmdetection " : "mmsegmentation ") +
-                       version->text;
+      meta.framework =
+          std::string(key[2] == 'd' ? "mmdetection " : "mmsegmentation ") + version->text;
     }
   }
   const Value* classes = find_entry(*m, "CLASSES");

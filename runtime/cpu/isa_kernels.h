@@ -45,16 +45,19 @@ struct RalaLoops {
 
 /// Softmax attention's inner loops (softmax_attention_loops.inc).
 struct SoftmaxLoops {
-  /// Rotates every key and stores them transposed: kt is d rows of
-  /// key_stride(L) floats, zero past L.
-  void (*rotate_keys)(const float* k, int64_t row_stride, int64_t l_count, int64_t width, int d,
-                      const RopeView& rope, float* kt);
-  /// Softmax attention for queries [l0, l1) against all L keys (kt from
-  /// rotate_keys), online softmax over blocks of keys.
-  void (*softmax_rows)(const float* q, const float* v, const float* o, int64_t row_stride,
-                       const float* lepe, int64_t lepe_stride, float* out, int64_t l0, int64_t l1,
-                       int64_t l_count, int64_t width, int d, const RopeView& rope,
-                       const float* kt);
+  /// Rotates every key into kt, in blocks of kKeyBlock keys, each block d
+  /// rows of kKeyBlock floats, and copies the values into vt, one row of d
+  /// floats per key; both padded with zeros to whole blocks
+  /// (softmax_buffer_floats).
+  void (*prepare_keys_values)(const float* k, const float* v, int64_t row_stride, int64_t l_count,
+                              int64_t width, int d, const RopeView& rope, float* kt, float* vt);
+  /// Softmax attention for queries [l0, l1) against all L keys (kt, vt from
+  /// prepare_keys_values), online softmax over blocks of keys, queries in
+  /// tiles that share each block.
+  void (*softmax_rows)(const float* q, const float* o, int64_t row_stride, const float* lepe,
+                       int64_t lepe_stride, float* out, int64_t l0, int64_t l1, int64_t l_count,
+                       int64_t width, int d, const RopeView& rope, const float* kt,
+                       const float* vt);
 };
 
 /// LayerNorm's inner loop (layer_norm_loops.inc).
@@ -72,13 +75,12 @@ const RalaLoops& rala_loops(Isa isa);
 const SoftmaxLoops& softmax_loops(Isa isa);
 const LayerNormLoops& layer_norm_loops(Isa isa);
 
-/// Keys per online-softmax block; the rows of transposed keys are padded
-/// to a whole number of blocks so that a block always loads whole vectors.
+/// Keys per online-softmax block; keys and values are padded to a whole
+/// number of blocks so that a block always loads whole vectors.
 inline constexpr int64_t kKeyBlock = 64;
-/// (Plus sixteen, so that the rows are not a power of two apart: writing a
-/// key's d components would otherwise hit a few cache sets only.)
-inline constexpr int64_t key_stride(int64_t l_count) {
-  return (l_count + kKeyBlock - 1) / kKeyBlock * kKeyBlock + 16;
+/// Floats of each of kt and vt (SoftmaxLoops) for L keys of dimension d.
+inline constexpr int64_t softmax_buffer_floats(int64_t l_count, int d) {
+  return (l_count + kKeyBlock - 1) / kKeyBlock * kKeyBlock * d;
 }
 
 /// Largest head dimension the kernels take (stack buffers are sized by it).

@@ -233,11 +233,17 @@ TEST_CASE("semantic checks name what is wrong") {
          m.graph->nodes.pop_back();
        }},
       {"graph output tensor 0 'input' is the input",
-       [](fb::ModelT& m) { m.graph->outputs = {5, 0}; }},
+       [](fb::ModelT& m) {
+         m.graph->outputs = {5, 0};
+       }},
       {"graph output tensor 5 'logits' is listed twice",
-       [](fb::ModelT& m) { m.graph->outputs = {5, 5}; }},
+       [](fb::ModelT& m) {
+         m.graph->outputs = {5, 5};
+       }},
       {"a classifier has one graph output (the logits), not 2",
-       [](fb::ModelT& m) { m.graph->outputs = {5, 2}; }},
+       [](fb::ModelT& m) {
+         m.graph->outputs = {5, 2};
+       }},
       {"unknown model kind 7",
        [](fb::ModelT& m) { m.metadata->kind = static_cast<fb::ModelKind>(7); }},
       {"a backbone has no classes or labels",

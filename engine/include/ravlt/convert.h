@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ravlt/dtype.h"
@@ -46,19 +46,20 @@ struct ConvertOptions {
 
 /// What a conversion produced (report/ turns it into the CLI's summary).
 struct ConvertResult {
-  std::string source_file;       ///< the checkpoint's file name
-  std::string container;         ///< "zip" or "legacy" (torch.save's formats)
-  std::string output;            ///< the model file written
-  std::string variant;           ///< "RAVLT-S", or "custom"
-  std::string kind;              ///< "classifier" or "backbone"
+  std::string source_file;  ///< the checkpoint's file name
+  std::string container;    ///< "zip" or "legacy" (torch.save's formats)
+  std::string output;       ///< the model file written
+  std::string variant;      ///< "RAVLT-S", or "custom"
+  std::string kind;         ///< "classifier" or "backbone"
   /// The training framework that wrote the checkpoint, when it says
   /// ("mmdetection 2.28.2"), else empty.
   std::string framework;
   /// Parts of a detector or segmentor left out, with their tensor counts
   /// ({"neck", 12}, {"rpn_head", 6}, ...), in the checkpoint's order.
   std::vector<std::pair<std::string, size_t>> left_out;
-  std::vector<std::string> outputs;  ///< the model's outputs ("logits", "embedding" / "stage1", ...)
-  size_t dataset_classes = 0;        ///< class names kept from the checkpoint's meta
+  std::vector<std::string>
+      outputs;                   ///< the model's outputs ("logits", "embedding" / "stage1", ...)
+  size_t dataset_classes = 0;    ///< class names kept from the checkpoint's meta
   std::string state_dict_entry;  ///< where the weights came from ("" if bare)
   bool stripped_module_prefix = false;
   std::vector<int> dims, depths, heads;  ///< per stage

@@ -178,7 +178,7 @@ struct PlanMemory {
   size_t activation_bytes = 0;
   /// The largest working memory one op needs (float32 reductions, tables).
   size_t scratch_bytes = 0;
-  size_t lower_bound = 0;  ///< most bytes live at any one step
+  size_t lower_bound = 0;   ///< most bytes live at any one step
   size_t output_bytes = 0;  ///< the outputs, kept apart from the arena to the end of the run
 };
 
