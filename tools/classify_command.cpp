@@ -11,21 +11,14 @@
 #include "report/json_writer.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
-#include "tools/image_files.h"
+#include "tools/image_command.h"
 #include "tools/progress_bar.h"
 
 namespace ravlt::tools {
 namespace {
 
-struct ClassifyArgs {
-  std::string model;
-  std::vector<std::string> inputs;
+struct ClassifyArgs : ImageArgs {
   int top_k = 5;
-  int batch = 8;
-  int threads = 0;
-  bool json = false;
-  DeviceArgs device;
-  uint64_t max_pixels = DecodeOptions{}.max_pixels;
 };
 
 void print_text(const std::string& path, const ClassifyResult& r) {
@@ -57,15 +50,7 @@ std::string result_json(const std::string& path, const ClassifyResult& r) {
 
 int run(const ClassifyArgs& a) {
   const std::vector<std::string> files = collect_images(a.inputs);
-  if (files.empty()) throw Error("no images found (JPEG, PNG or BMP files, or folders of them)");
-  ClassifierOptions options;
-  options.session.threads = a.threads;
-  options.top_k = a.top_k;
-  apply_device_options(a.device, options.session);
-  options.decode.max_pixels = a.max_pixels;
-  const auto model = Model::load(a.model);
-  if (model->kind() != ModelKind::kClassifier) throw Error(not_a_classifier(a.model));
-  Classifier classifier(model, options);
+  const std::unique_ptr<Classifier> classifier = open_classifier(a, a.top_k);
 
   ProgressBar bar;
   const bool show_progress = files.size() > 8;
@@ -74,7 +59,7 @@ int run(const ClassifyArgs& a) {
   for (size_t start = 0; start < files.size(); start += static_cast<size_t>(a.batch)) {
     const size_t end = std::min(files.size(), start + static_cast<size_t>(a.batch));
     const std::span<const std::string> chunk(files.data() + start, end - start);
-    const std::vector<ClassifyResult> results = classifier.classify_files(chunk);
+    const std::vector<ClassifyResult> results = classifier->classify_files(chunk);
     if (show_progress) bar.finish();  // keep printed lines clean
     for (size_t i = 0; i < results.size(); ++i) {
       failed += results[i].ok() ? 0 : 1;
@@ -111,25 +96,11 @@ Runner add_classify_command(CLI::App& app) {
   auto args = std::make_shared<ClassifyArgs>();
   CLI::App* cmd = app.add_subcommand(
       "classify", "Classify images (JPEG, PNG, BMP; files or folders, searched recursively)");
-  cmd->add_option("-m,--model", args->model, "model file (.rvlt)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd->add_option("images", args->inputs, "image files and folders")->required();
+  add_image_options(cmd, args.get(),
+                    "print one JSON document: per image its path, top-k indices, labels and "
+                    "probabilities, or its error");
   cmd->add_option("-k,--top-k", args->top_k, "classes shown per image")
       ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--batch", args->batch, "images per run of the network")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--threads", args->threads, "threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_flag("--json", args->json,
-                "print one JSON document: per image its path, top-k indices, labels and "
-                "probabilities, or its error");
-  add_device_options(cmd, &args->device);
-  cmd->add_option("--max-pixels", args->max_pixels,
-                  "largest image accepted, in pixels (decompression-bomb guard)")
       ->capture_default_str();
   return [args] { return run(*args); };
 }

@@ -14,21 +14,14 @@
 #include "report/json_writer.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
-#include "tools/image_files.h"
+#include "tools/image_command.h"
 #include "tools/progress_bar.h"
 
 namespace ravlt::tools {
 namespace {
 
-struct EmbedArgs {
-  std::string model;
-  std::vector<std::string> inputs;
+struct EmbedArgs : ImageArgs {
   std::string output;
-  int batch = 8;
-  int threads = 0;
-  bool json = false;
-  DeviceArgs device;
-  uint64_t max_pixels = DecodeOptions{}.max_pixels;
 };
 
 // emb.npy -> emb.txt: the paths of the rows, one per line.
@@ -38,14 +31,7 @@ std::string paths_file(const std::string& output) {
 
 int run(const EmbedArgs& a) {
   const std::vector<std::string> files = collect_images(a.inputs);
-  if (files.empty()) throw Error("no images found (JPEG, PNG or BMP files, or folders of them)");
-  ClassifierOptions options;
-  options.session.threads = a.threads;
-  apply_device_options(a.device, options.session);
-  options.decode.max_pixels = a.max_pixels;
-  const auto model = Model::load(a.model);
-  if (model->kind() != ModelKind::kClassifier) throw Error(not_a_classifier(a.model));
-  Classifier classifier(model, options);
+  const std::unique_ptr<Classifier> classifier = open_classifier(a);
 
   ProgressBar bar;
   const bool show_progress = files.size() > 8;
@@ -56,7 +42,7 @@ int run(const EmbedArgs& a) {
   for (size_t start = 0; start < files.size(); start += static_cast<size_t>(a.batch)) {
     const size_t end = std::min(files.size(), start + static_cast<size_t>(a.batch));
     const std::span<const std::string> chunk(files.data() + start, end - start);
-    const std::vector<EmbedResult> results = classifier.embed_files(chunk);
+    const std::vector<EmbedResult> results = classifier->embed_files(chunk);
     if (show_progress) bar.finish();  // keep error lines clean
     for (size_t i = 0; i < results.size(); ++i) {
       if (!results[i].ok()) {
@@ -74,11 +60,10 @@ int run(const EmbedArgs& a) {
   }
   bar.finish();
   if (width == 0) {
-    // No image decoded: still an (0, width) array, width from the model.
-    const std::vector<OutputShape> shapes =
-        Session(model, options.session)
-            .output_shapes(std::vector<int64_t>{1, 3, 224, 224}, {"embedding"});
-    width = static_cast<size_t>(shapes[0].shape[1]);
+    // No image decoded: still a (0, width) array, the width from the model.
+    Session session(Model::load(a.model));
+    const std::vector<int64_t> one = {1, 3, 224, 224};
+    width = static_cast<size_t>(session.output_shapes(one, {"embedding"})[0].shape[1]);
   }
   save_npy(a.output,
            Tensor{{static_cast<int64_t>(embedded.size()), static_cast<int64_t>(width)}, rows});
@@ -118,28 +103,13 @@ Runner add_embed_command(CLI::App& app) {
       "embed",
       "Embed images (the pooled features a classifier's head reads) into one .npy, rows in "
       "input order, their paths in a .txt beside it");
-  cmd->add_option("-m,--model", args->model, "model file (.rvlt, a classifier)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd->add_option("images", args->inputs, "image files and folders (searched recursively)")
-      ->required();
+  add_image_options(cmd, args.get(),
+                    "print one JSON document: the output files, the paths embedded and the "
+                    "images that failed with their errors");
   cmd->add_option("-o,--output", args->output,
                   "embeddings to write (.npy, float32, images x width); the paths go to the "
                   "same name with .txt")
       ->required();
-  cmd->add_option("--batch", args->batch, "images per run of the network")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--threads", args->threads, "threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_flag("--json", args->json,
-                "print one JSON document: the output files, the paths embedded and the images "
-                "that failed with their errors");
-  add_device_options(cmd, &args->device);
-  cmd->add_option("--max-pixels", args->max_pixels,
-                  "largest image accepted, in pixels (decompression-bomb guard)")
-      ->capture_default_str();
   return [args] { return run(*args); };
 }
 

@@ -100,6 +100,27 @@ class Classifier::Impl {
     return tensors;
   }
 
+  // Decodes `paths`, runs `run_batch` once on the files that decoded and hands
+  // each its row through `store`; a file that failed keeps its error.
+  template <typename Result, typename Batch, typename Store>
+  std::vector<Result> for_files(std::span<const std::string> paths, Batch run_batch, Store store) {
+    std::vector<std::string> errors;
+    const std::vector<Tensor> tensors = load(paths, errors);
+    std::vector<Result> results(paths.size());
+    std::vector<const Tensor*> inputs;
+    std::vector<size_t> owners;
+    for (size_t k = 0; k < paths.size(); ++k) {
+      results[k].error = errors[k];
+      if (errors[k].empty()) {
+        inputs.push_back(&tensors[k]);
+        owners.push_back(k);
+      }
+    }
+    auto rows = run_batch(inputs);
+    for (size_t j = 0; j < owners.size(); ++j) store(results[owners[j]], std::move(rows[j]));
+    return results;
+  }
+
   std::shared_ptr<const Model> model;
   ClassifierOptions options;
   Session session;
@@ -157,39 +178,15 @@ std::vector<float> Classifier::embed_file(const std::string& path) {
 }
 
 std::vector<EmbedResult> Classifier::embed_files(std::span<const std::string> paths) {
-  std::vector<std::string> errors;
-  const std::vector<Tensor> tensors = impl_->load(paths, errors);
-  std::vector<EmbedResult> results(paths.size());
-  std::vector<const Tensor*> inputs;
-  std::vector<size_t> owners;
-  for (size_t k = 0; k < paths.size(); ++k) {
-    results[k].error = errors[k];
-    if (errors[k].empty()) {
-      inputs.push_back(&tensors[k]);
-      owners.push_back(k);
-    }
-  }
-  std::vector<std::vector<float>> rows = impl_->embed(inputs);
-  for (size_t j = 0; j < owners.size(); ++j) results[owners[j]].embedding = std::move(rows[j]);
-  return results;
+  return impl_->for_files<EmbedResult>(
+      paths, [this](const std::vector<const Tensor*>& in) { return impl_->embed(in); },
+      [](EmbedResult& r, std::vector<float>&& row) { r.embedding = std::move(row); });
 }
 
 std::vector<ClassifyResult> Classifier::classify_files(std::span<const std::string> paths) {
-  std::vector<std::string> errors;
-  const std::vector<Tensor> tensors = impl_->load(paths, errors);
-  std::vector<ClassifyResult> results(paths.size());
-  std::vector<const Tensor*> inputs;
-  std::vector<size_t> owners;
-  for (size_t k = 0; k < paths.size(); ++k) {
-    results[k].error = errors[k];
-    if (errors[k].empty()) {
-      inputs.push_back(&tensors[k]);
-      owners.push_back(k);
-    }
-  }
-  std::vector<std::vector<Prediction>> top = impl_->classify(inputs);
-  for (size_t j = 0; j < owners.size(); ++j) results[owners[j]].top = std::move(top[j]);
-  return results;
+  return impl_->for_files<ClassifyResult>(
+      paths, [this](const std::vector<const Tensor*>& in) { return impl_->classify(in); },
+      [](ClassifyResult& r, std::vector<Prediction>&& top) { r.top = std::move(top); });
 }
 
 }  // namespace ravlt
