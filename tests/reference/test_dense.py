@@ -243,6 +243,8 @@ class DenseCli(Case):
                           "no output 'logits' (its outputs: stage1, stage2, stage3, stage4)")
         self.assert_fails(["run", "-m", model, "-i", self.path("x.npy"), "-o", npy, "--select",
                            "stage1", "--select", "stage2"], "a .npy file holds one output")
+        self.assert_fails(["run", "-m", model, "-i", self.path("x.npy"), "-o",
+                           self.path("no/such/folder/out.npz")], "out.npz: write failed")
         classifier = self.convert("custom_bare")
         self.assert_fails(["run", "-m", classifier, "-i", self.path("x.npy"), "-o", npy,
                            "--select", "stage1"], "its outputs: logits, embedding")
