@@ -278,6 +278,19 @@ TEST_CASE("format 1.1: a 1.0 file reads as a classifier; a backbone needs no lab
   CHECK(old_file->model().format_minor() == 0);
   CHECK(old_file->metadata().kind() == fb::ModelKind_Classifier);
   CHECK(old_file->metadata().dataset_classes() == nullptr);
+  // The engine finds a 1.0 classifier's embedding (the pooled value, here
+  // named "pooled") beside its logits.
+  const auto old_model = Model::load(old_path);
+  CHECK(old_model->output_names() == std::vector<std::string>{"logits", "embedding"});
+  Session session(old_model);
+  const std::vector<float> pixels = {1, 3, 5, 7, 0, 0, 4, 4, -2, 2, -2, 2};  // 1 x 3 x 2 x 2
+  const std::vector<Output> out = session.run_all(pixels.data(), std::vector<int64_t>{1, 3, 2, 2});
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].name == "embedding");
+  CHECK(std::vector<float>(out[1].data.begin(), out[1].data.end()) ==
+        std::vector<float>{4, 2, 0});                           // the channel means
+  CHECK(out[0].data[0] == doctest::Approx(1 * 4 + 2 * 2 - 1));  // w (1, 2, 3) . mean + b
+  CHECK(out[0].data[1] == doctest::Approx(4 * 4 + 5 * 2 + 1));
 
   const std::string path = write_small(dir, [](fb::ModelT& m) {
     m.metadata->kind = fb::ModelKind_Backbone;
