@@ -76,9 +76,6 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape,
   auto it = plans_.find(key);
   if (it == plans_.end()) {
     std::unique_ptr<Plan> plan = make_plan(key.first, key.second);
-    // The plan is accepted: make room, freeing the least recently used
-    // plan (a refused shape evicts nothing).
-    if (plans_.size() >= max_plans_) evict_least_recent();
     it = plans_.emplace(std::move(key), std::move(plan)).first;
   }
   last_key_ = &it->first;
@@ -190,6 +187,9 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
     throw Error("input shape " + to_string(input_shape) + " needs " + mb(total) +
                 " of activations, more than the limit of " + mb(max_plan_bytes_));
   }
+  // The plan is accepted: make room before allocating, freeing the least
+  // recently used plan (a refused shape evicts nothing).
+  if (plans_.size() >= max_plans_) evict_least_recent();
   plan->arena = backend_->allocate(memory.arena_bytes);
   plan->output_memory = backend_->allocate(output_bytes);
   if (stage_input) plan->staged_input = backend_->allocate(input_bytes);

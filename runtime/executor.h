@@ -75,6 +75,8 @@ class Executor {
   // A plan's key: the input shape, then the requested output values.
   using PlanKey = std::pair<Shape, std::vector<uint32_t>>;
   Plan& plan_for(std::span<const int64_t> input_shape, std::span<const uint32_t> outputs);
+  // Plans `outputs` for `input_shape`; once the plan fits the memory bound,
+  // frees the least recently used plan if the cache is full, then allocates.
   std::unique_ptr<Plan> make_plan(const Shape& input_shape, const std::vector<uint32_t>& outputs);
   void evict_least_recent();
   // Around the kernels of one run: the input in, the outputs out.
