@@ -106,6 +106,16 @@ class Backend {
   /// caller are float32 on the host whatever this is (copy_in/copy_out
   /// convert).
   virtual DType activation_dtype() const { return DType::kFloat32; }
+  /// The element type of non-constant `value` (the graph's input or a
+  /// computed value) in this backend's memory: activation_dtype() unless a
+  /// backend keeps some values in another type (the CPU in bfloat16 keeps
+  /// its input, pooled features and outputs in float32). Kernels are
+  /// prepared for these types.
+  virtual DType value_dtype(const Graph& graph, uint32_t value) const {
+    (void)graph;
+    (void)value;
+    return activation_dtype();
+  }
   /// The element type constant `value` is stored in for this backend's
   /// kernels (asked after every node of a plan is prepared).
   virtual DType constant_dtype(uint32_t value) const {

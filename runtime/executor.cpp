@@ -141,12 +141,13 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
     scratch_bytes = std::max(scratch_bytes, plan->kernels[k]->scratch_bytes());
   }
   // Every value's type: constants as the backend keeps them (known once
-  // every kernel is prepared), activations in the backend's type.
-  plan->dtypes.resize(values.size(), backend_->activation_dtype());
+  // every kernel is prepared), the rest as the backend says.
+  plan->dtypes.resize(values.size());
   for (uint32_t v = 0; v < values.size(); ++v) {
-    if (values[v].constant) plan->dtypes[v] = backend_->constant_dtype(v);
+    plan->dtypes[v] =
+        values[v].constant ? backend_->constant_dtype(v) : backend_->value_dtype(g, v);
   }
-  const DType act = backend_->activation_dtype();
+  const DType input_dtype = plan->dtypes[g.input()];
   // Every intermediate and every kernel's scratch placed in one arena, each
   // live over its steps. The activations are also planned alone, to report
   // what they need apart from the (float32) scratch.
@@ -179,8 +180,8 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
     stage_output = stage_output || plan->dtypes[v] != DType::kFloat32;
   }
   plan->input_count = static_cast<size_t>(element_count(input_shape));
-  const bool stage_input = !on_host || act != DType::kFloat32;
-  const size_t input_bytes = stage_input ? bytes_of(input_shape, act) : 0;
+  const bool stage_input = !on_host || input_dtype != DType::kFloat32;
+  const size_t input_bytes = stage_input ? bytes_of(input_shape, input_dtype) : 0;
   const size_t total = memory.arena_bytes + output_bytes + input_bytes;
   if (max_plan_bytes_ > 0 && total > max_plan_bytes_) {
     auto mb = [](size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MB"; };
@@ -230,7 +231,7 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
         // A host backend reads the caller's float32 input in place (patched
         // per run); otherwise the kernels read its staged copy.
         if (stage_input) {
-          in.push_back({plan->staged_input->data(), act});
+          in.push_back({plan->staged_input->data(), input_dtype});
         } else {
           in.push_back({nullptr, DType::kFloat32});
           plan->graph_input_uses.emplace_back(k, slot);
@@ -252,7 +253,7 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
 void Executor::start_run(Plan& p, const float* input) {
   backend_->begin_run(threads_);
   if (p.staged_input) {
-    backend_->copy_in(p.staged_input->data(), backend_->activation_dtype(), input, p.input_count);
+    backend_->copy_in(p.staged_input->data(), p.dtypes[graph_->input()], input, p.input_count);
   } else {
     for (const auto& [node, slot] : p.graph_input_uses) p.inputs[node][slot].data = input;
   }

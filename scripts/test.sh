@@ -55,7 +55,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:exit
 export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=86"
 set +e
-ctest --test-dir build-asan -FS testdata -R "_test$|runtime_parity_t|dense_small|hostile_inputs" --output-on-failure \
+ctest --test-dir build-asan -FS testdata -R "_test$|runtime_parity_t|dense_small|bf16_small|hostile_inputs" --output-on-failure \
   -j "$(nproc)" >build-asan/ctest.log 2>&1
 asan_status=$?
 set -e

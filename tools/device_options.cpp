@@ -8,8 +8,10 @@ void add_device_options(CLI::App* cmd, DeviceArgs* args) {
   cmd->add_option("--device", args->device, "where to run: cpu, or cuda (GPU 0)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_option("--precision", args->precision,
-                  "storage and arithmetic: fp32, or on cuda fp16 / bf16 (float32 accumulation)")
+  cmd->add_option(
+         "--precision", args->precision,
+         "storage and arithmetic: fp32; bf16 (cpu with AVX512_BF16 or AMX, or cuda); fp16 (cuda); "
+         "16-bit types accumulate in float32")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
       ->capture_default_str();
   cmd->add_flag("--tf32", args->tf32,

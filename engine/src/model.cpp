@@ -130,11 +130,10 @@ std::unique_ptr<runtime::Backend> make_backend(const Model& model, const Session
     cuda.storage = options.precision;
     return runtime::cuda::make_backend(model_impl(model).device_weights(), cuda);
   }
-  if (options.precision != Precision::kFloat32) {
-    throw Error(std::string("precision ") + to_string(options.precision) +
-                " runs on the CUDA device only (the CPU backend computes in fp32)");
-  }
-  return std::make_unique<runtime::cpu::CpuBackend>(model_impl(model).weights, options.threads);
+  // The CPU backend refuses what it cannot compute (fp16; bf16 on a CPU
+  // without bfloat16 instructions) with the reason.
+  return std::make_unique<runtime::cpu::CpuBackend>(model_impl(model).weights, options.threads,
+                                                    options.precision);
 }
 
 }  // namespace
@@ -155,6 +154,21 @@ std::string device_description(Device device) {
 bool device_available(Device device, std::string* why) {
   if (device == Device::kCpu) return true;
   return runtime::cuda::available(why);
+}
+
+bool precision_available(Device device, Precision precision, std::string* why) {
+  if (device == Device::kCuda) return device_available(device, why);
+  switch (precision) {
+    case Precision::kFloat32:
+      return true;
+    case Precision::kBFloat16:
+      return runtime::cpu::cpu_bf16_support(why);
+    default:
+      if (why != nullptr) {
+        *why = std::string("precision ") + to_string(precision) + " runs on the CUDA device only";
+      }
+      return false;
+  }
 }
 
 class Session::Impl {

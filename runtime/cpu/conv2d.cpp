@@ -1,5 +1,7 @@
 // Conv2d on oneDNN: channels-last activations, weights in the layout the
 // primitive prefers (reordered once per model), bias and activation fused.
+// In bfloat16 the source, weights and destination are bfloat16 and oneDNN
+// accumulates in float32 (the bias stays float32).
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
 
@@ -14,15 +16,16 @@ class Conv2dKernel : public Kernel {
     const Shape& w = a.input_shape(1);
     const Shape& y = a.output_shape();
     const int64_t groups = n.conv.groups;
-    const dnnl::memory::desc src({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc);
-    const dnnl::memory::desc dst({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
+    const dt compute = dnnl_type(input_dtype(a, 0));
+    const dnnl::memory::desc src({x[0], x[3], x[1], x[2]}, compute, tag::nhwc);
+    const dnnl::memory::desc dst({y[0], y[3], y[1], y[2]}, dnnl_type(output_dtype(a)), tag::nhwc);
     const dnnl::memory::desc bias({w[0]}, dt::f32, tag::x);
     // Stored weights: (O, I/groups, KH, KW), as goihw when grouped.
     const dnnl::memory::desc user_w =
         groups == 1
             ? dnnl::memory::desc({w[0], w[1], w[2], w[3]}, dt::f32, tag::oihw)
             : dnnl::memory::desc({groups, w[0] / groups, w[1], w[2], w[3]}, dt::f32, tag::goihw);
-    const dnnl::memory::desc any_w(user_w.dims(), dt::f32, tag::any);
+    const dnnl::memory::desc any_w(user_w.dims(), compute, tag::any);
     const int64_t pad_bottom = (y[1] - 1) * n.conv.stride_h + n.conv.kernel_h - x[1] - n.conv.pad_h;
     const int64_t pad_right = (y[2] - 1) * n.conv.stride_w + n.conv.kernel_w - x[2] - n.conv.pad_w;
     dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
@@ -54,10 +57,9 @@ class Conv2dKernel : public Kernel {
   size_t scratch_bytes() const override { return scratch_bytes_; }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    float* out = output.f32();
-    src_.set_data_handle(const_cast<float*>(in[0].f32()));
+    src_.set_data_handle(handle(in[0].data));
     bias_.set_data_handle(const_cast<float*>(in[2].f32()));
-    dst_.set_data_handle(out);
+    dst_.set_data_handle(output.data);
     scratch_.set_data_handle(scratch);
     args_.execute(primitive_, context_.stream);
   }

@@ -17,15 +17,102 @@ constexpr KernelFactory kFactories[] = {
 static_assert(sizeof(kFactories) / sizeof(kFactories[0]) == kOpCount,
               "every op needs a CPU kernel factory");
 
+// oneDNN's name for an instruction set it reports (messages only).
+const char* cpu_isa_name(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41:
+      return "SSE4.1";
+    case dnnl::cpu_isa::avx:
+      return "AVX";
+    case dnnl::cpu_isa::avx2:
+      return "AVX2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "AVX2 with VNNI";
+    case dnnl::cpu_isa::avx512_core:
+      return "AVX-512";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "AVX-512 with VNNI";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "AVX-512 with AVX512_BF16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "AVX-512 with AMX";
+    default:
+      return "another instruction set";
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args) {
   return kFactories[static_cast<size_t>(args.node.op)](args);
 }
 
-CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights, int threads) {
+CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights, int threads, DType precision,
+                       bool float32_interface) {
+  std::string why;
+  if (precision == DType::kBFloat16 && !cpu_bf16_support(&why)) {
+    throw Error("precision bf16 on the CPU: " + why);
+  }
+  if (precision != DType::kFloat32 && precision != DType::kBFloat16) {
+    throw Error(std::string("precision ") + dtype_short_name(precision).data() +
+                " runs on the CUDA device only (the CPU computes in fp32 or bf16)");
+  }
   context_.weights = std::move(weights);
   context_.threads = threads > 0 ? threads : default_threads();
+  context_.precision = precision;
+  context_.float32_interface = float32_interface;
+}
+
+DType CpuBackend::value_dtype(const Graph& graph, uint32_t value) const {
+  return context_.value_dtype(graph, value);
+}
+
+DType CpuContext::value_dtype(const Graph& graph, uint32_t value) const {
+  if (precision == DType::kFloat32 || graph.values()[value].constant) return DType::kFloat32;
+  const int producer = graph.producer(value);
+  if (producer >= 0) {
+    const Op op = graph.nodes()[static_cast<size_t>(producer)].op;
+    if (op == Op::kGlobalAvgPool || op == Op::kToChannelsFirst) return DType::kFloat32;
+  }
+  // The residual stream (what a Linear adds its product to, and the sum)
+  // stays float32, as autocast keeps it: rounding it to bfloat16 after
+  // every block would add up over the depth of the network.
+  // A convolution or GEMM computes in its source's type (oneDNN has no
+  // float32 source with a bfloat16 destination): those reading the
+  // residual stream directly (the positional encoding, the downsampling,
+  // the final projection) stay float32.
+  if (producer >= 0) {
+    const Node& node = graph.nodes()[static_cast<size_t>(producer)];
+    if (node.op == Op::kLinear && node.inputs.size() == 4) return DType::kFloat32;
+    if ((node.op == Op::kConv2d || node.op == Op::kLinear) &&
+        value_dtype(graph, node.inputs[0]) == DType::kFloat32) {
+      return DType::kFloat32;
+    }
+  }
+  for (const Node& node : graph.nodes()) {
+    if (node.op == Op::kLinear && node.inputs.size() == 4 && node.inputs[3] == value) {
+      return DType::kFloat32;
+    }
+  }
+  if (float32_interface) {
+    if (value == graph.input()) return DType::kFloat32;
+    for (uint32_t out : graph.outputs()) {
+      if (out == value) return DType::kFloat32;
+    }
+  }
+  return precision;
+}
+
+bool cpu_bf16_support(std::string* why) {
+  // oneDNN's own view of the CPU: its effective ISA already accounts for
+  // DNNL_MAX_CPU_ISA, which the tests use to stand in for an older CPU.
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  const bool ok = isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+  if (!ok && why != nullptr) {
+    *why = std::string("this CPU has neither AVX512_BF16 nor AMX-BF16 (oneDNN runs it as ") +
+           cpu_isa_name(isa) + "); use --precision fp32";
+  }
+  return ok;
 }
 
 std::unique_ptr<Kernel> CpuBackend::prepare(const Graph& graph, const Node& node,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_context.h"
@@ -13,11 +14,16 @@ namespace ravlt::runtime::cpu {
 class CpuBackend : public Backend {
  public:
   /// `threads`: what every run of this backend uses (0: all cores); the
-  /// kernels also size their work split by it.
-  explicit CpuBackend(std::shared_ptr<WeightCache> weights, int threads = 0);
+  /// kernels also size their work split by it. `precision`: kFloat32, or
+  /// kBFloat16 on a CPU that has bfloat16 arithmetic (cpu_bf16_support();
+  /// throws ravlt::Error naming what the CPU lacks otherwise).
+  /// `float32_interface`: see CpuContext.
+  explicit CpuBackend(std::shared_ptr<WeightCache> weights, int threads = 0,
+                      DType precision = DType::kFloat32, bool float32_interface = true);
   std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
                                   const std::vector<Shape>& shapes) override;
   void begin_run(int threads) override;
+  DType value_dtype(const Graph& graph, uint32_t value) const override;
 
  private:
   CpuContext context_;
@@ -25,5 +31,10 @@ class CpuBackend : public Backend {
 
 /// Number of threads a run uses when asked for 0: all cores.
 int default_threads();
+
+/// Whether oneDNN computes bfloat16 on this CPU with bfloat16 instructions
+/// (AVX512_BF16 or AMX-BF16, as far as DNNL_MAX_CPU_ISA lets it); when
+/// not, `why` names what the CPU lacks.
+bool cpu_bf16_support(std::string* why = nullptr);
 
 }  // namespace ravlt::runtime::cpu

@@ -8,6 +8,9 @@
 #include <mutex>
 #include <vector>
 
+#include "ravlt/dtype.h"
+#include "runtime/graph.h"
+
 namespace ravlt::runtime::cpu {
 
 /// Weights reordered into the layouts oneDNN's primitives chose, kept once
@@ -39,6 +42,23 @@ struct CpuContext {
   std::shared_ptr<WeightCache> weights;
   /// The threads a run uses (the session's setting, resolved: at least 1).
   int threads = 1;
+  /// The session's precision: kFloat32, or kBFloat16 (value_dtype()).
+  DType precision = DType::kFloat32;
+  /// Whether the graph's input and outputs stay float32 in a bfloat16 plan
+  /// (sessions: yes; tests of single kernels: no, to cover every kernel's
+  /// bfloat16 operands).
+  bool float32_interface = true;
+
+  /// The element type of `value` in this session's plans. Float32
+  /// precision: every value. Bfloat16: the activations between layers are
+  /// stored in bfloat16 (oneDNN's GEMMs and convolutions read and write
+  /// them, accumulating in float32; our kernels widen them to float32 for
+  /// their arithmetic); the constants (reordered to bfloat16 by the weight
+  /// cache where a primitive wants that), the pooled features and NCHW
+  /// feature maps stay float32, and so do the graph's input (the caller's
+  /// array, read in place) and outputs (the logits) unless
+  /// float32_interface is off.
+  DType value_dtype(const Graph& graph, uint32_t value) const;
 };
 
 }  // namespace ravlt::runtime::cpu

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "ravlt/dtype.h"
 #include "ravlt/error.h"
 #include "runtime/graph.h"
 
@@ -60,5 +61,15 @@ class PrimitiveArgs {
 using dims = dnnl::memory::dims;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
+
+/// oneDNN's name for a float32 or bfloat16 activation type.
+inline dt dnnl_type(DType type) {
+  return type == DType::kBFloat16 ? dt::bf16 : dt::f32;
+}
+
+/// A view's address for a oneDNN memory handle (which takes void*).
+inline void* handle(const void* data) {
+  return const_cast<void*>(data);
+}
 
 }  // namespace ravlt::runtime::cpu

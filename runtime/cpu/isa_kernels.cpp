@@ -6,16 +6,19 @@ namespace isa_scalar {
 const RalaLoops& rala_loops();
 const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
+const ConvertLoops& convert_loops();
 }  // namespace isa_scalar
 namespace isa_avx2 {
 const RalaLoops& rala_loops();
 const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
+const ConvertLoops& convert_loops();
 }  // namespace isa_avx2
 namespace isa_avx512 {
 const RalaLoops& rala_loops();
 const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
+const ConvertLoops& convert_loops();
 }  // namespace isa_avx512
 
 namespace {
@@ -48,6 +51,10 @@ const SoftmaxLoops& softmax_loops(Isa isa) {
 const LayerNormLoops& layer_norm_loops(Isa isa) {
   return pick(isa, isa_scalar::layer_norm_loops, isa_avx2::layer_norm_loops,
               isa_avx512::layer_norm_loops);
+}
+
+const ConvertLoops& convert_loops(Isa isa) {
+  return pick(isa, isa_scalar::convert_loops, isa_avx2::convert_loops, isa_avx512::convert_loops);
 }
 
 }  // namespace ravlt::runtime::cpu

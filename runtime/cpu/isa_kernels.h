@@ -58,6 +58,11 @@ struct SoftmaxLoops {
                        int64_t lepe_stride, float* out, int64_t l0, int64_t l1, int64_t l_count,
                        int64_t width, int d, const RopeView& rope, const float* kt,
                        const float* vt);
+  /// prepare_keys_values for bfloat16 keys and values (raw 16-bit
+  /// elements); kt and vt are float32 all the same.
+  void (*prepare_keys_values_bf16)(const uint16_t* k, const uint16_t* v, int64_t row_stride,
+                                   int64_t l_count, int64_t width, int d, const RopeView& rope,
+                                   float* kt, float* vt);
 };
 
 /// LayerNorm's inner loop (layer_norm_loops.inc).
@@ -68,12 +73,20 @@ struct LayerNormLoops {
                      int64_t r1, int64_t c, float epsilon);
 };
 
+/// Element type conversions of whole rows (bfloat16 as raw 16 bits; round
+/// to nearest even when narrowing, as PyTorch's casts).
+struct ConvertLoops {
+  void (*bf16_to_f32)(const uint16_t* src, float* dst, int64_t n);
+  void (*f32_to_bf16)(const float* src, uint16_t* dst, int64_t n);
+};
+
 /// The loops compiled for `isa`: one file per op and instruction set,
 /// <op>_<isa>.cpp (rala_attention_avx512.cpp, ...), CMake giving every
 /// *_avx2.cpp and *_avx512.cpp its instruction set's flags.
 const RalaLoops& rala_loops(Isa isa);
 const SoftmaxLoops& softmax_loops(Isa isa);
 const LayerNormLoops& layer_norm_loops(Isa isa);
+const ConvertLoops& convert_loops(Isa isa);
 
 /// Keys per online-softmax block; keys and values are padded to a whole
 /// number of blocks so that a block always loads whole vectors.

@@ -17,6 +17,15 @@ using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 /// The kernel for args.node's op (the factory table of cpu_backend.cpp).
 std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args);
 
+/// The element type of the node's input `slot` and of its output in the
+/// plan being prepared (CpuContext::value_dtype).
+inline DType input_dtype(const PrepareArgs& args, size_t slot) {
+  return args.context.value_dtype(args.graph, args.node.inputs[slot]);
+}
+inline DType output_dtype(const PrepareArgs& args) {
+  return args.context.value_dtype(args.graph, args.node.output);
+}
+
 // One factory per op, runtime/cpu/<snake_name>.cpp (formats/rvlt/ops.def).
 #define RAVLT_OP(Name, snake, ...) std::unique_ptr<Kernel> make_##snake(const PrepareArgs& args);
 #include "formats/rvlt/ops.def"

@@ -1,28 +1,52 @@
 // LayerNorm over the channels of each position (channels-last: contiguous);
-// the loop body is in isa_kernels.inc, built per instruction set.
+// the loop body is in layer_norm_loops.inc, built per instruction set. With
+// a bfloat16 input or output, each task's rows are widened into a float32
+// buffer, normalised there and narrowed back (statistics in float32).
 #include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
 
+constexpr int64_t kRowsPerTask = 32;
+
 class LayerNormKernel : public Kernel {
  public:
-  LayerNormKernel(int64_t rows, int64_t channels, float epsilon)
+  LayerNormKernel(int64_t rows, int64_t channels, float epsilon, bool typed, int threads)
       : rows_(rows),
         channels_(channels),
         epsilon_(epsilon),
-        core_(layer_norm_loops(active_isa())) {}
+        core_(layer_norm_loops(active_isa())),
+        convert_(convert_loops(active_isa())) {
+    if (typed) buffers_ = ThreadBuffers(threads, kRowsPerTask * channels);
+  }
 
-  void run(const ConstView* in, View output, uint8_t*) override {
-    float* out = output.f32();
-    constexpr int64_t kRowsPerTask = 32;
+  size_t scratch_bytes() const override { return buffers_.bytes(); }
+
+  void run(const ConstView* in, View output, uint8_t* scratch) override {
     const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
+    const float* gamma = in[1].f32();
+    const float* beta = in[2].f32();
+    if (buffers_.threads() == 0) {
+      float* out = output.f32();
 #pragma omp parallel for schedule(static)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t r0 = t * kRowsPerTask;
+        const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
+        core_.layer_norm(in[0].f32(), gamma, beta, out, r0, r1, channels_, epsilon_);
+      }
+      return;
+    }
+#pragma omp parallel for schedule(static) num_threads(buffers_.threads())
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t r0 = t * kRowsPerTask;
       const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
-      core_.layer_norm(in[0].f32(), in[1].f32(), in[2].f32(), out, r0, r1, channels_, epsilon_);
+      float* buffer = buffers_.mine(scratch);
+      widen_rows(convert_, in[0], channels_, 0, channels_, 0, r0, r1, buffer);
+      float* rows = rebase(buffer, r0, channels_);  // normalised in place
+      core_.layer_norm(rows, gamma, beta, rows, r0, r1, channels_, epsilon_);
+      narrow_rows(convert_, buffer, output, channels_, 0, channels_, 0, r0, r1);
     }
   }
 
@@ -30,6 +54,8 @@ class LayerNormKernel : public Kernel {
   int64_t rows_, channels_;
   float epsilon_;
   const LayerNormLoops& core_;
+  const ConvertLoops& convert_;
+  ThreadBuffers buffers_;  // none when input and output are float32
 };
 
 }  // namespace
@@ -37,8 +63,9 @@ class LayerNormKernel : public Kernel {
 std::unique_ptr<Kernel> make_layer_norm(const PrepareArgs& args) {
   const Shape& x = args.input_shape(0);
   const int64_t channels = x.back();
-  return std::make_unique<LayerNormKernel>(element_count(x) / channels, channels,
-                                           args.node.epsilon);
+  const bool typed = !all_float32({input_dtype(args, 0), output_dtype(args)});
+  return std::make_unique<LayerNormKernel>(element_count(x) / channels, channels, args.node.epsilon,
+                                           typed, args.context.threads);
 }
 
 }  // namespace ravlt::runtime::cpu

@@ -1,6 +1,8 @@
 // Linear (every 1x1 convolution) on oneDNN's matmul: (M, K) x (K, O) with
 // M = all positions of the batch. Bias, activation and the residual add are
-// fused as post-ops.
+// fused as post-ops. In bfloat16 the source and weights are bfloat16, the
+// destination and residual as the plan stores them (float32 for the
+// logits), and oneDNN accumulates in float32.
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
 
@@ -15,19 +17,22 @@ class LinearKernel : public Kernel {
     const Shape& w = a.input_shape(1);
     const int64_t k = w[1], o = w[0];
     const int64_t m = element_count(x) / k;
-    const dnnl::memory::desc src({m, k}, dt::f32, tag::ab);
+    const dt compute = dnnl_type(input_dtype(a, 0));
+    const dnnl::memory::desc src({m, k}, compute, tag::ab);
     // The stored (O, K) weight is the (K, O) operand in layout ba; the
     // primitive picks its own layout (any), into which the weight is
-    // reordered once per model.
+    // reordered (and narrowed) once per model.
     const dnnl::memory::desc user_weights({k, o}, dt::f32, tag::ba);
-    const dnnl::memory::desc weights({k, o}, dt::f32, tag::any);
+    const dnnl::memory::desc weights({k, o}, compute, tag::any);
     const dnnl::memory::desc bias({1, o}, dt::f32, tag::ab);
-    const dnnl::memory::desc dst({m, o}, dt::f32, tag::ab);
+    const dnnl::memory::desc dst({m, o}, dnnl_type(output_dtype(a)), tag::ab);
     dnnl::primitive_attr attr = base_attr();
     dnnl::post_ops ops;
     append_activation(ops, n.activation);
     has_residual_ = n.inputs.size() == 4;
-    if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, dst);
+    const dnnl::memory::desc residual =
+        has_residual_ ? dnnl::memory::desc({m, o}, dnnl_type(input_dtype(a, 3)), tag::ab) : dst;
+    if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, residual);
     attr.set_post_ops(ops);
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr,
                                           context_.engine);
@@ -39,7 +44,7 @@ class LinearKernel : public Kernel {
     weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(packed));
     bias_ = dnnl::memory(bias, context_.engine, DNNL_MEMORY_NONE);
     dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
-    residual_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
+    residual_ = dnnl::memory(residual, context_.engine, DNNL_MEMORY_NONE);
     scratch_ = dnnl::memory(pd.scratchpad_desc(), context_.engine, DNNL_MEMORY_NONE);
     args_.add(DNNL_ARG_SRC, src_);
     args_.add(DNNL_ARG_WEIGHTS, weights_);
@@ -55,11 +60,10 @@ class LinearKernel : public Kernel {
   size_t scratch_bytes() const override { return scratch_bytes_; }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    float* out = output.f32();
-    src_.set_data_handle(const_cast<float*>(in[0].f32()));
+    src_.set_data_handle(handle(in[0].data));
     bias_.set_data_handle(const_cast<float*>(in[2].f32()));
-    if (has_residual_) residual_.set_data_handle(const_cast<float*>(in[3].f32()));
-    dst_.set_data_handle(out);
+    if (has_residual_) residual_.set_data_handle(handle(in[3].data));
+    dst_.set_data_handle(output.data);
     scratch_.set_data_handle(scratch);
     args_.execute(primitive_, context_.stream);
   }

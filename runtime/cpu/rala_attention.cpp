@@ -10,11 +10,15 @@
 //   4. per token, z = 1 / (<q', kbar> + 1e-6), res = rope(q') KV z.
 // Passes 1-3 split each task's tokens into parts so that every thread has
 // work even for one image with one head; partial sums are combined between
-// passes. Inner loops: isa_kernels.inc, one build per instruction set.
+// passes. Inner loops: rala_attention_loops.inc, one build per instruction
+// set. With bfloat16 operands every pass works on chunks of tokens widened
+// into float32 buffers of its thread (typed_rows.h); sums, logits and KV
+// stay float32/double as in float32.
 
 #include <cmath>
 
 #include "runtime/cpu/attention_kernel.h"
+#include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
@@ -23,11 +27,19 @@ constexpr int64_t kTokensPerChunk = 64;
 
 class RalaKernel : public AttentionKernel {
  public:
-  explicit RalaKernel(const PrepareArgs& a) : AttentionKernel(a), core_(rala_loops(active_isa())) {
+  explicit RalaKernel(const PrepareArgs& a)
+      : AttentionKernel(a),
+        core_(rala_loops(active_isa())),
+        convert_(convert_loops(active_isa())),
+        threads_(a.context.threads) {
     const int64_t tasks = n_ * heads_;
     // Split the tokens when there are fewer (image, head) tasks than the
     // session's threads, so that every thread has a part.
     const int64_t threads = a.context.threads;
+    // Typed operands: per thread q, o, lepe and the output of one chunk.
+    if (!all_float32({input_dtype(a, 0), input_dtype(a, 1), output_dtype(a)})) {
+      buffers_ = ThreadBuffers(a.context.threads, 4 * kTokensPerChunk * d_);
+    }
     parts_ = std::max<int64_t>(1, std::min<int64_t>(threads / tasks, (h_ * w_) / 256));
     // Layout of the scratch: doubles first, then floats.
     const int64_t slots = tasks * parts_;
@@ -36,17 +48,15 @@ class RalaKernel : public AttentionKernel {
   }
 
   size_t scratch_bytes() const override {
-    return doubles_ * sizeof(double) + floats_ * sizeof(float);
+    return doubles_ * sizeof(double) + floats_ * sizeof(float) + buffers_.bytes();
   }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    float* out = output.f32();
-    const float* qkvo = in[0].f32();
-    const float* lepe = in[1].f32();
     const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
     const int64_t slots = tasks * parts_, dd = int64_t{d_} * d_;
     // Scratch: per slot (task, part) a d vector sum, a d x d sum, a weight sum;
-    // per task qm (d), KV (d x d), kbar (d), L logits and the logit maximum.
+    // per task qm (d), KV (d x d), kbar (d), L logits and the logit maximum;
+    // then the threads' buffers (typed operands only).
     auto* vec_sum = reinterpret_cast<double*>(scratch);
     double* kv_sum = vec_sum + slots * d_;
     double* weight_sum = kv_sum + slots * dd;
@@ -55,24 +65,50 @@ class RalaKernel : public AttentionKernel {
     float* kbar = kv + tasks * dd;
     float* logits = kbar + tasks * d_;
     float* max_logit = logits + tasks * l_count;
+    uint8_t* buffer_scratch = scratch + doubles_ * sizeof(double) + floats_ * sizeof(float);
+    const bool typed = buffers_.threads() > 0;
     const RopeView rope = rope_.view();
     const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
     auto range = [&](int64_t part, int64_t* l0, int64_t* l1) {
       *l0 = l_count * part / parts_;
       *l1 = l_count * (part + 1) / parts_;
     };
-    auto q_of = [&](int64_t t) {
-      return qkvo + (t / heads_) * l_count * 4 * c + (t % heads_) * d_;
+    // Column of q (which 0), k (1), v (2) or o (3) of task t's head in the
+    // qkvo rows (4C elements per token).
+    auto column = [&](int64_t t, int which) { return which * c + (t % heads_) * d_; };
+    // Float32 operands: task t's q/k/v/o, token l at + l * 4C.
+    auto qkvo_of = [&](int64_t t, int which) {
+      return in[0].f32() + (t / heads_) * l_count * 4 * c + column(t, which);
+    };
+    // Typed operands: tokens [l0, l1) of task t's q/k/v/o widened into
+    // `buffer`, token l at .base + l * d.
+    auto widen = [&](int64_t t, int which, int64_t l0, int64_t l1, float* buffer) {
+      return widen_rows(convert_, in[0], 4 * c, column(t, which), d_, (t / heads_) * l_count, l0,
+                        l1, buffer)
+          .base;
+    };
+    // Runs body(l0, l1, chunk buffer) over [l0, l1): at once in float32,
+    // in chunks of kTokensPerChunk for typed operands.
+    auto chunked = [&](int64_t l0, int64_t l1, auto&& body) {
+      if (!typed) return body(l0, l1, static_cast<float*>(nullptr));
+      float* buffer = buffers_.mine(buffer_scratch);
+      for (int64_t a = l0; a < l1; a += kTokensPerChunk) {
+        body(a, std::min(a + kTokensPerChunk, l1), buffer);
+      }
     };
 
     // Pass 1: sums of elu(q) + 1.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t s = 0; s < slots; ++s) {
       int64_t l0, l1;
       range(s % parts_, &l0, &l1);
+      const int64_t t = s / parts_;
       double* sum = vec_sum + s * d_;
       for (int e = 0; e < d_; ++e) sum[e] = 0.0;
-      core_.rala_q_sum(q_of(s / parts_), 4 * c, l0, l1, d_, sum);
+      chunked(l0, l1, [&](int64_t a, int64_t b, float* buffer) {
+        if (!typed) return core_.rala_q_sum(qkvo_of(t, 0), 4 * c, a, b, d_, sum);
+        core_.rala_q_sum(widen(t, 0, a, b, buffer), d_, a, b, d_, sum);
+      });
     }
     for (int64_t t = 0; t < tasks; ++t) {
       for (int e = 0; e < d_; ++e) {
@@ -82,13 +118,20 @@ class RalaKernel : public AttentionKernel {
       }
     }
     // Pass 2: logits and their maximum (per slot in weight_sum, reused).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t s = 0; s < slots; ++s) {
       int64_t l0, l1;
       range(s % parts_, &l0, &l1);
       const int64_t t = s / parts_;
-      weight_sum[s] =
-          core_.rala_logits(q_of(t) + c, 4 * c, l0, l1, d_, qm + t * d_, logits + t * l_count);
+      float m = -INFINITY;
+      chunked(l0, l1, [&](int64_t a, int64_t b, float* buffer) {
+        const float chunk_max = typed ? core_.rala_logits(widen(t, 1, a, b, buffer), d_, a, b, d_,
+                                                          qm + t * d_, logits + t * l_count)
+                                      : core_.rala_logits(qkvo_of(t, 1), 4 * c, a, b, d_,
+                                                          qm + t * d_, logits + t * l_count);
+        m = std::max(m, chunk_max);
+      });
+      weight_sum[s] = m;
     }
     for (int64_t t = 0; t < tasks; ++t) {
       float m = -INFINITY;
@@ -97,7 +140,7 @@ class RalaKernel : public AttentionKernel {
       max_logit[t] = m;
     }
     // Pass 3: weight, key and KV sums.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t s = 0; s < slots; ++s) {
       int64_t l0, l1;
       range(s % parts_, &l0, &l1);
@@ -107,11 +150,18 @@ class RalaKernel : public AttentionKernel {
       for (int e = 0; e < d_; ++e) ksum[e] = 0.0;
       for (int64_t i = 0; i < dd; ++i) kvs[i] = 0.0;
       weight_sum[s] = 0.0;
-      const float* q = q_of(t);
-      core_.rala_kv_sum(q + c, q + 2 * c, 4 * c, l0, l1, w_, d_, rope, logits + t * l_count,
-                        max_logit[t], weight_sum + s, ksum, kvs);
+      chunked(l0, l1, [&](int64_t a, int64_t b, float* buffer) {
+        if (!typed) {
+          return core_.rala_kv_sum(qkvo_of(t, 1), qkvo_of(t, 2), 4 * c, a, b, w_, d_, rope,
+                                   logits + t * l_count, max_logit[t], weight_sum + s, ksum, kvs);
+        }
+        const float* k = widen(t, 1, a, b, buffer);
+        const float* v = widen(t, 2, a, b, buffer + kTokensPerChunk * d_);
+        core_.rala_kv_sum(k, v, d_, a, b, w_, d_, rope, logits + t * l_count, max_logit[t],
+                          weight_sum + s, ksum, kvs);
+      });
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
       double w = 0.0;
       for (int64_t p = 0; p < parts_; ++p) w += weight_sum[t * parts_ + p];
@@ -130,22 +180,39 @@ class RalaKernel : public AttentionKernel {
     }
     // Pass 4: every token of every task independently.
     const int64_t chunks = (l_count + kTokensPerChunk - 1) / kTokensPerChunk;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t b = t / heads_, head = t % heads_;
-        const float* q = q_of(t);
         const int64_t l0 = chunk * kTokensPerChunk;
         const int64_t l1 = std::min(l0 + kTokensPerChunk, l_count);
-        core_.rala_output(q, q + 3 * c, 4 * c, lepe + b * l_count * c + head * d_, c,
-                          out + b * l_count * c + head * d_, l0, l1, w_, d_, rope, kv + t * dd,
-                          kbar + t * d_);
+        if (!typed) {
+          core_.rala_output(qkvo_of(t, 0), qkvo_of(t, 3), 4 * c,
+                            in[1].f32() + b * l_count * c + head * d_, c,
+                            output.f32() + b * l_count * c + head * d_, l0, l1, w_, d_, rope,
+                            kv + t * dd, kbar + t * d_);
+          continue;
+        }
+        float* buffer = buffers_.mine(buffer_scratch);
+        const int64_t piece = kTokensPerChunk * d_;
+        const float* q = widen(t, 0, l0, l1, buffer);
+        const float* o = widen(t, 3, l0, l1, buffer + piece);
+        const float* lepe =
+            widen_rows(convert_, in[1], c, head * d_, d_, b * l_count, l0, l1, buffer + 2 * piece)
+                .base;
+        float* out = buffer + 3 * piece;
+        core_.rala_output(q, o, d_, lepe, d_, rebase(out, l0, d_), l0, l1, w_, d_, rope,
+                          kv + t * dd, kbar + t * d_);
+        narrow_rows(convert_, out, output, c, head * d_, d_, b * l_count, l0, l1);
       }
     }
   }
 
  private:
   const RalaLoops& core_;  // the instruction set chosen at prepare
+  const ConvertLoops& convert_;
+  int threads_;
+  ThreadBuffers buffers_;  // none when every operand is float32
   int64_t parts_ = 1;
   size_t doubles_ = 0, floats_ = 0;
 };

@@ -5,7 +5,11 @@
 // of keys, and values copied beside them into contiguous rows; tiles of
 // queries then stream over the key blocks with an online softmax, so no
 // L x L matrix is ever stored. Inner loops: softmax_attention_loops.inc.
+// With bfloat16 operands the keys and values are widened as they are
+// rotated and copied, and each tile's queries, gates and lepe are widened
+// into float32 buffers of its thread (typed_rows.h).
 #include "runtime/cpu/attention_kernel.h"
+#include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
@@ -15,39 +19,68 @@ constexpr int64_t kQueriesPerTask = 64;  // one tile of the inner loops
 class SoftmaxAttentionKernel : public AttentionKernel {
  public:
   explicit SoftmaxAttentionKernel(const PrepareArgs& a)
-      : AttentionKernel(a), core_(softmax_loops(active_isa())) {}
+      : AttentionKernel(a),
+        core_(softmax_loops(active_isa())),
+        convert_(convert_loops(active_isa())),
+        threads_(a.context.threads) {
+    // Typed operands: per thread q, o, lepe and the output of one tile.
+    if (!all_float32({input_dtype(a, 0), input_dtype(a, 1), output_dtype(a)})) {
+      buffers_ = ThreadBuffers(a.context.threads, 4 * kQueriesPerTask * d_);
+    }
+  }
 
   size_t scratch_bytes() const override {
-    return static_cast<size_t>(n_ * heads_ * 2 * per_head()) * sizeof(float);
+    return static_cast<size_t>(n_ * heads_ * 2 * per_head()) * sizeof(float) + buffers_.bytes();
   }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    float* out = output.f32();
-    const float* qkvo = in[0].f32();
-    const float* lepe = in[1].f32();
     const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
-    auto* buffers = reinterpret_cast<float*>(scratch);  // per task: keys, then values
+    auto* blocks = reinterpret_cast<float*>(scratch);  // per task: keys, then values
+    uint8_t* buffer_scratch = scratch + static_cast<size_t>(tasks * 2 * per_head()) * sizeof(float);
+    const bool typed = buffers_.threads() > 0;
     const RopeView rope = rope_.view();
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t b = t / heads_, head = t % heads_;
-      const float* k = qkvo + b * l_count * 4 * c + c + head * d_;
-      float* kt = buffers + t * 2 * per_head();
-      core_.prepare_keys_values(k, k + c, 4 * c, l_count, w_, d_, rope, kt, kt + per_head());
+      const int64_t k_at = b * l_count * 4 * c + c + head * d_;
+      float* kt = blocks + t * 2 * per_head();
+      if (in[0].dtype == DType::kBFloat16) {
+        const uint16_t* k = static_cast<const uint16_t*>(in[0].data) + k_at;
+        core_.prepare_keys_values_bf16(k, k + c, 4 * c, l_count, w_, d_, rope, kt, kt + per_head());
+      } else {
+        const float* k = in[0].f32() + k_at;
+        core_.prepare_keys_values(k, k + c, 4 * c, l_count, w_, d_, rope, kt, kt + per_head());
+      }
     }
     const int64_t chunks = (l_count + kQueriesPerTask - 1) / kQueriesPerTask;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t b = t / heads_, head = t % heads_;
-        const float* q = qkvo + b * l_count * 4 * c + head * d_;
         const int64_t l0 = chunk * kQueriesPerTask;
         const int64_t l1 = l0 + kQueriesPerTask < l_count ? l0 + kQueriesPerTask : l_count;
-        const float* kt = buffers + t * 2 * per_head();
-        core_.softmax_rows(q, q + 3 * c, 4 * c, lepe + b * l_count * c + head * d_, c,
-                           out + b * l_count * c + head * d_, l0, l1, l_count, w_, d_, rope, kt,
-                           kt + per_head());
+        const float* kt = blocks + t * 2 * per_head();
+        if (!typed) {
+          const float* q = in[0].f32() + b * l_count * 4 * c + head * d_;
+          core_.softmax_rows(q, q + 3 * c, 4 * c, in[1].f32() + b * l_count * c + head * d_, c,
+                             output.f32() + b * l_count * c + head * d_, l0, l1, l_count, w_, d_,
+                             rope, kt, kt + per_head());
+          continue;
+        }
+        float* buffer = buffers_.mine(buffer_scratch);
+        const int64_t piece = kQueriesPerTask * d_, first = b * l_count;
+        const float* q =
+            widen_rows(convert_, in[0], 4 * c, head * d_, d_, first, l0, l1, buffer).base;
+        const float* o =
+            widen_rows(convert_, in[0], 4 * c, 3 * c + head * d_, d_, first, l0, l1, buffer + piece)
+                .base;
+        const float* lepe =
+            widen_rows(convert_, in[1], c, head * d_, d_, first, l0, l1, buffer + 2 * piece).base;
+        float* out = buffer + 3 * piece;
+        core_.softmax_rows(q, o, d_, lepe, d_, rebase(out, l0, d_), l0, l1, l_count, w_, d_, rope,
+                           kt, kt + per_head());
+        narrow_rows(convert_, out, output, c, head * d_, d_, first, l0, l1);
       }
     }
   }
@@ -58,6 +91,9 @@ class SoftmaxAttentionKernel : public AttentionKernel {
   }
 
   const SoftmaxLoops& core_;  // the instruction set chosen at prepare
+  const ConvertLoops& convert_;
+  int threads_;
+  ThreadBuffers buffers_;  // none when every operand is float32
 };
 
 }  // namespace

@@ -9,7 +9,7 @@ namespace ravlt::runtime::cpu::isa_avx2 {
 #include "runtime/cpu/softmax_attention_loops.inc"
 
 const SoftmaxLoops& softmax_loops() {
-  static const SoftmaxLoops kLoops = {prepare_keys_values, softmax_rows};
+  static const SoftmaxLoops kLoops = {prepare_keys_values, softmax_rows, prepare_keys_values_bf16};
   return kLoops;
 }
 

@@ -302,15 +302,39 @@ TEST_CASE("shapes the model cannot take are errors that say why") {
   CHECK_THROWS_AS(Model::load(testdata("custom_bare.pth")), Error);
 }
 
-TEST_CASE("fp16 and bf16 are refused on the CPU, naming why") {
+TEST_CASE("fp16 is refused on the CPU; bf16 runs where the CPU has it and is refused elsewhere") {
   TempDir dir;
   const auto model = custom_model(dir);
   SessionOptions options;
   options.precision = Precision::kFloat16;
+  CHECK_FALSE(precision_available(Device::kCpu, Precision::kFloat16));
   CHECK_THROWS_WITH_AS(Session(model, options),
                        doctest::Contains("precision fp16 runs on the CUDA device only"), Error);
+  CHECK(precision_available(Device::kCpu, Precision::kFloat32));
   options.precision = Precision::kBFloat16;
-  CHECK_THROWS_WITH_AS(Session(model, options), doctest::Contains("precision bf16"), Error);
+  std::string why;
+  if (!precision_available(Device::kCpu, Precision::kBFloat16, &why)) {
+    MESSAGE("this CPU has no bf16: " << why);
+    CHECK(why.find("neither AVX512_BF16 nor AMX-BF16") != std::string::npos);
+    CHECK_THROWS_WITH_AS(Session(model, options),
+                         doctest::Contains("neither AVX512_BF16 nor AMX-BF16"), Error);
+    return;
+  }
+  // bf16: the outputs stay float32 and near float32's; the activations
+  // between layers take less memory.
+  Session bf16(model, options);
+  Session fp32(model);
+  const std::vector<int64_t> shape{2, 3, 45, 37};
+  std::vector<float> input(2 * 3 * 45 * 37);
+  for (size_t i = 0; i < input.size(); ++i)
+    input[i] = static_cast<float>((i * 7919) % 211) / 50.0f - 2.0f;
+  const std::span<const float> logits = fp32.run(input.data(), shape);
+  const std::vector<float> want(logits.begin(), logits.end());
+  const std::span<const float> got = bf16.run(input.data(), shape);
+  REQUIRE(got.size() == want.size());
+  CHECK(test::rel_l2(got.data(), want.data(), want.size()) < 2e-2);
+  CHECK(test::rel_l2(got.data(), want.data(), want.size()) > 0.0);  // not float32 after all
+  CHECK(bf16.plan(shape).activation_bytes < fp32.plan(shape).activation_bytes);
 }
 
 TEST_CASE("a shape that needs more activation memory than the session allows is refused") {

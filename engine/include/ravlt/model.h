@@ -106,6 +106,10 @@ RAVLT_API const char* to_string(Precision precision);
 /// Whether `device` can run here; when not, `why` says why (no GPU, a build
 /// without CUDA).
 RAVLT_API bool device_available(Device device, std::string* why = nullptr);
+/// Whether a Session on `device` can compute in `precision` here (the CPU:
+/// fp32 always, bf16 with AVX512_BF16 or AMX-BF16, fp16 never; CUDA: all
+/// three where the device is available); when not, `why` says why.
+RAVLT_API bool precision_available(Device device, Precision precision, std::string* why = nullptr);
 /// "cpu (2 cores)", "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)".
 RAVLT_API std::string device_description(Device device);
 
@@ -131,7 +135,11 @@ struct SessionOptions {
   Device device = Device::kCpu;
   /// CUDA: fp16 / bf16 store activations and weights in 16 bits and
   /// accumulate in float32 (RoPE angles stay float32); the logits come back
-  /// as float32. The CPU runs float32 only (an Error otherwise).
+  /// as float32. CPU: fp32, or bf16 on CPUs with AVX512_BF16 or AMX-BF16
+  /// (weights and the activations between layers in bfloat16, arithmetic
+  /// accumulated in float32; LayerNorm statistics, softmax sums, RALA's
+  /// reductions, the pooled features and the outputs in float32); fp16,
+  /// or bf16 on another CPU, is an Error naming what is missing.
   Precision precision = Precision::kFloat32;
   /// CUDA: let float32 GEMMs use TF32 tensor cores (faster, about 1e-3
   /// relative error instead of 1e-6).

@@ -1,0 +1,14 @@
+// Element type conversions compiled for AVX2 + FMA: CMake gives every
+// *_avx2.cpp these flags (runtime/CMakeLists.txt). The loops themselves,
+// shared by every instruction set, are at the end of vector_math.inc.
+#include "runtime/cpu/isa_kernels.h"
+
+namespace ravlt::runtime::cpu::isa_avx2 {
+#include "runtime/cpu/vector_math.inc"
+
+const ConvertLoops& convert_loops() {
+  static const ConvertLoops kLoops = {bf16_row_to_f32, f32_row_to_bf16};
+  return kLoops;
+}
+
+}  // namespace ravlt::runtime::cpu::isa_avx2
