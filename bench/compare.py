@@ -1,38 +1,45 @@
 #!/usr/bin/python3
 """Times ravlt against ONNX Runtime, OpenVINO and PyTorch eager on the same
-machine, in one run, alternating, and reports each against this machine's
-GEMM floor.
+machine, in float32 and, where the CPU has bfloat16 instructions
+(AVX512_BF16 or AMX), in bfloat16, and reports each against ravlt in the
+same precision and against this machine's GEMM floor.
 
-    bench/compare.py [--variants T,S] [--batches 1,8] [--threads 1,2] [--rounds 3]
+    bench/compare.py [--variants T,S] [--batches 1,8] [--threads 2] [--rounds 5]
 
 For each case it writes a RAVLT checkpoint with the reference's random
-weights (tests/reference/), converts it, checks that PyTorch's logits agree
-with ours, then alternates timed rounds of each engine. The floor is
-2 * MACs / GEMM rate, with MACs counting convolutions and attention matmuls
-(per image at 224x224: T 2.61 G, S 4.88 G, B 10.58 G, L 17.21 G) and the GEMM
-rate measured with oneDNN on the same thread count.
+weights (tests/reference/), converts it and exports the reference to ONNX.
+Then rounds: each round starts every engine in a fresh process, in an order
+shuffled per round, and times --iterations runs after warm-up (the median
+per engine per round). Reported: per engine the median over rounds, and
+the median over rounds of the per-round ratio to ravlt in the same
+precision (the host's speed drifts by tens of percent within a minute, and
+some peers are bimodal between processes: a ratio within one round is what
+holds). The floor is 2 * MACs / GEMM rate, with MACs counting convolutions
+and attention matmuls (per image at 224x224: T 2.61 G, S 4.88 G, B 10.58 G,
+L 17.21 G) and the GEMM rate measured with oneDNN (float32) on the same
+thread count.
 
-PyTorch's attention matmuls go through the system BLAS: with Debian's
-reference BLAS it looks about twice as slow as it is. This script fetches
-Debian's libopenblas0-openmp into bench/.cache (apt-get download, unpacked
-with dpkg -x; nothing is installed) and points PyTorch at it.
+Engines: ravlt (`ravlt bench`, --precision fp32 and bf16); ONNX Runtime
+(all graph optimizations); OpenVINO (CPU plugin, latency hint,
+INFERENCE_PRECISION_HINT f32, and bf16: OpenVINO's default on CPUs with
+bfloat16 units); PyTorch eager in float32 and under CPU autocast to
+bfloat16. Every engine uses the same thread count. ONNX Runtime and
+OpenVINO come from PyPI into a virtual environment under bench/.cache
+(Debian's Python refuses pip installs into the system). PyTorch's attention
+matmuls go through the system BLAS: this script fetches Debian's
+libopenblas0-openmp into bench/.cache (apt-get download, unpacked with
+dpkg -x; nothing is installed) and points PyTorch at it.
 
-ONNX Runtime (all graph optimizations, same thread count) and OpenVINO
-(CPU plugin, latency hint, same thread count, float32 inference precision:
-on CPUs with bfloat16 units it would otherwise compute in bfloat16) run the
-reference exported to ONNX; they are installed from PyPI into a virtual
-environment under bench/.cache (Debian's Python refuses pip installs into
-the system).
-
-Before timing, every peer's logits are compared with PyTorch's (relative L2;
-a case stops if any differs by more than 1e-4), and PyTorch's own logits at
-1 and at 2 threads are compared with each other: the table of gaps printed
-last puts ravlt's numerical agreement beside the peers'.
+Agreement, checked before the table: relative L2 distance of the logits to
+PyTorch's float32 ones. A float32 engine must be within 1e-4; a bfloat16
+engine is measured against PyTorch's own bfloat16 gap (ravlt's bf16 must be
+within 1.5x of it, a peer's is reported).
 """
 
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -94,13 +101,13 @@ torch.onnx.export(m, torch.randn(1, 3, 224, 224), sys.argv[4], opset_version=17,
 
 OPENVINO_TIMER = r"""
 import sys, time, json, numpy as np, openvino as ov
-model, threads, iters, x_path, out_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+model, threads, iters, x_path, out_path, precision = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 x = np.load(x_path)
 core = ov.Core()
 m = core.read_model(model)
 m.reshape({"x": list(x.shape)})
 c = core.compile_model(m, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
-                                  "INFERENCE_PRECISION_HINT": "f32"})
+                                  "INFERENCE_PRECISION_HINT": precision})
 r = c.create_infer_request()
 y = r.infer({"x": x})[0].copy()
 for _ in range(3):
@@ -125,17 +132,24 @@ def peer_python():
 
 
 TORCH_TIMER = r"""
-import sys, time, json, torch, numpy as np
+import contextlib, sys, time, json, torch, numpy as np
 sys.path.insert(0, sys.argv[1])
 from ravlt_reference import VARIANTS, Ravlt
 variant, ckpt, batch, threads, iters = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+bf16 = sys.argv[9] == "bf16"
 torch.set_num_threads(threads)
 m = Ravlt(VARIANTS[variant]).eval()
 m.load_state_dict(torch.load(ckpt))
 x = torch.from_numpy(np.load(sys.argv[7]))
+if bf16:
+    # Autocast's float32 policy for layer_norm (newer PyTorch lists it; 1.13
+    # rejects a bfloat16 input with float32 weights instead).
+    layer_norm = torch.nn.functional.layer_norm
+    torch.nn.functional.layer_norm = lambda t, *a, **k: layer_norm(t.float(), *a, **k)
+mode = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 times = []
-with torch.no_grad():
-    y = m(x)
+with torch.no_grad(), mode():
+    y = m(x).float()
     for _ in range(3):
         m(x)
     for _ in range(iters):
@@ -143,6 +157,19 @@ with torch.no_grad():
 np.save(sys.argv[8], y.numpy())
 print(json.dumps(times))
 """
+
+
+def cpu_flags():
+    """The CPU's model name and its vector flags (avx*, amx*, fma) from /proc/cpuinfo."""
+    model, flags = "", []
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line.split(":", 1)[1].split()
+    wanted = [f for f in flags if f.startswith(("avx", "amx", "fma"))]
+    return model, " ".join(wanted)
 
 
 def run(cmd, env=None):
@@ -154,17 +181,24 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+FP32 = ("ravlt", "ONNX Runtime", "OpenVINO f32", "PyTorch")
+BF16 = ("ravlt bf16", "OpenVINO bf16", "PyTorch bf16")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ravlt", default=os.path.join(ROOT, "build", "ravlt"))
     ap.add_argument("--variants", default="T,S")
     ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--iterations", type=int, default=10)
+    ap.add_argument("--threads", default="2")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--iterations", type=int, default=10, help="timed runs per engine per round")
+    ap.add_argument("--no-bf16", action="store_true", help="float32 engines only")
     a = ap.parse_args()
     import numpy as np
 
+    model_name, flags = cpu_flags()
+    print(f"CPU: {model_name}; flags: {flags}")
     torch_env = dict(os.environ)
     blas = "reference BLAS"
     if fetch_openblas():
@@ -174,8 +208,12 @@ def main():
     py = peer_python()
     print(run([py, "-c", "import onnxruntime, openvino; print('ONNX Runtime', onnxruntime.__version__, "
                          "'| OpenVINO', openvino.__version__)"]).strip())
-    engines = ("ravlt", "ONNX Runtime", "OpenVINO", "PyTorch eager")
-    rows, gaps = [], []
+    bf16 = not a.no_bf16 and ("avx512_bf16" in flags or "amx_bf16" in flags)
+    if not bf16 and not a.no_bf16:
+        print("this CPU has neither AVX512_BF16 nor AMX-BF16: float32 engines only")
+    engines = FP32 + (BF16 if bf16 else ())
+    rows = []
+    rng = random.Random(1)
     with tempfile.TemporaryDirectory() as tmp:
         for variant in a.variants.split(","):
             ckpt = os.path.join(tmp, variant + ".pth")
@@ -185,64 +223,90 @@ def main():
             run([a.ravlt, "convert", ckpt, "-o", model, "-q"])
             onnx = os.path.join(tmp, variant + ".onnx")
             run(["/usr/bin/python3", "-c", EXPORT, os.path.join(ROOT, "tests/reference"), variant, ckpt, onnx])
-            torch_logits = {}  # (batch, threads) -> PyTorch's logits
             for threads in [int(t) for t in a.threads.split(",")]:
                 for batch in [int(b) for b in a.batches.split(",")]:
                     x = np.random.RandomState(0).randn(batch, 3, 224, 224).astype(np.float32)
                     xin = os.path.join(tmp, "x.npy")
-                    out = {e: os.path.join(tmp, f"out{i}.npy") for i, e in enumerate(engines)}
                     np.save(xin, x)
-                    run([a.ravlt, "run", "-m", model, "-i", xin, "-o", out["ravlt"], "--threads", str(threads)])
-                    times = {e: [] for e in engines}
-                    floor = None
-                    for _ in range(a.rounds):  # alternate the engines
-                        r = json.loads(run([a.ravlt, "bench", "-m", model, "--batch", str(batch),
-                                            "--threads", str(threads), "--iterations", str(a.iterations),
-                                            "--macs", str(MACS[variant]), "--json"]))
-                        times["ravlt"].append(r["median_ms"])
-                        floor = r["floor_ms"]
-                        t = json.loads(run(["/usr/bin/python3", "-c", TORCH_TIMER,
-                                            os.path.join(ROOT, "tests/reference"), variant, ckpt,
-                                            str(batch), str(threads), str(a.iterations), xin,
-                                            out["PyTorch eager"]], env=torch_env))
-                        times["PyTorch eager"].append(1000 * statistics.median(t))
-                        for engine, timer in (("ONNX Runtime", ORT_TIMER), ("OpenVINO", OPENVINO_TIMER)):
-                            t = json.loads(run([py, "-c", timer, onnx, str(threads), str(a.iterations),
-                                                xin, out[engine]]))
-                            times[engine].append(1000 * statistics.median(t))
-                    y = {e: np.load(out[e]) for e in engines}
-                    ref = y["PyTorch eager"]
-                    agree = {e: rel_l2(y[e], ref) for e in engines if e != "PyTorch eager"}
-                    bad = {e: g for e, g in agree.items() if g > 1e-4}
-                    if bad:
-                        sys.exit(f"logits disagree with PyTorch's for RAVLT-{variant} batch {batch}: {bad}")
-                    torch_logits[(batch, threads)] = ref
-                    gaps.append((variant, batch, threads, agree))
-                    med = {e: statistics.median(times[e]) for e in engines}
-                    rows.append((variant, batch, threads, med, floor))
-                    o = med["ravlt"]
-                    print(f"RAVLT-{variant} batch {batch} threads {threads}: ravlt {o:.1f} ms, " +
-                          ", ".join(f"{e} {med[e]:.1f} ms ({med[e] / o:.2f}x ours)" for e in engines[1:]) +
-                          f", floor {floor:.1f} ms (ravlt at {o / floor:.2f}x)")
-            for batch in [int(b) for b in a.batches.split(",")]:
-                runs = sorted(t for (b, t) in torch_logits if b == batch)
-                if len(runs) > 1:
-                    g = rel_l2(torch_logits[(batch, runs[-1])], torch_logits[(batch, runs[0])])
-                    gaps.append((variant, batch, f"{runs[0]} vs {runs[-1]}", {"PyTorch vs itself": g}))
-    print("\n| model | batch | threads | " + " | ".join(f"{e} ms" for e in engines) +
-          " | ORT / ravlt | OpenVINO / ravlt | PyTorch / ravlt | ravlt / floor |")
-    print("|---" * (3 + len(engines) + 4) + "|")
-    for v, b, t, med, f in rows:
-        o = med["ravlt"]
-        print(f"| RAVLT-{v} | {b} | {t} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + " | " +
-              " | ".join(f"{med[e] / o:.2f}" for e in engines[1:]) + f" | {o / f:.2f} |")
-    print("\nRelative L2 gap of logits to PyTorch eager's (same threads), and PyTorch's across thread counts:")
-    print("| model | batch | threads | ravlt | ONNX Runtime | OpenVINO | PyTorch vs itself |")
-    print("|---|---|---|---|---|---|---|")
-    for v, b, t, g in gaps:
-        cell = lambda k: f"{g[k]:.1e}" if k in g else ""
-        print(f"| RAVLT-{v} | {b} | {t} | {cell('ravlt')} | {cell('ONNX Runtime')} | {cell('OpenVINO')} "
-              f"| {cell('PyTorch vs itself')} |")
+                    out = {e: os.path.join(tmp, f"out{i}.npy") for i, e in enumerate(engines)}
+                    t_, n_ = str(threads), str(a.iterations)
+                    bench = [a.ravlt, "bench", "-m", model, "--batch", str(batch), "--threads", t_,
+                             "--iterations", n_, "--macs", str(MACS[variant]), "--json"]
+                    torch_cmd = ["/usr/bin/python3", "-c", TORCH_TIMER, os.path.join(ROOT, "tests/reference"),
+                                 variant, ckpt, str(batch), t_, n_, xin]
+                    commands = {
+                        "ravlt": bench + ["--precision", "fp32"],
+                        "ravlt bf16": bench + ["--precision", "bf16"],
+                        "ONNX Runtime": [py, "-c", ORT_TIMER, onnx, t_, n_, xin, out["ONNX Runtime"]],
+                        "OpenVINO f32": [py, "-c", OPENVINO_TIMER, onnx, t_, n_, xin, out["OpenVINO f32"], "f32"],
+                        "OpenVINO bf16": [py, "-c", OPENVINO_TIMER, onnx, t_, n_, xin, out.get("OpenVINO bf16", ""),
+                                          "bf16"],
+                        "PyTorch": torch_cmd + [out["PyTorch"], "fp32"],
+                        "PyTorch bf16": torch_cmd + [out.get("PyTorch bf16", ""), "bf16"],
+                    }
+                    rounds, floor = [], None
+                    for r in range(a.rounds):
+                        order = list(engines)
+                        rng.shuffle(order)
+                        med = {}
+                        for e in order:
+                            t = json.loads(run(commands[e], env=torch_env if e.startswith("PyTorch") else None))
+                            if e.startswith("ravlt"):
+                                med[e] = t["median_ms"]
+                                floor = t["floor_ms"]
+                            else:
+                                med[e] = 1000 * statistics.median(t)
+                        rounds.append(med)
+                        print(f"  RAVLT-{variant} batch {batch} threads {threads} round {r + 1} "
+                              f"({', '.join(order)}): " + ", ".join(f"{e} {med[e]:.1f}" for e in engines))
+                    for precision, e in (("fp32", "ravlt"), ("bf16", "ravlt bf16")):
+                        if e in engines:
+                            run([a.ravlt, "run", "-m", model, "-i", xin, "-o", out[e], "--threads", t_,
+                                 "--precision", precision])
+                    y = {e: np.load(out[e]).astype(np.float64) for e in engines}
+                    ref = y["PyTorch"]
+                    gap = {e: rel_l2(y[e], ref) for e in engines if e != "PyTorch"}
+                    for e in FP32[:-1]:
+                        if gap[e] > 1e-4:
+                            sys.exit(f"{e}'s logits disagree with PyTorch's for RAVLT-{variant} batch {batch}: "
+                                     f"{gap[e]:.1e}")
+                    if bf16 and gap["ravlt bf16"] > 1.5 * gap["PyTorch bf16"]:
+                        sys.exit(f"ravlt bf16 is {gap['ravlt bf16']:.1e} from PyTorch's float32 logits, more than "
+                                 f"1.5x PyTorch bf16's {gap['PyTorch bf16']:.1e}")
+                    profile = {}
+                    if bf16:
+                        p = json.loads(run(bench + ["--precision", "bf16", "--profile"]))
+                        total = sum(p["profile_ms_per_run"].values())
+                        gemm = sum(v for k, v in p["profile_ms_per_run"].items() if k in ("Linear", "Conv2d"))
+                        profile = {"gemm_share": gemm / total, "arena": p["arena_bytes"]}
+                    rows.append((variant, batch, threads, rounds, floor, gap, profile))
+    print_tables(engines, rows, bf16)
+
+
+def print_tables(engines, rows, bf16):
+    def ratio(rounds, e, base):
+        return statistics.median(r[e] / r[base] for r in rounds)
+
+    print("\nMedian ms over rounds; ratios: the median over rounds of the per-round ratio")
+    print("| model | batch | threads | " + " | ".join(f"{e} ms" for e in engines) +
+          " | ORT / ravlt | OV f32 / ravlt | PyTorch / ravlt | ravlt / floor |" +
+          (" OV bf16 / ravlt bf16 | PyTorch bf16 / ravlt bf16 | ravlt fp32 / ravlt bf16 | bf16 GEMM share |"
+           if bf16 else ""))
+    print("|---" * (3 + len(engines) + 4 + (4 if bf16 else 0)) + "|")
+    for v, b, t, rounds, floor, gap, profile in rows:
+        cells = [f"{statistics.median(r[e] for r in rounds):.1f}" for e in engines]
+        cells += [f"{ratio(rounds, e, 'ravlt'):.2f}" for e in ("ONNX Runtime", "OpenVINO f32", "PyTorch")]
+        cells.append(f"{statistics.median(r['ravlt'] for r in rounds) / floor:.2f}")
+        if bf16:
+            cells += [f"{ratio(rounds, e, 'ravlt bf16'):.2f}" for e in ("OpenVINO bf16", "PyTorch bf16", "ravlt")]
+            cells.append(f"{100 * profile['gemm_share']:.0f} %")
+        print(f"| RAVLT-{v} | {b} | {t} | " + " | ".join(cells) + " |")
+    print("\nRelative L2 distance of the logits to PyTorch's float32 ones (same threads):")
+    others = [e for e in engines if e != "PyTorch"]
+    print("| model | batch | " + " | ".join(others) + " |")
+    print("|---" * (2 + len(others)) + "|")
+    for v, b, t, rounds, floor, gap, profile in rows:
+        print(f"| RAVLT-{v} | {b} | " + " | ".join(f"{gap[e]:.1e}" for e in others) + " |")
 
 
 if __name__ == "__main__":

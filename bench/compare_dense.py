@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 REFERENCE = os.path.join(ROOT, "tests", "reference")
 sys.path.insert(0, HERE)
-from compare import OPENBLAS, fetch_openblas, peer_python, rel_l2, run  # noqa: E402
+from compare import OPENBLAS, cpu_flags, fetch_openblas, peer_python, rel_l2, run  # noqa: E402
 
 NAMES = ["stage1", "stage2", "stage3", "stage4"]
 
@@ -119,18 +119,6 @@ with torch.no_grad():
 np.savez(sys.argv[7], **{k: v.numpy() for k, v in y.items()})
 print(json.dumps(times))
 """
-
-def cpu_flags():
-    model, flags = "", []
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1].split()
-    wanted = [f for f in flags if f.startswith(("avx", "amx", "fma"))]
-    return model, " ".join(wanted)
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,

@@ -5,8 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include "ravlt/error.h"
@@ -36,6 +41,37 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   ::close(fd);  // the mapping keeps its own reference to the file
   if (p == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(err));
   data_ = static_cast<const uint8_t*>(p);
+}
+
+void MappedFile::release(const void* begin, size_t bytes) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = std::max(reinterpret_cast<uintptr_t>(begin), reinterpret_cast<uintptr_t>(data_));
+  const auto hi = std::min(reinterpret_cast<uintptr_t>(begin) + bytes,
+                           reinterpret_cast<uintptr_t>(data_) + size_);
+  const uintptr_t first = (lo + page - 1) / page * page, last = hi / page * page;
+  if (data_ == nullptr || last <= first) return;
+  // Advice only: a failure leaves the pages resident, which is harmless.
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+size_t MappedFile::resident_bytes() const {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  char start[32];
+  std::snprintf(start, sizeof start, "%lx-",
+                static_cast<unsigned long>(reinterpret_cast<uintptr_t>(data_)));
+  bool in_mapping = false;
+  while (std::getline(smaps, line)) {
+    if (line.rfind(start, 0) == 0) {
+      in_mapping = true;
+    } else if (in_mapping && line.rfind("Rss:", 0) == 0) {
+      std::istringstream fields(line.substr(4));
+      size_t kb = 0;
+      fields >> kb;
+      return kb * 1024;
+    }
+  }
+  return 0;
 }
 
 MappedFile::~MappedFile() {

@@ -28,6 +28,17 @@ class MappedFile {
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
 
+  /// Drops this process's copies of the pages wholly inside [begin, begin +
+  /// bytes) (a range of the mapping; anything outside it is ignored): for
+  /// data that has been copied elsewhere and is not read again, so that it
+  /// stops counting in the resident memory. The mapping is read-only and
+  /// private, never written: a page touched again is read back from the
+  /// file, so this never changes what the mapping holds.
+  void release(const void* begin, size_t bytes) const;
+  /// Bytes of the mapping resident in this process now (Linux: the Rss of
+  /// the mapping in /proc/self/smaps; 0 where that cannot be read).
+  size_t resident_bytes() const;
+
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;

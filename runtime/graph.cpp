@@ -126,4 +126,11 @@ std::shared_ptr<const Graph> Graph::load(std::shared_ptr<const rvlt::ModelFile> 
   return g;
 }
 
+void Graph::release_constant(uint32_t value) const {
+  const Value& v = values_[value];
+  if (file_ == nullptr || !v.constant || v.data == nullptr) return;  // from_parts: no file
+  // A widened copy lies outside the mapping, which release() ignores.
+  file_->release(v.data, static_cast<size_t>(element_count(v.shape)) * sizeof(float));
+}
+
 }  // namespace ravlt::runtime

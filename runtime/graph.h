@@ -86,6 +86,11 @@ class Graph {
   const rvlt::ModelFile& file() const { return *file_; }
   /// Bytes of constants widened to float32 at load (0 for a float32 file).
   size_t widened_bytes() const { return widened_bytes_; }
+  /// Constant `value` has been copied where the kernels read it (a packed
+  /// layout): its pages in the file mapping stop counting in the resident
+  /// memory (MappedFile::release; read back from the file if touched
+  /// again). Nothing for a widened constant (owned, not mapped).
+  void release_constant(uint32_t value) const;
 
  private:
   std::shared_ptr<const rvlt::ModelFile> file_;

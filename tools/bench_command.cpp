@@ -115,14 +115,15 @@ int run(const BenchArgs& a) {
         "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
         "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"activation_bytes\": %zu, "
         "\"scratch_bytes\": %zu, \"lower_bound_bytes\": %zu, \"output_bytes\": %zu, "
-        "\"copied_weight_bytes\": %zu, \"peak_rss_mb\": %.1f, \"gemm_gflops\": %.1f, "
+        "\"copied_weight_bytes\": %zu, \"mapped_resident_bytes\": %zu, \"peak_rss_mb\": %.1f, "
+        "\"gemm_gflops\": %.1f, "
         "\"floor_ms\": %.4f",
         report::json_quote(a.model).c_str(),
         report::json_quote(device_description(options.device)).c_str(), a.batch,
         static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
         open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput, memory.arena_bytes,
         memory.activation_bytes, memory.scratch_bytes, memory.lower_bound, memory.output_bytes,
-        model->copied_weight_bytes(), peak_mb, gemm, floor_ms);
+        model->copied_weight_bytes(), model->mapped_resident_bytes(), peak_mb, gemm, floor_ms);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -160,8 +161,11 @@ int run(const BenchArgs& a) {
       static_cast<double>(memory.lower_bound) / 1e6, ratio);
   std::printf("outputs      %.2f MB, kept apart from the arena\n",
               static_cast<double>(memory.output_bytes) / 1e6);
-  std::printf("weights      %.2f MB copied out of the mapped file\n",
-              static_cast<double>(model->copied_weight_bytes()) / 1e6);
+  std::printf(
+      "weights      %.2f MB copied out of the mapped file (packed for the kernels), %.2f MB of "
+      "the file resident\n",
+      static_cast<double>(model->copied_weight_bytes()) / 1e6,
+      static_cast<double>(model->mapped_resident_bytes()) / 1e6);
   std::printf("peak memory  %.1f MB resident\n", peak_mb);
   if (profiled) {
     std::printf("\nprofile (per run, separate profiled session):\n");

@@ -104,6 +104,10 @@ size_t Model::copied_weight_bytes() const {
   return impl_->graph->widened_bytes() + impl_->weights->reordered_bytes();
 }
 
+size_t Model::mapped_resident_bytes() const {
+  return impl_->graph->file().resident_bytes();
+}
+
 std::vector<std::string> Model::node_names() const {
   std::vector<std::string> names;
   for (const auto& node : impl_->graph->nodes()) names.push_back(node.name);

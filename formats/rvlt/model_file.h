@@ -88,6 +88,9 @@ class ModelFile {
   uint64_t data_section_offset() const { return data_offset_; }
   /// Start of the mapping (for callers that check where weights live).
   const uint8_t* mapping_begin() const { return file_.data(); }
+  /// See MappedFile::release() and resident_bytes().
+  void release(const void* begin, size_t bytes) const { file_.release(begin, bytes); }
+  size_t resident_bytes() const { return file_.resident_bytes(); }
 
  private:
   explicit ModelFile(MappedFile file) : file_(std::move(file)) {}

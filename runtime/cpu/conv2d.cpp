@@ -40,8 +40,7 @@ class Conv2dKernel : public Kernel {
     primitive_ = dnnl::convolution_forward(pd);
     scratch_bytes_ = pd.scratchpad_desc().get_size();
 
-    const void* weights = context_.weights->get(n.inputs[1], a.graph.values()[n.inputs[1]].data,
-                                                user_w, pd.weights_desc(), context_.engine);
+    const void* weights = packed_weight(a, 1, user_w, pd.weights_desc());
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
     dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
     weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(weights));

@@ -17,6 +17,20 @@ using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 /// The kernel for args.node's op (the factory table of cpu_backend.cpp).
 std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args);
 
+/// Constant input `slot` of the node in layout `want` (its stored layout
+/// being `stored`), from the model's weight cache. Once a packed copy
+/// exists the mapped original is released (Graph::release_constant), so
+/// that a weight is resident once.
+inline const void* packed_weight(const PrepareArgs& args, size_t slot,
+                                 const dnnl::memory::desc& stored, const dnnl::memory::desc& want) {
+  const uint32_t value = args.node.inputs[slot];
+  const float* original = args.graph.values()[value].data;
+  const void* packed =
+      args.context.weights->get(value, original, stored, want, args.context.engine);
+  if (packed != original) args.graph.release_constant(value);
+  return packed;
+}
+
 /// The element type of the node's input `slot` and of its output in the
 /// plan being prepared (CpuContext::value_dtype).
 inline DType input_dtype(const PrepareArgs& args, size_t slot) {

@@ -39,8 +39,7 @@ class LinearKernel : public Kernel {
     primitive_ = dnnl::matmul(pd);
     scratch_bytes_ = pd.scratchpad_desc().get_size();
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
-    const void* packed = context_.weights->get(n.inputs[1], a.graph.values()[n.inputs[1]].data,
-                                               user_weights, pd.weights_desc(), context_.engine);
+    const void* packed = packed_weight(a, 1, user_weights, pd.weights_desc());
     weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(packed));
     bias_ = dnnl::memory(bias, context_.engine, DNNL_MEMORY_NONE);
     dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);

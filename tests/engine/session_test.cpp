@@ -1,6 +1,7 @@
 // The public Model / Session API: runs, shapes, errors, no allocation in a
 // steady-state run, and several threads sharing one Model.
 #include <doctest/doctest.h>
+#include <filesystem>
 
 #include <dlfcn.h>
 
@@ -335,6 +336,34 @@ TEST_CASE("fp16 is refused on the CPU; bf16 runs where the CPU has it and is ref
   CHECK(test::rel_l2(got.data(), want.data(), want.size()) < 2e-2);
   CHECK(test::rel_l2(got.data(), want.data(), want.size()) > 0.0);  // not float32 after all
   CHECK(bf16.plan(shape).activation_bytes < fp32.plan(shape).activation_bytes);
+}
+
+TEST_CASE("a weight packed for oneDNN is resident once: its mapped pages are given back") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const auto model = Model::load(path);  // verifying the checksum reads every page
+  const size_t file_bytes = std::filesystem::file_size(path);
+  const size_t before = model->mapped_resident_bytes();
+  if (before == 0) {
+    MESSAGE("skipped: this system does not report a mapping's resident memory");
+    return;
+  }
+  CHECK(before > file_bytes / 2);
+  const std::vector<int64_t> shape{1, 3, 64, 64};
+  const auto input = random_vector(3 * 64 * 64, 3);
+  Session first(model, SessionOptions{1});
+  const std::span<const float> logits = first.run(input.data(), shape);
+  const std::vector<float> want(logits.begin(), logits.end());
+  // Every GEMM and convolution weight was packed; what stays mapped is the
+  // biases, norms, tables and header: a few percent of the file.
+  CHECK(model->copied_weight_bytes() > file_bytes * 9 / 10);
+  CHECK(model->mapped_resident_bytes() < file_bytes / 20);
+  // A session that packs again (another thread count: the same packed
+  // layouts, from the cache) or reads the released pages gets the same weights.
+  Session second(model, SessionOptions{2});
+  const std::span<const float> again = second.run(input.data(), shape);
+  CHECK(test::rel_l2(again.data(), want.data(), want.size()) < 1e-6);
 }
 
 TEST_CASE("a shape that needs more activation memory than the session allows is refused") {

@@ -76,6 +76,11 @@ class RAVLT_API Model {
   /// weights widened at load, plus weights reordered for oneDNN (which
   /// grows as sessions plan new shapes).
   size_t copied_weight_bytes() const;
+  /// Bytes of the model file's mapping resident in this process now: the
+  /// weights read in place (biases, norms, RoPE tables) and the file's
+  /// header. A weight packed into a copy gives its mapped pages back, so
+  /// that it is resident once (0 where the system does not say).
+  size_t mapped_resident_bytes() const;
   /// Names of the graph's nodes in execution order (what Session::capture
   /// and `ravlt run --capture` take), e.g. "patch_embed.proj.9",
   /// "layers.0.downsample.reduction", "head".
