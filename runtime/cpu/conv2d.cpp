@@ -1,9 +1,11 @@
 // Conv2d on oneDNN: channels-last activations, weights in the layout the
 // primitive prefers (reordered once per model), bias and activation fused.
-// In bfloat16 the source, weights and destination are bfloat16 and oneDNN
-// accumulates in float32 (the bias stays float32).
+// In bfloat16 (CpuContext::compute_dtype) the source and weights are
+// bfloat16, a float32 source narrowed first, the destination as the plan
+// stores it, and oneDNN accumulates in float32 (the bias stays float32).
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
@@ -16,7 +18,12 @@ class Conv2dKernel : public Kernel {
     const Shape& w = a.input_shape(1);
     const Shape& y = a.output_shape();
     const int64_t groups = n.conv.groups;
-    const dt compute = dnnl_type(input_dtype(a, 0));
+    const DType compute_type = a.context.compute_dtype(a.graph, n);
+    const dt compute = dnnl_type(compute_type);
+    if (compute_type == DType::kFloat32 && input_dtype(a, 0) != DType::kFloat32) {
+      throw Error("node '" + n.name + "': a float32 convolution of a bfloat16 source");
+    }
+    narrowed_ = NarrowedSource(input_dtype(a, 0), compute_type, element_count(x));
     const dnnl::memory::desc src({x[0], x[3], x[1], x[2]}, compute, tag::nhwc);
     const dnnl::memory::desc dst({y[0], y[3], y[1], y[2]}, dnnl_type(output_dtype(a)), tag::nhwc);
     const dnnl::memory::desc bias({w[0]}, dt::f32, tag::x);
@@ -38,7 +45,7 @@ class Conv2dKernel : public Kernel {
     attr.set_post_ops(ops);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, context_.engine);
     primitive_ = dnnl::convolution_forward(pd);
-    scratch_bytes_ = pd.scratchpad_desc().get_size();
+    scratch_bytes_ = (pd.scratchpad_desc().get_size() + 63) / 64 * 64;
 
     const void* weights = packed_weight(a, 1, user_w, pd.weights_desc());
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
@@ -53,10 +60,10 @@ class Conv2dKernel : public Kernel {
     args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
   }
 
-  size_t scratch_bytes() const override { return scratch_bytes_; }
+  size_t scratch_bytes() const override { return scratch_bytes_ + narrowed_.bytes(); }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    src_.set_data_handle(handle(in[0].data));
+    src_.set_data_handle(narrowed_.source(convert_, in[0], scratch + scratch_bytes_));
     bias_.set_data_handle(const_cast<float*>(in[2].f32()));
     dst_.set_data_handle(output.data);
     scratch_.set_data_handle(scratch);
@@ -68,7 +75,9 @@ class Conv2dKernel : public Kernel {
   dnnl::convolution_forward primitive_;
   dnnl::memory src_, weights_, bias_, dst_, scratch_;
   PrimitiveArgs args_;
-  size_t scratch_bytes_ = 0;
+  size_t scratch_bytes_ = 0;  // the primitive's, rounded to 64 bytes; the narrowed source after
+  NarrowedSource narrowed_;
+  const ConvertLoops& convert_ = convert_loops(active_isa());
 };
 
 }  // namespace

@@ -67,42 +67,6 @@ DType CpuBackend::value_dtype(const Graph& graph, uint32_t value) const {
   return context_.value_dtype(graph, value);
 }
 
-DType CpuContext::value_dtype(const Graph& graph, uint32_t value) const {
-  if (precision == DType::kFloat32 || graph.values()[value].constant) return DType::kFloat32;
-  const int producer = graph.producer(value);
-  if (producer >= 0) {
-    const Op op = graph.nodes()[static_cast<size_t>(producer)].op;
-    if (op == Op::kGlobalAvgPool || op == Op::kToChannelsFirst) return DType::kFloat32;
-  }
-  // The residual stream (what a Linear adds its product to, and the sum)
-  // stays float32, as autocast keeps it: rounding it to bfloat16 after
-  // every block would add up over the depth of the network.
-  // A convolution or GEMM computes in its source's type (oneDNN has no
-  // float32 source with a bfloat16 destination): those reading the
-  // residual stream directly (the positional encoding, the downsampling,
-  // the final projection) stay float32.
-  if (producer >= 0) {
-    const Node& node = graph.nodes()[static_cast<size_t>(producer)];
-    if (node.op == Op::kLinear && node.inputs.size() == 4) return DType::kFloat32;
-    if ((node.op == Op::kConv2d || node.op == Op::kLinear) &&
-        value_dtype(graph, node.inputs[0]) == DType::kFloat32) {
-      return DType::kFloat32;
-    }
-  }
-  for (const Node& node : graph.nodes()) {
-    if (node.op == Op::kLinear && node.inputs.size() == 4 && node.inputs[3] == value) {
-      return DType::kFloat32;
-    }
-  }
-  if (float32_interface) {
-    if (value == graph.input()) return DType::kFloat32;
-    for (uint32_t out : graph.outputs()) {
-      if (out == value) return DType::kFloat32;
-    }
-  }
-  return precision;
-}
-
 bool cpu_bf16_support(std::string* why) {
   // oneDNN's own view of the CPU: its effective ISA already accounts for
   // DNNL_MAX_CPU_ISA, which the tests use to stand in for an older CPU.

@@ -49,16 +49,16 @@ struct CpuContext {
   /// bfloat16 operands).
   bool float32_interface = true;
 
-  /// The element type of `value` in this session's plans. Float32
-  /// precision: every value. Bfloat16: the activations between layers are
-  /// stored in bfloat16 (oneDNN's GEMMs and convolutions read and write
-  /// them, accumulating in float32; our kernels widen them to float32 for
-  /// their arithmetic); the constants (reordered to bfloat16 by the weight
-  /// cache where a primitive wants that), the pooled features and NCHW
-  /// feature maps stay float32, and so do the graph's input (the caller's
-  /// array, read in place) and outputs (the logits) unless
-  /// float32_interface is off.
+  /// The element type of `value` in this session's plans: float32 in a
+  /// float32 session; in bfloat16, the activations between layers in
+  /// bfloat16 and the residual stream, pooled features, NCHW maps and
+  /// (unless float32_interface is off) the graph's input and outputs in
+  /// float32. value_types.cpp says why.
   DType value_dtype(const Graph& graph, uint32_t value) const;
+  /// The type a GEMM or convolution node computes in (sources, weights):
+  /// the precision, except float32 for a convolution on the residual
+  /// stream. A source of another type is converted first.
+  DType compute_dtype(const Graph& graph, const Node& node) const;
 };
 
 }  // namespace ravlt::runtime::cpu

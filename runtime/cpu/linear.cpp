@@ -1,10 +1,12 @@
 // Linear (every 1x1 convolution) on oneDNN's matmul: (M, K) x (K, O) with
 // M = all positions of the batch. Bias, activation and the residual add are
-// fused as post-ops. In bfloat16 the source and weights are bfloat16, the
-// destination and residual as the plan stores them (float32 for the
-// logits), and oneDNN accumulates in float32.
+// fused as post-ops. In bfloat16 the source and weights are bfloat16 (a
+// float32 source narrowed first), the destination and residual as the plan
+// stores them (float32 for the residual stream and the logits), and oneDNN
+// accumulates in float32.
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
@@ -17,7 +19,9 @@ class LinearKernel : public Kernel {
     const Shape& w = a.input_shape(1);
     const int64_t k = w[1], o = w[0];
     const int64_t m = element_count(x) / k;
-    const dt compute = dnnl_type(input_dtype(a, 0));
+    const DType compute_type = a.context.compute_dtype(a.graph, n);
+    const dt compute = dnnl_type(compute_type);
+    narrowed_ = NarrowedSource(input_dtype(a, 0), compute_type, m * k);
     const dnnl::memory::desc src({m, k}, compute, tag::ab);
     // The stored (O, K) weight is the (K, O) operand in layout ba; the
     // primitive picks its own layout (any), into which the weight is
@@ -37,7 +41,7 @@ class LinearKernel : public Kernel {
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr,
                                           context_.engine);
     primitive_ = dnnl::matmul(pd);
-    scratch_bytes_ = pd.scratchpad_desc().get_size();
+    scratch_bytes_ = (pd.scratchpad_desc().get_size() + 63) / 64 * 64;
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
     const void* packed = packed_weight(a, 1, user_weights, pd.weights_desc());
     weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(packed));
@@ -56,10 +60,10 @@ class LinearKernel : public Kernel {
     }
   }
 
-  size_t scratch_bytes() const override { return scratch_bytes_; }
+  size_t scratch_bytes() const override { return scratch_bytes_ + narrowed_.bytes(); }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    src_.set_data_handle(handle(in[0].data));
+    src_.set_data_handle(narrowed_.source(convert_, in[0], scratch + scratch_bytes_));
     bias_.set_data_handle(const_cast<float*>(in[2].f32()));
     if (has_residual_) residual_.set_data_handle(handle(in[3].data));
     dst_.set_data_handle(output.data);
@@ -73,7 +77,9 @@ class LinearKernel : public Kernel {
   dnnl::memory src_, weights_, bias_, dst_, residual_, scratch_;
   PrimitiveArgs args_;
   bool has_residual_ = false;
-  size_t scratch_bytes_ = 0;
+  size_t scratch_bytes_ = 0;  // the primitive's, rounded to 64 bytes; the narrowed source after
+  NarrowedSource narrowed_;
+  const ConvertLoops& convert_ = convert_loops(active_isa());
 };
 
 }  // namespace

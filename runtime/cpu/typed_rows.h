@@ -88,6 +88,37 @@ class ThreadBuffers {
   int64_t floats_ = 0;
 };
 
+/// A GEMM or convolution computing in bfloat16 from a float32 source (the
+/// residual stream, the pooled features): the source narrowed into the
+/// kernel's scratch before the primitive runs.
+class NarrowedSource {
+ public:
+  NarrowedSource() = default;
+  /// `elements` of a `source` operand for a primitive computing in `compute`.
+  NarrowedSource(DType source, DType compute, int64_t elements)
+      : elements_(source == DType::kFloat32 && compute == DType::kBFloat16 ? elements : 0) {}
+  /// Scratch bytes it needs (0: the source is read as it is).
+  size_t bytes() const { return (static_cast<size_t>(elements_) * 2 + 63) / 64 * 64; }
+  /// The source as the primitive reads it: `in` itself, or its narrowed
+  /// copy in `scratch` (64-byte aligned, bytes() long).
+  void* source(const ConvertLoops& cv, ConstView in, uint8_t* scratch) const {
+    if (elements_ == 0) return const_cast<void*>(in.data);
+    auto* dst = reinterpret_cast<uint16_t*>(scratch);
+    constexpr int64_t kPiece = 4096;
+    const int64_t pieces = (elements_ + kPiece - 1) / kPiece;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < pieces; ++p) {
+      const int64_t begin = p * kPiece;
+      const int64_t count = begin + kPiece < elements_ ? kPiece : elements_ - begin;
+      cv.f32_to_bf16(in.f32() + begin, dst + begin, count);
+    }
+    return dst;
+  }
+
+ private:
+  int64_t elements_ = 0;
+};
+
 /// Whether a kernel with these operands runs its inner loops in place
 /// (every one float32) or through buffers.
 inline bool all_float32(std::initializer_list<DType> types) {
