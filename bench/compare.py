@@ -72,20 +72,24 @@ VENV = os.path.join(CACHE, "venv")
 ORT_TIMER = r"""
 import sys, time, json, numpy as np, onnxruntime as ort
 model, threads, iters, x_path, out_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+x = np.load(x_path)
+start = time.perf_counter()
 so = ort.SessionOptions()
 so.intra_op_num_threads = threads
 so.inter_op_num_threads = 1
 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-x = np.load(x_path)
 y = s.run(None, {"x": x})[0]
+ready = time.perf_counter() - start
 for _ in range(3):
     s.run(None, {"x": x})
 times = []
 for _ in range(iters):
     t = time.perf_counter(); s.run(None, {"x": x}); times.append(time.perf_counter() - t)
 np.save(out_path, y)
-print(json.dumps(times))
+import resource
+print(json.dumps({"times": times, "ready_ms": 1000 * ready,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 EXPORT = r"""
@@ -103,6 +107,7 @@ OPENVINO_TIMER = r"""
 import sys, time, json, numpy as np, openvino as ov
 model, threads, iters, x_path, out_path, precision = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 x = np.load(x_path)
+start = time.perf_counter()
 core = ov.Core()
 m = core.read_model(model)
 m.reshape({"x": list(x.shape)})
@@ -110,13 +115,16 @@ c = core.compile_model(m, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_
                                   "INFERENCE_PRECISION_HINT": precision})
 r = c.create_infer_request()
 y = r.infer({"x": x})[0].copy()
+ready = time.perf_counter() - start
 for _ in range(3):
     r.infer({"x": x})
 times = []
 for _ in range(iters):
     t = time.perf_counter(); r.infer({"x": x}); times.append(time.perf_counter() - t)
 np.save(out_path, y)
-print(json.dumps(times))
+import resource
+print(json.dumps({"times": times, "ready_ms": 1000 * ready,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -155,7 +163,7 @@ with torch.no_grad(), mode():
     for _ in range(iters):
         t = time.perf_counter(); m(x); times.append(time.perf_counter() - t)
 np.save(sys.argv[8], y.numpy())
-print(json.dumps(times))
+print(json.dumps({"times": times}))
 """
 
 
@@ -244,7 +252,7 @@ def main():
                         "PyTorch": torch_cmd + [out["PyTorch"], "fp32"],
                         "PyTorch bf16": torch_cmd + [out.get("PyTorch bf16", ""), "bf16"],
                     }
-                    rounds, floor = [], None
+                    rounds, floor, ready, rss = [], None, {}, {}
                     for r in range(a.rounds):
                         order = list(engines)
                         rng.shuffle(order)
@@ -254,8 +262,13 @@ def main():
                             if e.startswith("ravlt"):
                                 med[e] = t["median_ms"]
                                 floor = t["floor_ms"]
+                                ready.setdefault(e, []).append(t["open_ms"] + t["plan_ms"] + t["first_run_ms"])
+                                rss.setdefault(e, []).append(t["peak_rss_mb"])
                             else:
-                                med[e] = 1000 * statistics.median(t)
+                                med[e] = 1000 * statistics.median(t["times"])
+                                if "ready_ms" in t:
+                                    ready.setdefault(e, []).append(t["ready_ms"])
+                                    rss.setdefault(e, []).append(t["peak_rss_mb"])
                         rounds.append(med)
                         print(f"  RAVLT-{variant} batch {batch} threads {threads} round {r + 1} "
                               f"({', '.join(order)}): " + ", ".join(f"{e} {med[e]:.1f}" for e in engines))
@@ -273,12 +286,14 @@ def main():
                     if bf16 and gap["ravlt bf16"] > 1.5 * gap["PyTorch bf16"]:
                         sys.exit(f"ravlt bf16 is {gap['ravlt bf16']:.1e} from PyTorch's float32 logits, more than "
                                  f"1.5x PyTorch bf16's {gap['PyTorch bf16']:.1e}")
-                    profile = {}
+                    profile = {"file_mb": os.path.getsize(model) / 1e6}
                     if bf16:
                         p = json.loads(run(bench + ["--precision", "bf16", "--profile"]))
                         total = sum(p["profile_ms_per_run"].values())
                         gemm = sum(v for k, v in p["profile_ms_per_run"].items() if k in ("Linear", "Conv2d"))
-                        profile = {"gemm_share": gemm / total, "arena": p["arena_bytes"]}
+                        profile.update(gemm_share=gemm / total, arena=p["arena_bytes"])
+                    profile["ready"] = {e: statistics.median(v) for e, v in ready.items()}
+                    profile["rss"] = {e: statistics.median(v) for e, v in rss.items()}
                     rows.append((variant, batch, threads, rounds, floor, gap, profile))
     print_tables(engines, rows, bf16)
 
@@ -301,6 +316,16 @@ def print_tables(engines, rows, bf16):
             cells += [f"{ratio(rounds, e, 'ravlt bf16'):.2f}" for e in ("OpenVINO bf16", "PyTorch bf16", "ravlt")]
             cells.append(f"{100 * profile['gemm_share']:.0f} %")
         print(f"| RAVLT-{v} | {b} | {t} | " + " | ".join(cells) + " |")
+    print("\nReady (ravlt: open + verify + plan + first run; ONNX Runtime: session creation + first run; "
+          "OpenVINO: read + compile + first run), ms, and peak RSS, MB (median over rounds):")
+    timed = [e for e in engines if not e.startswith("PyTorch")]
+    print("| model | batch | file MB | " + " | ".join(f"{e} ready" for e in timed) + " | " +
+          " | ".join(f"{e} RSS" for e in timed) + " |")
+    print("|---" * (3 + 2 * len(timed)) + "|")
+    for v, b, t, rounds, floor, gap, profile in rows:
+        print(f"| RAVLT-{v} | {b} | {profile['file_mb']:.0f} | " +
+              " | ".join(f"{profile['ready'].get(e, float('nan')):.0f}" for e in timed) + " | " +
+              " | ".join(f"{profile['rss'].get(e, float('nan')):.0f}" for e in timed) + " |")
     print("\nRelative L2 distance of the logits to PyTorch's float32 ones (same threads):")
     others = [e for e in engines if e != "PyTorch"]
     print("| model | batch | " + " | ".join(others) + " |")
