@@ -227,7 +227,7 @@ class Cli(unittest.TestCase):
         p = harness.ravlt("--help")
         self.assertIn("convert", p.stdout)
         self.assertIn("inspect", p.stdout)
-        self.assertIn("0.3.0", harness.ravlt("--version").stdout)
+        self.assertIn("0.4.0", harness.ravlt("--version").stdout)
 
 
 if __name__ == "__main__":
