@@ -48,13 +48,14 @@ m = R.RavltBackbone(cfg).eval()
 sd = torch.load(sys.argv[3])["state_dict"]
 m.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("backbone.")})
 h, w, n = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-macs = [0]
+macs = [0, 0]  # all; softmax attention's
 def conv(mod, inp, out):
     macs[0] += out.numel() // n * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
 def attn(mod, inp, out):
     b, c, hh, ww = inp[0].shape
     L, d = hh * ww, c // mod.heads
     macs[0] += mod.heads * (2 * L * L * d if mod.kind == "v" else 2 * L * d * d)
+    macs[1] += mod.heads * 2 * L * L * d if mod.kind == "v" else 0
 for mod in m.modules():
     if isinstance(mod, torch.nn.Conv2d): mod.register_forward_hook(conv)
     if isinstance(mod, R.Attention): mod.register_forward_hook(attn)
@@ -63,7 +64,7 @@ class Maps(torch.nn.Module):
     def forward(self, x): return tuple(self.m(x).values())
 x = torch.randn(n, 3, h, w)
 with torch.no_grad(): m(x)
-print(json.dumps({"macs_per_image": macs[0]}))
+print(json.dumps({"macs_per_image": macs[0], "softmax_macs_per_image": macs[1]}))
 for mod in m.modules(): mod._forward_hooks.clear()
 torch.onnx.export(Maps(m), x, sys.argv[4], opset_version=17, input_names=["x"],
                   output_names=["stage1", "stage2", "stage3", "stage4"])
@@ -143,7 +144,7 @@ def main():
     print(run([py, "-c", "import onnxruntime, openvino; print('ONNX Runtime', onnxruntime.__version__, "
                          "'| OpenVINO', openvino.__version__)"]).strip())
     bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
-    engines = ["ravlt", "ONNX Runtime", "OpenVINO f32"] + (["OpenVINO bf16"] if bf16 else []) + \
+    engines = ["ravlt", "ONNX Runtime", "OpenVINO f32"] + (["ravlt bf16", "OpenVINO bf16"] if bf16 else []) + \
               ["PyTorch eager"]
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = os.path.join(tmp, "det.pth")
@@ -152,16 +153,19 @@ def main():
         run(["/usr/bin/python3", os.path.join(REFERENCE, "make_checkpoint.py"), "--variant", a.variant,
              "--layout", "mmdet", "-o", ckpt])
         run([a.ravlt, "convert", ckpt, "-o", model, "-q"])
-        macs = json.loads(run(["/usr/bin/python3", "-c", EXPORT, REFERENCE, a.variant, ckpt, onnx,
-                               str(h), str(w), str(a.batch)]).splitlines()[0])["macs_per_image"]
+        counted = json.loads(run(["/usr/bin/python3", "-c", EXPORT, REFERENCE, a.variant, ckpt, onnx,
+                                  str(h), str(w), str(a.batch)]).splitlines()[0])
+        macs, softmax_macs = counted["macs_per_image"], counted["softmax_macs_per_image"]
         x = np.random.RandomState(0).randn(a.batch, 3, h, w).astype(np.float32)
         xin = os.path.join(tmp, "x.npy")
         np.save(xin, x)
         out = {e: os.path.join(tmp, f"out{i}.npz") for i, e in enumerate(engines)}
+        bench_cmd = [a.ravlt, "bench", "-m", model, "--size", a.size, "--batch", str(a.batch),
+                     "--threads", str(a.threads), "--iterations", str(a.iterations), "--warmup", "1",
+                     "--json"]
         commands = {
-            "ravlt": [a.ravlt, "bench", "-m", model, "--size", a.size, "--batch", str(a.batch),
-                      "--threads", str(a.threads), "--iterations", str(a.iterations),
-                      "--warmup", "1", "--json"],
+            "ravlt": bench_cmd,
+            "ravlt bf16": bench_cmd + ["--precision", "bf16"],
             "ONNX Runtime": [py, "-c", ORT, onnx, str(a.threads), str(a.iterations), xin,
                              out["ONNX Runtime"]],
             "OpenVINO f32": [py, "-c", OPENVINO, onnx, str(a.threads), str(a.iterations), xin,
@@ -179,15 +183,21 @@ def main():
             med = {}
             for e in order:
                 t = json.loads(run(commands[e], env=torch_env if e == "PyTorch eager" else None))
-                med[e] = t["median_ms"] if e == "ravlt" else 1000 * statistics.median(t)
+                med[e] = t["median_ms"] if e.startswith("ravlt") else 1000 * statistics.median(t)
             rounds.append(med)
             print(f"round {r + 1} ({', '.join(order)}): " +
                   ", ".join(f"{e} {med[e]:.0f} ms" for e in engines))
-        run([a.ravlt, "run", "-m", model, "-i", xin, "-o", out["ravlt"], "--threads",
-             str(a.threads)])
-        bench = json.loads(run([a.ravlt, "bench", "-m", model, "--size", a.size, "--batch",
-                                str(a.batch), "--threads", str(a.threads), "--iterations", "3",
-                                "--warmup", "1", "--macs", str(macs), "--json", "--profile"]))
+        profiles = {}
+        for e, precision in (("ravlt", "fp32"), ("ravlt bf16", "bf16")):
+            if e not in engines:
+                continue
+            run([a.ravlt, "run", "-m", model, "-i", xin, "-o", out[e], "--threads", str(a.threads),
+                 "--precision", precision])
+            profiles[e] = json.loads(run([a.ravlt, "bench", "-m", model, "--size", a.size, "--batch",
+                                          str(a.batch), "--threads", str(a.threads), "--iterations", "3",
+                                          "--warmup", "1", "--macs", str(macs), "--json", "--profile",
+                                          "--precision", precision]))
+        bench = profiles["ravlt"]
         ys = {e: np.load(out[e]) for e in engines}
         ref = ys["PyTorch eager"]
         print(f"\nRAVLT-{a.variant} backbone, {a.batch}x3x{h}x{w}, {a.threads} threads: "
@@ -204,11 +214,23 @@ def main():
               f"{bench['median_ms'] / bench['floor_ms']:.2f}x the floor; arena "
               f"{bench['arena_bytes'] / 1e6:.1f} MB for a lower bound of "
               f"{bench['lower_bound_bytes'] / 1e6:.1f} MB")
-        total = sum(bench["profile_ms_per_run"].values())
-        print("profile: " + ", ".join(f"{k} {v:.0f} ms ({100 * v / total:.0f} %)"
-                                      for k, v in bench["profile_ms_per_run"].items()))
+        for e, p in profiles.items():
+            total = sum(p["profile_ms_per_run"].values())
+            print(f"{e} profile: " + ", ".join(f"{k} {v:.0f} ms ({100 * v / total:.0f} %)"
+                                              for k, v in p["profile_ms_per_run"].items()))
+            attention_ms = p["profile_ms_per_run"].get("SoftmaxAttention", 0.0)
+            if attention_ms > 0:
+                rate = 2 * softmax_macs * a.batch / (attention_ms * 1e6)
+                print(f"{e}: SoftmaxAttention {2 * softmax_macs * a.batch / 1e9:.1f} GFLOP in "
+                      f"{attention_ms:.0f} ms = {rate:.0f} GFLOP/s, {100 * rate / bench['gemm_gflops']:.0f} % "
+                      f"of the float32 GEMM rate")
+        if "ravlt bf16" in engines:
+            ratio = statistics.median(r["OpenVINO bf16"] / r["ravlt bf16"] for r in rounds)
+            speedup = statistics.median(r["ravlt"] / r["ravlt bf16"] for r in rounds)
+            print(f"OpenVINO bf16 / ravlt bf16 (median of per-round ratios): {ratio:.2f}; "
+                  f"ravlt fp32 / ravlt bf16: {speedup:.2f}")
         for e in engines:
-            if e != "PyTorch eager" and e != "OpenVINO bf16":
+            if e not in ("PyTorch eager", "OpenVINO bf16", "ravlt bf16"):
                 worst = max(rel_l2(ys[e][n], ref[n]) for n in NAMES)
                 if worst > 1e-4:
                     sys.exit(f"{e}'s maps disagree with PyTorch's: {worst:.1e}")
