@@ -51,3 +51,13 @@ def ravlt(*args, check=True):
 def rel_l2(a, b):
     import torch
     return float(torch.linalg.norm((a - b).double()) / torch.linalg.norm(b.double()))
+
+
+def reference_pair(cls, cfg, state):
+    """The reference model `cls(cfg)` in float32 and in float64, with
+    `state` loaded strictly."""
+    ref = cls(cfg).eval()
+    ref.load_state_dict(state, strict=True)
+    ref64 = cls(cfg).eval().double()
+    ref64.load_state_dict(state, strict=True)
+    return ref, ref64

@@ -14,6 +14,7 @@ skipped (the refusal is what that machine can test)."""
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -93,12 +94,11 @@ class Bf16Accuracy(unittest.TestCase):
 
     def run_variant(self, variant):
         ckpt = harness.data(CHECKPOINT[variant] + ".pth")
+        if not os.path.exists(ckpt):
+            self.skipTest(f"{ckpt} not generated (quick test run)")
         model_path = self.path(variant + ".rvlt")
         harness.ravlt("convert", ckpt, "-o", model_path, "-q")
-        ref = Ravlt(VARIANTS[variant]).eval()
-        ref.load_state_dict(torch.load(ckpt))
-        ref64 = Ravlt(VARIANTS[variant]).eval().double()
-        ref64.load_state_dict(torch.load(ckpt))
+        ref, ref64 = harness.reference_pair(Ravlt, VARIANTS[variant], torch.load(ckpt))
         g = torch.Generator().manual_seed(5)
         for h, w in CASES[variant]:
             for batch in (1, 3):
@@ -136,10 +136,7 @@ class Bf16Accuracy(unittest.TestCase):
         backbone's four stages, each within 1.5x PyTorch's bf16 gap."""
         ckpt = harness.data("T_bare.pth")
         harness.ravlt("convert", ckpt, "-o", self.path("Te.rvlt"), "-q")
-        ref = Ravlt(VARIANTS["T"]).eval()
-        ref.load_state_dict(torch.load(ckpt))
-        ref64 = Ravlt(VARIANTS["T"]).eval().double()
-        ref64.load_state_dict(torch.load(ckpt))
+        ref, ref64 = harness.reference_pair(Ravlt, VARIANTS["T"], torch.load(ckpt))
         x = torch.randn(2, 3, 161, 225, generator=torch.Generator().manual_seed(8))
         np.save(self.path("xe.npy"), x.numpy())
         harness.ravlt("run", "-m", self.path("Te.rvlt"), "-i", self.path("xe.npy"), "-o", self.path("e.npz"),
@@ -156,10 +153,7 @@ class Bf16Accuracy(unittest.TestCase):
         harness.ravlt("convert", ckpt, "-o", self.path("Td.rvlt"), "-q")
         state = {k[len("backbone."):]: v for k, v in torch.load(ckpt)["state_dict"].items()
                  if k.startswith("backbone.")}
-        bb = RavltBackbone(VARIANTS["T"]).eval()
-        bb.load_state_dict(state)
-        bb64 = RavltBackbone(VARIANTS["T"]).eval().double()
-        bb64.load_state_dict(state)
+        bb, bb64 = harness.reference_pair(RavltBackbone, VARIANTS["T"], state)
         harness.ravlt("run", "-m", self.path("Td.rvlt"), "-i", self.path("xe.npy"), "-o", self.path("d.npz"),
                       "--precision", "bf16")
         got = np.load(self.path("d.npz"))
@@ -205,7 +199,6 @@ class Bf16Refusal(unittest.TestCase):
             for args in (["run", "-m", model, "-i", x, "-o", os.path.join(tmp, "y.npy")],
                          ["bench", "-m", model, "--size", "32x32", "--iterations", "1"],
                          ["classify", "-m", model, image]):
-                import subprocess
                 p = subprocess.run([harness.ARGS.ravlt, *args, "--precision", "bf16"], env=env,
                                    capture_output=True, text=True, timeout=120)
                 self.assertEqual(p.returncode, 1, args[0])

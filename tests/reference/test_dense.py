@@ -35,15 +35,6 @@ def backbone_state(path):
     return {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
 
 
-def reference_pair(cls, cfg, state):
-    """The reference in float32 and in float64, with `state` loaded strictly."""
-    ref = cls(cfg).eval()
-    ref.load_state_dict(state, strict=True)
-    ref64 = cls(cfg).eval().double()
-    ref64.load_state_dict(state, strict=True)
-    return ref, ref64
-
-
 def golden_config():
     with open(os.path.join(harness.ARGS.golden, "dense", "golden.json")) as f:
         c = json.load(f)["config"]
@@ -146,7 +137,7 @@ class BackboneParity(Case):
             self.skipTest(f"{ckpt} not generated (quick test run)")
         model = self.path(name + ".rvlt")
         harness.ravlt("convert", ckpt, "-o", model, "-q")
-        ref, ref64 = reference_pair(RavltBackbone, VARIANTS[variant], backbone_state(ckpt))
+        ref, ref64 = harness.reference_pair(RavltBackbone, VARIANTS[variant], backbone_state(ckpt))
         g = torch.Generator().manual_seed(5)
         for h, w, batch in sizes:
             x = torch.randn(batch, 3, h, w, generator=g)
@@ -177,7 +168,7 @@ class EmbeddingParity(Case):
             model = self.path(name + ".rvlt")
             harness.ravlt("convert", ckpt, "-o", model, "-q")
             state = torch.load(ckpt)
-            ref, ref64 = reference_pair(Ravlt, VARIANTS[variant], state)
+            ref, ref64 = harness.reference_pair(Ravlt, VARIANTS[variant], state)
             g = torch.Generator().manual_seed(3)
             for h, w in sizes:
                 x = torch.randn(2, 3, h, w, generator=g)
@@ -219,7 +210,7 @@ class DenseCli(Case):
         x = torch.randn(2, 3, 97, 75, generator=torch.Generator().manual_seed(1))
         ours, names = self.run_npz(model, x)
         self.assertEqual(names, ["stage2", "stage4"])
-        ref, ref64 = reference_pair(RavltBackbone, VARIANTS["custom"], backbone_state(ckpt))
+        ref, ref64 = harness.reference_pair(RavltBackbone, VARIANTS["custom"], backbone_state(ckpt))
         with torch.no_grad():
             y32, y64 = ref(x, (1, 3)), ref64(x.double(), (1, 3))
         for out in names:

@@ -57,10 +57,7 @@ class RuntimeParity(unittest.TestCase):
             self.skipTest(f"{ckpt} not generated (quick test run)")
         model_path = os.path.join(self.tmp.name, variant + ".rvlt")
         harness.ravlt("convert", ckpt, "-o", model_path, "-q")
-        ref = Ravlt(VARIANTS[variant]).eval()
-        ref.load_state_dict(torch.load(ckpt))
-        ref64 = Ravlt(VARIANTS[variant]).eval().double()
-        ref64.load_state_dict(torch.load(ckpt))
+        ref, ref64 = harness.reference_pair(Ravlt, VARIANTS[variant], torch.load(ckpt))
         g = torch.Generator().manual_seed(11)
         for h, w in CASES[variant]:
             for batch in (1, 3):
