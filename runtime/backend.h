@@ -109,8 +109,8 @@ class Backend {
   /// The element type of non-constant `value` (the graph's input or a
   /// computed value) in this backend's memory: activation_dtype() unless a
   /// backend keeps some values in another type (the CPU in bfloat16 keeps
-  /// its input, pooled features and outputs in float32). Kernels are
-  /// prepared for these types.
+  /// its input, residual stream, pooled features and outputs in float32).
+  /// Kernels are prepared for these types.
   virtual DType value_dtype(const Graph& graph, uint32_t value) const {
     (void)graph;
     (void)value;

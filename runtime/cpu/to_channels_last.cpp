@@ -1,7 +1,6 @@
 // (N, C, H, W) -> (N, H, W, C): the graph input into the canonical layout
 // (narrowed to bfloat16 when the plan stores its output so).
 #include "base/half_float.h"
-#include "ravlt/error.h"
 #include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
 
@@ -10,8 +9,8 @@ namespace {
 
 class ToChannelsLastKernel : public Kernel {
  public:
-  ToChannelsLastKernel(const Shape& x, const ConvertLoops& convert)
-      : n_(x[0]), c_(x[1]), h_(x[2]), w_(x[3]), convert_(convert) {}
+  explicit ToChannelsLastKernel(const Shape& x)
+      : n_(x[0]), c_(x[1]), h_(x[2]), w_(x[3]), convert_(convert_loops(active_isa())) {}
 
   void run(const ConstView* in, View output, uint8_t*) override {
     const int64_t plane = h_ * w_;
@@ -28,24 +27,36 @@ class ToChannelsLastKernel : public Kernel {
       }
       return;
     }
-    // bfloat16: a tile of positions gathered as float32, then narrowed.
+    // bfloat16: a tile of positions gathered as float32 (channels in
+    // pieces of at most 16), then narrowed a row at a time.
     auto* out = static_cast<uint16_t*>(output.data);
-    constexpr int64_t kTile = 64;
+    constexpr int64_t kTile = 64, kPiece = 16;
     const int64_t tiles = (plane + kTile - 1) / kTile;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < n_; ++b) {
       for (int64_t t = 0; t < tiles; ++t) {
-        float rows[kTile * kMaxChannels];
         const int64_t p0 = t * kTile, p1 = p0 + kTile < plane ? p0 + kTile : plane;
-        for (int64_t p = p0; p < p1; ++p) {
-          for (int64_t c = 0; c < c_; ++c)
-            rows[(p - p0) * c_ + c] = element(in[0], (b * c_ + c) * plane + p);
+        for (int64_t c0 = 0; c0 < c_; c0 += kPiece) {
+          const int64_t cc = c0 + kPiece < c_ ? kPiece : c_ - c0;
+          float rows[kTile * kPiece];
+          for (int64_t p = p0; p < p1; ++p) {
+            for (int64_t c = 0; c < cc; ++c) {
+              rows[(p - p0) * cc + c] = element(in[0], (b * c_ + c0 + c) * plane + p);
+            }
+          }
+          if (cc == c_) {  // whole rows: the tile is one contiguous run
+            convert_.f32_to_bf16(rows, out + (b * plane + p0) * c_, (p1 - p0) * c_);
+            continue;
+          }
+          for (int64_t p = p0; p < p1; ++p) {
+            convert_.f32_to_bf16(rows + (p - p0) * cc, out + (b * plane + p) * c_ + c0, cc);
+          }
         }
-        convert_.f32_to_bf16(rows, out + (b * plane + p0) * c_, (p1 - p0) * c_);
       }
     }
   }
 
+ private:
   // Element i of x as float32 (a session's input is float32; a kernel test
   // also feeds bfloat16).
   static float element(ConstView x, int64_t i) {
@@ -53,10 +64,6 @@ class ToChannelsLastKernel : public Kernel {
     return bfloat16_to_float(static_cast<const uint16_t*>(x.data)[i]);
   }
 
-  /// Most input channels the bfloat16 path takes (an image has three).
-  static constexpr int64_t kMaxChannels = 16;
-
- private:
   int64_t n_, c_, h_, w_;
   const ConvertLoops& convert_;
 };
@@ -64,12 +71,7 @@ class ToChannelsLastKernel : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_to_channels_last(const PrepareArgs& args) {
-  const Shape& x = args.input_shape(0);
-  if (output_dtype(args) != DType::kFloat32 && x[1] > ToChannelsLastKernel::kMaxChannels) {
-    throw Error("node '" + args.node.name + "': more than " +
-                std::to_string(ToChannelsLastKernel::kMaxChannels) + " input channels in bfloat16");
-  }
-  return std::make_unique<ToChannelsLastKernel>(x, convert_loops(active_isa()));
+  return std::make_unique<ToChannelsLastKernel>(args.input_shape(0));
 }
 
 }  // namespace ravlt::runtime::cpu

@@ -85,14 +85,20 @@ std::string shape_label(const Shape& s) {
 // ---- The cases, per op (odd sizes, batch > 1, every fused option). ----
 
 std::vector<OpCase> to_channels_last_cases() {
-  OpCase c;
-  c.node.op = Op::kToChannelsLast;
-  c.input_shapes = {{2, 7, 3, 5}};
-  c.constant = {false};
-  c.data = {random_vector(count(c.input_shapes[0]), 1)};
-  c.label = shape_label(c.input_shapes[0]);
-  c.f32_tolerance = 0;
-  return {c};
+  // An image's 3 channels; 19 (the bfloat16 path gathers channels in
+  // pieces of 16) over more positions than one tile of 64.
+  std::vector<OpCase> cases;
+  for (const Shape& shape : {Shape{2, 3, 3, 5}, Shape{2, 19, 9, 11}}) {
+    OpCase c;
+    c.node.op = Op::kToChannelsLast;
+    c.input_shapes = {shape};
+    c.constant = {false};
+    c.data = {random_vector(count(shape), 1)};
+    c.label = shape_label(shape);
+    c.f32_tolerance = 0;
+    cases.push_back(c);
+  }
+  return cases;
 }
 
 std::vector<OpCase> conv2d_cases() {
