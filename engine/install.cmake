@@ -17,7 +17,9 @@ add_library(ravlt::ravlt ALIAS ravlt_library)
 
 install(TARGETS ravlt_library EXPORT ravltTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(TARGETS ravlt RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(RAVLT_BUILD_TOOLS)
+  install(TARGETS ravlt RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 # The public headers: the engine's API and the base layer's (error, dtype,
 # export macro), into one include/ravlt/.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/include/ravlt ${PROJECT_SOURCE_DIR}/base/include/ravlt

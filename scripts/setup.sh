@@ -18,6 +18,7 @@ packages=(
   libstb-dev             # BMP decoding (stb_image)
   # tests
   doctest-dev
+  python3-dev python3-venv      # the Python module: headers, and `python3 -m venv`
   python3-torch python3-numpy   # the PyTorch reference (tests/reference/)
   # Debian's torch calls libblas.so.3: the reference BLAS alone runs its GEMMs
   # at a few GFLOP/s, OpenBLAS (the higher-priority alternative) about 5x

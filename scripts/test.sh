@@ -31,11 +31,20 @@ stage "configured"
 cmake --build build -j "$(nproc)"
 stage "built (gcc)"
 
+# The Python module, installed the way README.md tells users to (a venv of
+# Debian's Python, `pip install .`), with the extras its tests use: Ray for
+# ravlt.ray, pytest, and nanobind for the sanitizer build below.
+/usr/bin/python3 -m venv .venv
+.venv/bin/pip install --disable-pip-version-check ".[ray,test]" >build/pip-install.log 2>&1 ||
+  { tail -50 build/pip-install.log; exit 1; }
+stage "Python module installed (pip install .)"
+
 # The code must compile with clang too (design.md): clang builds the
 # sanitizer configuration, AddressSanitizer + UndefinedBehaviorSanitizer
 # (+ LeakSanitizer), whose tests run after the main suite.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-  -DRAVLT_SANITIZE=ON -DRAVLT_TESTDATA="$PWD/build/testdata" >/dev/null
+  -DRAVLT_SANITIZE=ON -DRAVLT_TESTDATA="$PWD/build/testdata" \
+  -DRAVLT_PYTHON=ON -DPython_EXECUTABLE="$PWD/.venv/bin/python" >/dev/null
 cmake --build build-asan -j "$(nproc)" >build-asan/compile.log 2>&1 || { tail -50 build-asan/compile.log; exit 1; }
 stage "built (clang, ASan + UBSan)"
 
@@ -46,7 +55,8 @@ set -e
 stage "tests ran"
 
 # Under the sanitizers: the unit tests, the RAVLT-T-sized parity tests, the
-# dense features at small sizes and the hostile inputs through the tool,
+# dense features at small sizes, the hostile inputs through the tool and the
+# Python module's tests (its instrumented extension, without Ray),
 # on the checkpoints the main run generated (-FS: no second generation).
 # Suppressions: tests/sanitizers/ (third-party runtimes only, each with its
 # reason).
@@ -55,7 +65,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:exit
 export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=86"
 set +e
-ctest --test-dir build-asan -FS testdata -R "_test$|runtime_parity_t|dense_small|bf16_small|hostile_inputs" --output-on-failure \
+ctest --test-dir build-asan -FS testdata -R "_test$|runtime_parity_t|dense_small|bf16_small|hostile_inputs|python_module_asan" --output-on-failure \
   -j "$(nproc)" >build-asan/ctest.log 2>&1
 asan_status=$?
 set -e

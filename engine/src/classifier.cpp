@@ -76,40 +76,55 @@ class Classifier::Impl {
     return out;
   }
 
-  // Decodes and preprocesses `paths` in parallel; a file that fails keeps
-  // its error in `errors` and gets no tensor.
-  std::vector<Tensor> load(std::span<const std::string> paths, std::vector<std::string>& errors) {
-    const auto n = static_cast<int64_t>(paths.size());
-    std::vector<Tensor> tensors(paths.size());
-    errors.assign(paths.size(), "");
+  // Decodes and preprocesses `inputs` in parallel; an input that fails
+  // keeps its error in `errors` and gets no tensor.
+  std::vector<Tensor> load(std::span<const ImageInput> inputs, std::vector<std::string>& errors) {
+    const auto n = static_cast<int64_t>(inputs.size());
+    std::vector<Tensor> tensors(inputs.size());
+    errors.assign(inputs.size(), "");
     const Preprocessing& p = model->preprocessing();
     const DecodeOptions decode = options.decode;
     const int threads = options.session.threads > 0 ? options.session.threads : omp_get_num_procs();
-    // Decoding is independent per file; errors stay with their file.
+    // Decoding is independent per input; errors stay with their input.
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
     for (int64_t i = 0; i < n; ++i) {
       const auto k = static_cast<size_t>(i);
+      const ImageInput& in = inputs[k];
+      const std::string& name = in.kind == ImageInput::Kind::kFile ? in.path : in.name;
       try {
-        tensors[k] = preprocess(load_image(paths[k], decode), p);
+        switch (in.kind) {
+          case ImageInput::Kind::kFile:
+            tensors[k] = preprocess(load_image(in.path, decode), p);  // errors name the file
+            break;
+          case ImageInput::Kind::kEncoded:
+            tensors[k] = preprocess(decode_image(in.encoded, decode), p);
+            break;
+          case ImageInput::Kind::kDecoded:
+            if (in.image == nullptr) throw Error("no image");
+            tensors[k] = preprocess(*in.image, p);
+            break;
+        }
       } catch (const Error& e) {
-        errors[k] = e.what();  // names the file already
+        // load_image's errors name the file already.
+        const bool named = in.kind == ImageInput::Kind::kFile || name.empty();
+        errors[k] = named ? std::string(e.what()) : name + ": " + e.what();
       } catch (const std::exception& e) {
-        errors[k] = paths[k] + ": " + e.what();
+        errors[k] = name.empty() ? std::string(e.what()) : name + ": " + e.what();
       }
     }
     return tensors;
   }
 
-  // Decodes `paths`, runs `run_batch` once on the files that decoded and hands
-  // each its row through `store`; a file that failed keeps its error.
+  // Decodes `inputs`, runs `run_batch` once on those that decoded and hands
+  // each its row through `store`; an input that failed keeps its error.
   template <typename Result, typename Batch, typename Store>
-  std::vector<Result> for_files(std::span<const std::string> paths, Batch run_batch, Store store) {
+  std::vector<Result> for_inputs(std::span<const ImageInput> in, Batch run_batch, Store store) {
     std::vector<std::string> errors;
-    const std::vector<Tensor> tensors = load(paths, errors);
-    std::vector<Result> results(paths.size());
+    const std::vector<Tensor> tensors = load(in, errors);
+    std::vector<Result> results(in.size());
     std::vector<const Tensor*> inputs;
     std::vector<size_t> owners;
-    for (size_t k = 0; k < paths.size(); ++k) {
+    for (size_t k = 0; k < in.size(); ++k) {
       results[k].error = errors[k];
       if (errors[k].empty()) {
         inputs.push_back(&tensors[k]);
@@ -119,6 +134,18 @@ class Classifier::Impl {
     auto rows = run_batch(inputs);
     for (size_t j = 0; j < owners.size(); ++j) store(results[owners[j]], std::move(rows[j]));
     return results;
+  }
+
+  std::vector<ClassifyResult> classify_inputs(std::span<const ImageInput> in) {
+    return for_inputs<ClassifyResult>(
+        in, [this](const std::vector<const Tensor*>& t) { return classify(t); },
+        [](ClassifyResult& r, std::vector<Prediction>&& top) { r.top = std::move(top); });
+  }
+
+  std::vector<EmbedResult> embed_inputs(std::span<const ImageInput> in) {
+    return for_inputs<EmbedResult>(
+        in, [this](const std::vector<const Tensor*>& t) { return embed(t); },
+        [](EmbedResult& r, std::vector<float>&& row) { r.embedding = std::move(row); });
   }
 
   std::shared_ptr<const Model> model;
@@ -177,16 +204,31 @@ std::vector<float> Classifier::embed_file(const std::string& path) {
   return embed(load_image(path, impl_->options.decode));
 }
 
+namespace {
+
+std::vector<ImageInput> file_inputs(std::span<const std::string> paths) {
+  std::vector<ImageInput> inputs;
+  inputs.reserve(paths.size());
+  for (const std::string& p : paths) inputs.push_back(ImageInput::file(p));
+  return inputs;
+}
+
+}  // namespace
+
 std::vector<EmbedResult> Classifier::embed_files(std::span<const std::string> paths) {
-  return impl_->for_files<EmbedResult>(
-      paths, [this](const std::vector<const Tensor*>& in) { return impl_->embed(in); },
-      [](EmbedResult& r, std::vector<float>&& row) { r.embedding = std::move(row); });
+  return impl_->embed_inputs(file_inputs(paths));
 }
 
 std::vector<ClassifyResult> Classifier::classify_files(std::span<const std::string> paths) {
-  return impl_->for_files<ClassifyResult>(
-      paths, [this](const std::vector<const Tensor*>& in) { return impl_->classify(in); },
-      [](ClassifyResult& r, std::vector<Prediction>&& top) { r.top = std::move(top); });
+  return impl_->classify_inputs(file_inputs(paths));
+}
+
+std::vector<EmbedResult> Classifier::embed_inputs(std::span<const ImageInput> inputs) {
+  return impl_->embed_inputs(inputs);
+}
+
+std::vector<ClassifyResult> Classifier::classify_inputs(std::span<const ImageInput> inputs) {
+  return impl_->classify_inputs(inputs);
 }
 
 }  // namespace ravlt

@@ -126,6 +126,49 @@ TEST_CASE("a classifier gives the network's top-k of the preprocessed image, how
   }
 }
 
+TEST_CASE("inputs of every kind in one batch: each result as its own call gives, errors named") {
+  TempDir dir;
+  const auto model = small_model(dir);
+  Classifier classifier(model);
+  const Image a = random_image(50, 40, 7), b = random_image(33, 61, 8);
+  const std::vector<uint8_t> bmp = encode_bmp(b);
+  const std::string file = dir.file("b.bmp");
+  std::ofstream(file, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bmp.data()), static_cast<std::streamsize>(bmp.size()));
+  const std::vector<uint8_t> junk = {'n', 'o', 't'};
+  const Image empty;
+  const std::vector<ImageInput> inputs = {ImageInput::from_image(a, "item 0"),
+                                          ImageInput::from_encoded(bmp, "item 1"),
+                                          ImageInput::file(file),
+                                          ImageInput::from_encoded(junk, "item 3"),
+                                          ImageInput::from_image(empty, "item 4"),
+                                          ImageInput::file(dir.file("none.png"))};
+  const auto results = classifier.classify_inputs(inputs);
+  REQUIRE(results.size() == 6);
+  const auto alone_a = classifier.classify(a), alone_b = classifier.classify(b);
+  for (size_t i : {0, 1, 2}) {
+    REQUIRE(results[i].ok());
+    const auto& alone = i == 0 ? alone_a : alone_b;
+    for (size_t k = 0; k < alone.size(); ++k) {
+      CHECK(results[i].top[k].index == alone[k].index);
+      CHECK(results[i].top[k].probability == doctest::Approx(alone[k].probability).epsilon(1e-5));
+    }
+  }
+  CHECK(results[3].error.starts_with("item 3: not a JPEG, PNG or BMP"));
+  CHECK(results[4].error.starts_with("item 4: "));
+  CHECK(results[5].error.find("none.png: cannot open") != std::string::npos);
+  const auto embedded = classifier.embed_inputs(inputs);
+  REQUIRE(embedded.size() == 6);
+  const std::vector<float> alone_embedding = classifier.embed(a);
+  REQUIRE(embedded[0].embedding.size() == alone_embedding.size());
+  for (size_t k = 0; k < alone_embedding.size(); ++k) {
+    CHECK(embedded[0].embedding[k] == doctest::Approx(alone_embedding[k]).epsilon(1e-4));
+  }
+  CHECK(embedded[1].ok());
+  CHECK(embedded[3].error == results[3].error);
+  CHECK(embedded[4].embedding.empty());
+}
+
 TEST_CASE("files that cannot be classified carry their error; the others are classified") {
   TempDir dir;
   const auto model = small_model(dir);

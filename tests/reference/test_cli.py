@@ -5,6 +5,7 @@ every bad input exits 1 with one line naming the problem, and no crash."""
 
 import json
 import os
+import re
 import random
 import shutil
 import tempfile
@@ -227,7 +228,9 @@ class Cli(unittest.TestCase):
         p = harness.ravlt("--help")
         self.assertIn("convert", p.stdout)
         self.assertIn("inspect", p.stdout)
-        self.assertIn("0.4.0", harness.ravlt("--version").stdout)
+        cmake = open(os.path.join(os.path.dirname(__file__), "..", "..", "CMakeLists.txt")).read()
+        version = re.search(r"project\(ravlt VERSION ([0-9.]+)", cmake).group(1)
+        self.assertEqual(harness.ravlt("--version").stdout.split(), ["ravlt", version])
 
 
 if __name__ == "__main__":

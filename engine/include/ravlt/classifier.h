@@ -49,6 +49,31 @@ struct ClassifyResult {
   bool ok() const { return error.empty(); }
 };
 
+/// One image of a batch, in whichever form the caller holds it: a file, an
+/// encoded image in memory (JPEG, PNG, BMP) or a decoded RGB image. Encoded
+/// bytes and decoded images are referenced, not copied: they must outlive
+/// the call that reads them.
+struct ImageInput {
+  enum class Kind { kFile, kEncoded, kDecoded };
+  Kind kind = Kind::kFile;
+  std::string path;                  ///< kFile: the file to read
+  std::span<const uint8_t> encoded;  ///< kEncoded: the file's bytes
+  const Image* image = nullptr;      ///< kDecoded: the image
+  /// How errors name this input (kEncoded, kDecoded; a file is named by
+  /// its path), e.g. "item 3".
+  std::string name;
+
+  static ImageInput file(std::string path) {
+    return {Kind::kFile, std::move(path), {}, nullptr, {}};
+  }
+  static ImageInput from_encoded(std::span<const uint8_t> bytes, std::string name) {
+    return {Kind::kEncoded, {}, bytes, nullptr, std::move(name)};
+  }
+  static ImageInput from_image(const Image& image, std::string name) {
+    return {Kind::kDecoded, {}, {}, &image, std::move(name)};
+  }
+};
+
 /// The embedding of one input of a batch, or why there is none.
 struct EmbedResult {
   std::vector<float> embedding;  ///< the pooled features; empty if `error` is set
@@ -77,6 +102,11 @@ class RAVLT_API Classifier {
   std::vector<ClassifyResult> classify_files(std::span<const std::string> paths);
   /// Several decoded images in one batched run of the network.
   std::vector<std::vector<Prediction>> classify_batch(std::span<const Image> images);
+  /// Several inputs of any kind in one batched run of the network, decoded
+  /// and preprocessed in parallel. Never throws for a bad input (one that
+  /// does not decode, an empty image): its result carries the error,
+  /// naming it, instead.
+  std::vector<ClassifyResult> classify_inputs(std::span<const ImageInput> inputs);
 
   /// The embedding of a decoded RGB image: the pooled features the head
   /// reads (the model's "embedding" output; Model::output_names()),
@@ -88,6 +118,8 @@ class RAVLT_API Classifier {
   /// Several files in one batched run, decoded in parallel. Never throws
   /// for a bad file: its result carries the error instead.
   std::vector<EmbedResult> embed_files(std::span<const std::string> paths);
+  /// Several inputs of any kind in one batched run (see classify_inputs).
+  std::vector<EmbedResult> embed_inputs(std::span<const ImageInput> inputs);
 
   const Model& model() const;
 

@@ -1,0 +1,71 @@
+"""Serve a classifier over HTTP with Ray Serve.
+
+    python -m ravlt.ray.serve --model M.rvlt [--host 127.0.0.1] [--port 8000] [--replicas N]
+        [--threads-per-replica N] [--max-body-bytes N] [--address ADDR]
+
+POST /classify (the body: an image file; ?top_k=N), POST /embed, GET /healthz.
+Runs until interrupted (Ctrl-C). Without --address, a local Ray instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+import ravlt
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ravlt.ray.serve", description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help="the .rvlt classifier")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--replicas", type=int, default=1, help="replicas (default 1)")
+    p.add_argument("--threads-per-replica", type=int, default=1,
+                   help="network threads per replica, and CPUs each reserves (default 1)")
+    p.add_argument("--max-body-bytes", type=int, default=None,
+                   help="largest request body accepted (default 20 MiB); larger is HTTP 413")
+    p.add_argument("--address", default=None,
+                   help="a Ray cluster's address ('auto': the running one); default: a local instance")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import ray
+    from ray import serve
+
+    import ravlt.ray
+    from ravlt.ray.serving import DEFAULT_MAX_BODY_BYTES
+
+    try:
+        application = ravlt.ray.app(
+            args.model, num_replicas=args.replicas, threads_per_replica=args.threads_per_replica,
+            max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES)
+    except ravlt.Error as e:
+        print(f"ravlt.ray.serve: error: {e}", file=sys.stderr)
+        return 1
+    if args.address:
+        ray.init(address=args.address)
+    else:
+        needed = args.replicas * args.threads_per_replica + 1
+        ray.init(num_cpus=max(os.cpu_count() or 1, needed))
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(application, route_prefix="/")
+    print(f"serving {args.model} on http://{args.host}:{args.port} "
+          "(POST /classify, POST /embed, GET /healthz); Ctrl-C stops", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    serve.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+// ravlt.Session: runs a Model on numpy arrays; one call at a time.
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "python/src/arrays.h"
+#include "python/src/bindings.h"
+#include "ravlt/error.h"
+
+namespace ravlt::python {
+namespace {
+
+struct PySession {
+  PySession(const ModelHandle& m, const SessionOptions& o)
+      : model(m.model), options(o), session(m.model, o) {}
+  std::shared_ptr<const Model> model;
+  SessionOptions options;
+  Session session;
+  std::atomic<bool> busy{false};
+  uintptr_t last_input_address = 0;
+};
+
+std::vector<std::string> select_list(const std::optional<std::vector<std::string>>& select) {
+  return select ? *select : std::vector<std::string>{};
+}
+
+// Runs with the GIL released and copies the selected outputs out.
+std::vector<std::pair<std::string, OutputBuffer>> run_outputs(
+    PySession& s, nb::handle x, const std::vector<std::string>& select) {
+  InUse in_use(s.busy, "Session");
+  const InputArray in = input_array(x, 3);
+  s.last_input_address = reinterpret_cast<uintptr_t>(in.data);
+  std::vector<std::pair<std::string, OutputBuffer>> out;
+  nb::gil_scoped_release unlocked;
+  for (const Output& o : s.session.run_all(in.data, in.shape, select)) {
+    out.emplace_back(o.name, OutputBuffer(o.data, o.shape));
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_session(nb::module_& m) {
+  nb::class_<PySession>(
+      m, "Session",
+      "Runs a Model on NCHW float32 arrays. Holds the prepared kernels and memory of each "
+      "input shape it has seen, so repeated runs of a shape allocate nothing. One call at a "
+      "time: a Session used by two threads at once raises ravlt.Error (\"Session in use\"); "
+      "make one Session per thread, sharing the Model. The GIL is released while it runs.")
+      .def(
+          "__init__",
+          [](PySession* self, const ModelHandle& model, int threads, const std::string& device,
+             const std::string& precision, size_t max_memory_bytes) {
+            const SessionOptions o = session_options(threads, device, precision, max_memory_bytes);
+            nb::gil_scoped_release unlocked;
+            new (self) PySession(model, o);
+          },
+          nb::arg("model"), nb::kw_only(), nb::arg("threads") = 0, nb::arg("device") = "cpu",
+          nb::arg("precision") = "fp32", nb::arg("max_memory_bytes") = 0,
+          "threads: per run (0: all cores). device: \"cpu\" or \"cuda\". precision: \"fp32\", "
+          "\"bf16\" (CPUs with AVX512_BF16 or AMX; CUDA) or \"fp16\" (CUDA). "
+          "max_memory_bytes: most activation memory one input shape may plan (0: the "
+          "device's). Raises ravlt.Error when the device or precision cannot run here.")
+      .def(
+          "run",
+          [](PySession& s, nb::handle x) {
+            const std::vector<std::string> first = {s.model->output_names().front()};
+            return run_outputs(s, x, first).front().second.to_numpy();
+          },
+          nb::arg("x").none(),
+          nb::sig(
+              "def run(self, x: numpy.typing.ArrayLike) -> numpy.typing.NDArray[numpy.float32]"),
+          "Runs the network on x, a 4-D NCHW array (N, 3, H, W) of any batch and size, and "
+          "returns the model's first output (a classifier's logits (N, classes), a backbone's "
+          "stage1 map) as a new float32 array. A C-contiguous float32 array is read in place; "
+          "float64, float16 and integer arrays are converted once; another dtype, rank or "
+          "channel count raises ravlt.Error.")
+      .def(
+          "run_all",
+          [](PySession& s, nb::handle x, const std::optional<std::vector<std::string>>& select) {
+            nb::dict d;
+            for (auto& [name, buffer] : run_outputs(s, x, select_list(select))) {
+              d[name.c_str()] = buffer.to_numpy();
+            }
+            return d;
+          },
+          nb::arg("x").none(), nb::arg("select") = nb::none(),
+          nb::sig("def run_all(self, x: numpy.typing.ArrayLike, select: "
+                  "collections.abc.Sequence[str] | "
+                  "None = None) -> dict[str, numpy.typing.NDArray[numpy.float32]]"),
+          "Runs the network and returns {name: array} for every output (Model.outputs), or "
+          "those named in select (only what they need is computed). Raises ravlt.Error naming "
+          "an output the model lacks.")
+      .def(
+          "output_shapes",
+          [](PySession& s, std::vector<int64_t> shape,
+             const std::optional<std::vector<std::string>>& select) {
+            nb::dict d;
+            for (const OutputShape& o : s.session.output_shapes(shape, select_list(select))) {
+              nb::list dims;
+              for (int64_t v : o.shape) dims.append(v);
+              d[o.name.c_str()] = nb::tuple(dims);
+            }
+            return d;
+          },
+          nb::arg("input_shape"), nb::arg("select") = nb::none(),
+          nb::sig("def output_shapes(self, input_shape: collections.abc.Sequence[int], select: "
+                  "collections.abc.Sequence[str] | None = None) -> dict[str, tuple[int, ...]]"),
+          "The shapes run_all would return for an input of input_shape (N, 3, H, W), without "
+          "running anything.")
+      .def(
+          "plan",
+          [](PySession& s, std::vector<int64_t> shape) {
+            InUse in_use(s.busy, "Session");
+            PlanMemory p;
+            {
+              nb::gil_scoped_release unlocked;
+              p = s.session.plan(shape);
+            }
+            nb::dict d;
+            d["arena_bytes"] = p.arena_bytes;
+            d["activation_bytes"] = p.activation_bytes;
+            d["scratch_bytes"] = p.scratch_bytes;
+            d["lower_bound"] = p.lower_bound;
+            d["output_bytes"] = p.output_bytes;
+            return d;
+          },
+          nb::arg("input_shape"),
+          nb::sig("def plan(self, input_shape: collections.abc.Sequence[int]) -> dict[str, int]"),
+          "Prepares the kernels and memory for input_shape ahead of the first run (run does it "
+          "on first sight otherwise) and returns the plan's memory in bytes.")
+      .def_prop_ro(
+          "outputs", [](const PySession& s) { return s.model->output_names(); },
+          "The model's named outputs, run's first.")
+      .def_prop_ro(
+          "threads", [](const PySession& s) { return s.options.threads; },
+          "Threads per run (0: all cores).")
+      .def_prop_ro("device",
+                   [](const PySession& s) { return std::string(to_string(s.options.device)); })
+      .def_prop_ro("precision",
+                   [](const PySession& s) { return std::string(to_string(s.options.precision)); })
+      .def_prop_ro(
+          "last_input_address", [](const PySession& s) { return s.last_input_address; },
+          "The address of the float32 buffer the last run read: the input array's own data "
+          "(numpy's x.ctypes.data) when it was read in place.");
+}
+
+}  // namespace ravlt::python

@@ -1,0 +1,74 @@
+"""Fixtures of the Python module's tests: the ravlt CLI (the reference the
+module must match), the generated test checkpoints, and models converted
+from them once per test run.
+
+Environment (CTest sets them; the defaults are the repository's build/):
+RAVLT_CLI (the `ravlt` binary), RAVLT_TESTDATA (generated checkpoints).
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ravlt
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = Path(os.environ.get("RAVLT_CLI", REPO / "build" / "ravlt"))
+TESTDATA = Path(os.environ.get("RAVLT_TESTDATA", REPO / "build" / "testdata"))
+DIGITS = REPO / "demo" / "digits"
+
+# The sanitizer run imports the instrumented build's package: make sure it is
+# the one under test (PYTHONPATH), not the virtual environment's.
+if os.environ.get("RAVLT_EXPECT_MODULE"):
+    assert ravlt.__file__.startswith(os.environ["RAVLT_EXPECT_MODULE"]), ravlt.__file__
+
+
+def run_cli(*args, check=True):
+    """Runs the ravlt CLI; returns the completed process (text)."""
+    p = subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"ravlt {' '.join(map(str, args))} failed:\n{p.stderr}")
+    return p
+
+
+def cli_classify(model, inputs, top_k=5):
+    """`ravlt classify --json` results keyed by absolute path."""
+    out = run_cli("classify", "-m", model, *inputs, "--json", "--top-k", top_k, "--threads", 2,
+                  check=False).stdout
+    return {os.path.abspath(r["path"]): r for r in json.loads(out)["results"]}
+
+
+def random_input(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """The demo digits classifier, RAVLT-T (random weights written by the
+    reference's generator) and the T detection backbone, converted once."""
+    if not CLI.exists():
+        pytest.fail(f"{CLI}: no ravlt CLI (build it, or set RAVLT_CLI)")
+    d = tmp_path_factory.mktemp("models")
+    out = {}
+    labels = (REPO / "demo" / "digit_labels.txt").read_text().splitlines()
+    out["digits"] = d / "digits.rvlt"
+    ravlt.convert(REPO / "demo" / "ravlt_digits.pth", out["digits"], resize=64, crop=64,
+                  labels=labels)
+    for name, src in (("t", "T_bare.pth"), ("t_det", "T_mmdet.pth")):
+        if not (TESTDATA / src).exists():
+            pytest.fail(f"{TESTDATA / src}: missing (generate the test checkpoints, or set "
+                        "RAVLT_TESTDATA)")
+        out[name] = d / f"{name}.rvlt"
+        ravlt.convert(TESTDATA / src, out[name])
+    return out
+
+
+@pytest.fixture(scope="session")
+def digit_files():
+    files = sorted(str(p) for p in DIGITS.glob("*.png"))
+    assert len(files) == 360
+    return files
