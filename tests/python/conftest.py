@@ -29,7 +29,11 @@ if os.environ.get("RAVLT_EXPECT_MODULE"):
 
 def run_cli(*args, check=True):
     """Runs the ravlt CLI; returns the completed process (text)."""
-    p = subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, timeout=600)
+    # Not the sanitizer runtime the sanitizer run preloads into Python: the
+    # CLI of that build links its own.
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    p = subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, timeout=600,
+                       env=env)
     if check and p.returncode != 0:
         raise AssertionError(f"ravlt {' '.join(map(str, args))} failed:\n{p.stderr}")
     return p

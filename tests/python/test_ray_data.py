@@ -89,3 +89,55 @@ def test_batch_command_writes_parquet(cluster, models, broken, expected, tmp_pat
     assert p.returncode == 1, p.stderr  # one image failed
     assert "classified 360 images (1 failed)" in p.stdout, p.stdout + p.stderr
     check_rows(pq.read_table(out).to_pylist(), expected)
+
+
+def test_serve_command(cluster, models, digit_files):
+    """python -m ravlt.ray.serve on this module's Ray instance (which runs no
+    other Serve application): it answers, and stops on SIGTERM."""
+    import json
+    import signal
+    import socket
+    import time
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "ravlt.ray.serve", "--model", str(models["digits"]),
+                          "--port", str(port), "--address", cluster],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert p.poll() is None, p.stderr.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as f:
+                    assert json.loads(f.read())["status"] == "ok"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the service did not come up in 180 s"
+                time.sleep(0.5)
+        body = open(digit_files[0], "rb").read()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/classify?top_k=1", data=body)
+        with urllib.request.urlopen(request, timeout=60) as f:
+            assert len(json.loads(f.read())["indices"]) == 1
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+    assert p.returncode == 0, p.stderr.read()
+
+
+def test_commands_help_and_bad_arguments(models):
+    for module in ("ravlt.ray.batch", "ravlt.ray.serve"):
+        p = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0 and "--model" in p.stdout
+    for module in ("ravlt.ray.batch", "ravlt.ray.serve"):
+        p = subprocess.run([sys.executable, "-m", module, "--model", "/none.rvlt", "--input", "x",
+                            "--output", "y"] if module.endswith("batch") else
+                           [sys.executable, "-m", module, "--model", "/none.rvlt"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 1 and "/none.rvlt: no such model file" in p.stderr, p.stderr

@@ -42,7 +42,13 @@ def main(argv=None) -> int:
     import ray
 
     import ravlt.ray
+    from ravlt.ray._model_file import checked_classifier
 
+    try:
+        checked_classifier(args.model)  # before Ray starts: a bad path fails at once
+    except ravlt.Error as e:
+        print(f"ravlt.ray.batch: error: {e}", file=sys.stderr)
+        return 1
     if args.address:
         ray.init(address=args.address)
     else:

@@ -53,17 +53,23 @@ def main(argv=None) -> int:
     else:
         needed = args.replicas * args.threads_per_replica + 1
         ray.init(num_cpus=max(os.cpu_count() or 1, needed))
-    serve.start(http_options={"host": args.host, "port": args.port})
-    serve.run(application, route_prefix="/")
-    print(f"serving {args.model} on http://{args.host}:{args.port} "
-          "(POST /classify, POST /embed, GET /healthz); Ctrl-C stops", flush=True)
+    # After ray.init, which installs a SIGTERM handler that exits at once:
+    # SIGTERM stops the service cleanly instead, whenever it comes.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(application, name="ravlt", route_prefix="/")
+    print(f"serving {args.model} on http://{args.host}:{args.port} "
+          "(POST /classify, POST /embed, GET /healthz); Ctrl-C stops", flush=True)
     try:
-        stop.wait()
+        while not stop.wait(0.5):  # (a timed wait: signal handlers run between waits)
+            pass
     except KeyboardInterrupt:
         pass
-    serve.shutdown()
+    if args.address:
+        serve.delete("ravlt")  # a cluster's Serve may run other applications
+    else:
+        serve.shutdown()
     return 0
 
 
