@@ -46,7 +46,20 @@ bool convertible(nb::dlpack::dtype t) {
 InputArray input_array(nb::handle x, int channels) {
   nb::ndarray<nb::ro> a;
   nb::object source = nb::borrow(x);
-  if (!nb::try_cast(source, a, false)) {
+  if (!nb::try_cast(source, a, false) && nb::hasattr(x, "dtype") && nb::hasattr(x, "shape")) {
+    // An array DLPack cannot describe: numbers in a non-native byte order
+    // are converted like any other dtype; strings, objects and the like are
+    // named.
+    const std::string kind = text_of(nb::getattr(x.attr("dtype"), "kind"));
+    if (kind != "f" && kind != "i" && kind != "u") {
+      throw Error("input: dtype " + text_of(x.attr("dtype")) +
+                  " is not supported: pass float32 (float64, float16 and integer arrays are "
+                  "converted to float32)");
+    }
+    nb::object np = nb::module_::import_("numpy");
+    source = np.attr("ascontiguousarray")(x, nb::arg("dtype") = np.attr("float32"));
+  }
+  if (!a.is_valid() && !nb::try_cast(source, a, false)) {
     // Not an array (a list, a scalar): what numpy makes of it, if anything.
     nb::object np = nb::module_::import_("numpy");
     try {

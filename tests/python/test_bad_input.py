@@ -30,7 +30,8 @@ def test_error_is_a_runtime_error():
     (np.zeros((1, 4, 64, 64), np.float32), "expected 3 channels (N, 3, H, W), got shape (1, 4, 64, 64)"),
     (np.zeros((1, 3, 64, 64), np.complex64), "dtype complex64 is not supported"),
     (np.zeros((1, 3, 64, 64), bool), "dtype bool is not supported"),
-    (np.array([["a"]]), "input"),
+    (np.array([["a"]]), "input: dtype <U1 is not supported"),
+    (np.zeros((1, 3, 64, 64), object), "input: dtype object is not supported"),
     ("image.png", "expected a numpy array (N, 3, H, W), got str"),
     (None, "got NoneType"),
     (np.zeros((0, 3, 64, 64), np.float32), "(0, 3, 64, 64)"),
@@ -42,6 +43,11 @@ def test_bad_arrays(session, x, message):
     assert message in str(e.value)
     with pytest.raises(ravlt.Error):
         session.run_all(x)
+
+
+def test_non_native_byte_order_is_converted(session):
+    x = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    assert np.array_equal(session.run(x.astype(">f4")), session.run(x))
 
 
 def test_unknown_output(session):
