@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from ab import cpu_model  # bench/ab.py: the CPU the figures come from
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = os.environ.get("RAVLT_CLI", os.path.join(HERE, "..", "build", "ravlt"))
 
@@ -64,14 +66,6 @@ print(json.dumps({"lone_s": lone, "four_s": four}))
 def run_json(cmd):
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                       .strip().splitlines()[-1])
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def overhead(args, rng):

@@ -13,11 +13,9 @@ the columns path, indices, labels, probabilities, error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-import ravlt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,9 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import pyarrow.parquet as pq
-    import ray
-
     import ravlt.ray
+    from ravlt.ray._cluster import connect
     from ravlt.ray._model_file import checked_classifier
 
     try:
@@ -49,12 +46,8 @@ def main(argv=None) -> int:
     except ravlt.Error as e:
         print(f"ravlt.ray.batch: error: {e}", file=sys.stderr)
         return 1
-    if args.address:
-        ray.init(address=args.address)
-    else:
-        # Logical CPUs for the actors plus two for Ray's read and write tasks.
-        needed = args.concurrency * args.threads_per_actor + 2
-        ray.init(num_cpus=max(os.cpu_count() or 1, needed))
+    # Logical CPUs for the actors plus two for Ray's read and write tasks.
+    connect(args.address, args.concurrency * args.threads_per_actor + 2)
     start = time.perf_counter()
     try:
         ds = ravlt.ray.classify(args.input, args.model, batch_size=args.batch_size,

@@ -10,12 +10,10 @@ Runs until interrupted (Ctrl-C). Without --address, a local Ray instance.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 
-import ravlt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,10 +33,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import ray
     from ray import serve
 
     import ravlt.ray
+    from ravlt.ray._cluster import connect
     from ravlt.ray.serving import DEFAULT_MAX_BODY_BYTES
 
     try:
@@ -48,11 +46,7 @@ def main(argv=None) -> int:
     except ravlt.Error as e:
         print(f"ravlt.ray.serve: error: {e}", file=sys.stderr)
         return 1
-    if args.address:
-        ray.init(address=args.address)
-    else:
-        needed = args.replicas * args.threads_per_replica + 1
-        ray.init(num_cpus=max(os.cpu_count() or 1, needed))
+    connect(args.address, args.replicas * args.threads_per_replica + 1)
     # After ray.init, which installs a SIGTERM handler that exits at once:
     # SIGTERM stops the service cleanly instead, whenever it comes.
     stop = threading.Event()
