@@ -68,6 +68,11 @@ void bind_classifier(nb::module_& m) {
           [](PyClassifier* self, const ModelHandle& model, int top_k, int threads,
              const std::string& device, const std::string& precision, int batch_size) {
             if (batch_size < 1) throw Error("batch_size must be at least 1");
+            if (model.model->kind() != ModelKind::kClassifier) {
+              throw Error("Classifier: " + model.info.path +
+                          " is a backbone (feature maps, no classes): run it with "
+                          "ravlt.Session(model).run_all(x)");
+            }
             ClassifierOptions o;
             o.session = session_options(threads, device, precision, 0);
             o.top_k = top_k;
