@@ -57,7 +57,7 @@ def test_routes(service, models, digit_files):
     status, answer, _ = request(service + "/healthz", method="GET")
     assert status == 200 and answer["status"] == "ok"
     body = open(digit_files[0], "rb").read()
-    assert request(service + "/classify?top_k=2", body)[1]["indices"].__len__() == 2
+    assert len(request(service + "/classify?top_k=2", body)[1]["indices"]) == 2
     assert request(service + "/classify?top_k=0", body)[0] == 400
     assert request(service + "/classify?top_k=x", body)[0] == 400
     assert request(service + "/classify", b"")[0] == 400

@@ -70,8 +70,9 @@ def image_dataset(source: Source) -> "ray.data.Dataset":
     if not paths:
         raise ravlt.Error(f"source: no images found in {', '.join(map(os.fspath, entries))} "
                           "(JPEG, PNG or BMP files, folders or globs of them)")
-    missing = [p for p in paths if not _has_scheme(p) and not os.path.exists(p)]
-    present = [p for p in paths if p not in set(missing)]
+    missing, present = [], []
+    for p in paths:
+        (present if _has_scheme(p) or os.path.exists(p) else missing).append(p)
     parts = []
     if present:
         parts.append(ray.data.read_binary_files(present, include_paths=True))

@@ -89,15 +89,13 @@ class ClassifierService:
             return _error(404, f"no route {path}: POST /classify, POST /embed, GET /healthz")
         if request.method != "POST":
             return _error(405, f"use POST {path} with the image file as the body")
-        top_k = self.max_top_k
+        top_k = min(5, self.max_top_k)
         if path == "/classify" and "top_k" in request.query_params:
             text = request.query_params["top_k"]
             if not text.isdigit() or not 1 <= int(text) <= self.max_top_k:
                 return _error(400, f"top_k: expected an integer from 1 to {self.max_top_k}, "
                                    f"got {text!r}")
             top_k = int(text)
-        elif path == "/classify":
-            top_k = min(5, self.max_top_k)
         try:
             body = await _read_body(request, self.max_body_bytes)
         except BodyTooLarge:
