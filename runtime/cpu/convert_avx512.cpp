@@ -2,6 +2,8 @@
 // every
 // *_avx512.cpp these flags (runtime/CMakeLists.txt). The loops themselves,
 // shared by every instruction set, are at the end of vector_math.inc.
+#include <immintrin.h>
+
 #include "runtime/cpu/isa_kernels.h"
 
 namespace ravlt::runtime::cpu::isa_avx512 {
