@@ -14,7 +14,11 @@
 namespace ravlt::runtime::cpu {
 namespace {
 
-constexpr int64_t kQueriesPerTask = 64;  // one tile of the inner loops
+// Queries per parallel task: a whole tile of the inner loops where there
+// are enough queries to keep every thread busy, else half of one.
+inline int64_t queries_per_task(int64_t l_count) {
+  return l_count >= 1024 ? kQueryTile : kQueryTile / 2;
+}
 
 class SoftmaxAttentionKernel : public AttentionKernel {
  public:
@@ -25,7 +29,7 @@ class SoftmaxAttentionKernel : public AttentionKernel {
         threads_(a.context.threads) {
     // Typed operands: per thread q, o, lepe and the output of one tile.
     if (!all_float32({input_dtype(a, 0), input_dtype(a, 1), output_dtype(a)})) {
-      buffers_ = ThreadBuffers(a.context.threads, 4 * kQueriesPerTask * d_);
+      buffers_ = ThreadBuffers(a.context.threads, 4 * kQueryTile * d_);
     }
   }
 
@@ -53,13 +57,14 @@ class SoftmaxAttentionKernel : public AttentionKernel {
         core_.prepare_keys_values(k, k + c, 4 * c, l_count, w_, d_, rope, kt, kt + per_head());
       }
     }
-    const int64_t chunks = (l_count + kQueriesPerTask - 1) / kQueriesPerTask;
+    const int64_t per_task = queries_per_task(l_count);
+    const int64_t chunks = (l_count + per_task - 1) / per_task;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t b = t / heads_, head = t % heads_;
-        const int64_t l0 = chunk * kQueriesPerTask;
-        const int64_t l1 = l0 + kQueriesPerTask < l_count ? l0 + kQueriesPerTask : l_count;
+        const int64_t l0 = chunk * per_task;
+        const int64_t l1 = l0 + per_task < l_count ? l0 + per_task : l_count;
         const float* kt = blocks + t * 2 * per_head();
         if (!typed) {
           const float* q = in[0].f32() + b * l_count * 4 * c + head * d_;
@@ -69,7 +74,7 @@ class SoftmaxAttentionKernel : public AttentionKernel {
           continue;
         }
         float* buffer = buffers_.mine(buffer_scratch);
-        const int64_t piece = kQueriesPerTask * d_, first = b * l_count;
+        const int64_t piece = kQueryTile * d_, first = b * l_count;
         const float* q =
             widen_rows(convert_, in[0], 4 * c, head * d_, d_, first, l0, l1, buffer).base;
         const float* o =

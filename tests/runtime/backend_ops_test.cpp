@@ -232,6 +232,10 @@ std::vector<OpCase> attention_cases(Op op) {
   }
   // Peaked: scores spread over tens, the maximum moving between blocks.
   for (int d : {20, 64}) cases.push_back(attention_case(op, 1, 15, 17, 3, d, 7u, 3.0f));
+  // And over many key blocks at the published head dimension: L = 1031 is
+  // past the size where softmax attention hands whole 128-query tiles to a
+  // thread, and leaves a 7-query tail and a 7-key last block.
+  cases.push_back(attention_case(op, 1, 1, 1031, 2, 64, 11u, 3.0f));
   return cases;
 }
 
