@@ -2,11 +2,12 @@
 """Two builds of the `ravlt` tool, alternated: the median of per-round ratios.
 
     bench/ab.py --old OLD/ravlt --new build/ravlt --models T=t.rvlt,S=s.rvlt \
-        [--batches 1,8] [--threads 2] [--rounds 7]
+        [--batches 1,8] [--threads 2] [--rounds 7] [--metric run|ready]
 
 Each round runs every (model, batch) once on each binary, in a shuffled
 order, and takes the ratio new / old of their median run times (`ravlt
-bench --json`). The host's speed drifts within a minute; a ratio taken
+bench --json`), or with `--metric ready` of their time to the first
+answer (open + checksum + plan + first run, each process starting cold). The host's speed drifts within a minute; a ratio taken
 within one round, medianed over rounds, is what survives that. Prints one
 line per (model, batch) and the CPU it ran on.
 """
@@ -17,12 +18,14 @@ import statistics
 import subprocess
 
 
-def bench(binary, model, batch, threads, iterations):
-    out = subprocess.run(
+def bench(binary, model, batch, threads, iterations, metric):
+    out = json.loads(subprocess.run(
         [binary, "bench", "-m", model, "--batch", str(batch), "--threads", str(threads),
          "--iterations", str(iterations), "--warmup", "3", "--json"],
-        check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["median_ms"]
+        check=True, capture_output=True, text=True).stdout)
+    if metric == "ready":
+        return out["open_ms"] + out["plan_ms"] + out["first_run_ms"]
+    return out["median_ms"]
 
 
 def cpu_model():
@@ -42,6 +45,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--metric", choices=["run", "ready"], default="run",
+                   help="run: median run time; ready: open + checksum + plan + first run")
     a = p.parse_args()
     models = dict(item.split("=", 1) for item in a.models.split(","))
     batches = [int(b) for b in a.batches.split(",")]
@@ -52,16 +57,18 @@ def main():
         cases = list(ratios)
         rng.shuffle(cases)
         for m, b in cases:
-            iterations = 20 if b == 1 else 6
+            iterations = (20 if b == 1 else 6) if a.metric == "run" else 1
             order = ["old", "new"]
             rng.shuffle(order)
             got = {}
             for which in order:
-                got[which] = bench(getattr(a, which), models[m], b, a.threads, iterations)
+                got[which] = bench(getattr(a, which), models[m], b, a.threads, iterations,
+                                    a.metric)
                 times[(m, b, which)].append(got[which])
             ratios[(m, b)].append(got["new"] / got["old"])
         print(f"round {r + 1}/{a.rounds} done", flush=True)
     print(f"CPU: {cpu_model()}, {a.threads} threads, {a.rounds} rounds")
+    print(f"metric: {a.metric}")
     print("model batch  old median ms  new median ms  median(new/old)  min..max")
     for (m, b), rs in ratios.items():
         print(f"{m:5} {b:5}  {statistics.median(times[(m, b, 'old')]):13.2f}  "

@@ -1,37 +1,32 @@
 #include "runtime/backend.h"
 
-#include <cstdlib>
-#include <cstring>
-#include <string>
-
 #include "base/half_float.h"
-#include "ravlt/error.h"
+#include "runtime/host_pages.h"
 
 namespace ravlt::runtime {
 namespace {
 
-constexpr size_t kAlignment = 64;
-
+// Page-backed (host_pages.h): arenas are large and touched at once by a
+// plan's first run.
 class HostMemory : public BackendMemory {
  public:
-  explicit HostMemory(size_t bytes) {
-    const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-    data_ =
-        static_cast<uint8_t*>(std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded));
-    if (data_ == nullptr)
-      throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  }
-  ~HostMemory() override { std::free(data_); }
-  uint8_t* data() const override { return data_; }
+  explicit HostMemory(size_t bytes) : pages_(bytes) {}
+  uint8_t* data() const override { return pages_.data(); }
 
  private:
-  uint8_t* data_;
+  HostPages pages_;
 };
 
 }  // namespace
 
 std::unique_ptr<BackendMemory> allocate_host(size_t bytes) {
   return std::make_unique<HostMemory>(bytes);
+}
+
+void Backend::prepare_all(const Graph& graph, const std::vector<size_t>& steps,
+                          const std::vector<Shape>& shapes,
+                          std::vector<std::unique_ptr<Kernel>>& kernels) {
+  for (size_t k : steps) kernels[k] = prepare(graph, graph.nodes()[k], shapes);
 }
 
 std::unique_ptr<BackendMemory> Backend::allocate(size_t bytes) {

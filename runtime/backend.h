@@ -96,6 +96,13 @@ class Backend {
   /// naming the node if it cannot run.
   virtual std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
                                           const std::vector<Shape>& shapes) = 0;
+  /// Prepares the nodes `steps` (indices into graph.nodes()) of one plan
+  /// into kernels[step] (kernels has a slot per node). One after another
+  /// by default; a backend whose prepare() may run concurrently spreads
+  /// them over its threads. Throws the error of the first step that fails.
+  virtual void prepare_all(const Graph& graph, const std::vector<size_t>& steps,
+                           const std::vector<Shape>& shapes,
+                           std::vector<std::unique_ptr<Kernel>>& kernels);
   /// Called before each run: the thread count every kernel of the run uses.
   virtual void begin_run(int threads) = 0;
 

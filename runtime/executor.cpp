@@ -136,8 +136,8 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
   }
   size_t scratch_bytes = 0;
   plan->kernels.resize(nodes.size());
+  backend_->prepare_all(g, plan->steps, shapes, plan->kernels);
   for (size_t k : plan->steps) {
-    plan->kernels[k] = backend_->prepare(g, nodes[k], shapes);
     scratch_bytes = std::max(scratch_bytes, plan->kernels[k]->scratch_bytes());
   }
   // Every value's type: constants as the backend keeps them (known once

@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <exception>
+
 #include "ravlt/error.h"
 #include "runtime/cpu/kernels.h"
 
@@ -85,6 +87,28 @@ std::unique_ptr<Kernel> CpuBackend::prepare(const Graph& graph, const Node& node
     return make_kernel(PrepareArgs{graph, node, shapes, context_});
   } catch (const dnnl::error& e) {
     throw Error("node '" + node.name + "' (" + op_name(node.op) + "): oneDNN: " + e.what());
+  }
+}
+
+void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& steps,
+                             const std::vector<Shape>& shapes,
+                             std::vector<std::unique_ptr<Kernel>>& kernels) {
+  // Each kernel's constructor touches only its own node, oneDNN (whose
+  // primitive creation is thread-safe) and the weight cache (locked). A
+  // reorder inside runs on its caller's thread alone (nested parallel
+  // regions are off), so one worker per node is the whole split.
+  std::vector<std::exception_ptr> errors(steps.size());
+  const auto count = static_cast<int64_t>(steps.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(context_.threads)
+  for (int64_t i = 0; i < count; ++i) {
+    try {
+      kernels[steps[i]] = prepare(graph, graph.nodes()[steps[i]], shapes);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
   }
 }
 

@@ -22,6 +22,11 @@ class CpuBackend : public Backend {
                       DType precision = DType::kFloat32, bool float32_interface = true);
   std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
                                   const std::vector<Shape>& shapes) override;
+  /// Over the session's threads: creating oneDNN primitives (code
+  /// generation) and reordering weights take most of a plan's time.
+  void prepare_all(const Graph& graph, const std::vector<size_t>& steps,
+                   const std::vector<Shape>& shapes,
+                   std::vector<std::unique_ptr<Kernel>>& kernels) override;
   void begin_run(int threads) override;
   DType value_dtype(const Graph& graph, uint32_t value) const override;
 

@@ -2,24 +2,28 @@
 // and the model-wide cache of reordered weights.
 #pragma once
 
+#include <atomic>
+#include <deque>
 #include <dnnl.hpp>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "ravlt/dtype.h"
 #include "runtime/graph.h"
+#include "runtime/host_pages.h"
 
 namespace ravlt::runtime::cpu {
 
 /// Weights reordered into the layouts oneDNN's primitives chose, kept once
-/// per model and shared by every session (thread-safe).
+/// per model and shared by every session (thread-safe: kernels of one plan
+/// are prepared concurrently, and sessions too).
 class WeightCache {
  public:
   /// The weights of graph value `value` (float32 in `src_desc` layout at
   /// `src`) in layout `want`: `src` itself if the layouts agree, else a
-  /// reordered copy made on first request.
+  /// reordered copy made on first request (by the first caller; another
+  /// asking for the same copy meanwhile waits for it).
   const void* get(uint32_t value, const float* src, const dnnl::memory::desc& src_desc,
                   const dnnl::memory::desc& want, const dnnl::engine& engine);
   /// Bytes copied by reorders so far.
@@ -27,13 +31,21 @@ class WeightCache {
 
  private:
   struct Entry {
+    Entry(uint32_t v, dnnl::memory::desc d, uint8_t* b) : value(v), desc(std::move(d)), bytes(b) {}
     uint32_t value;
     dnnl::memory::desc desc;
-    std::unique_ptr<uint8_t[], void (*)(uint8_t*)> bytes{nullptr, nullptr};
+    uint8_t* bytes;  // in one of pages_
+    std::once_flag reordered;
   };
+  /// `bytes` (64-byte aligned) from the current block of pages, a new
+  /// block when it is full. Under mutex_.
+  uint8_t* take(size_t bytes);
+
   mutable std::mutex mutex_;
-  std::vector<Entry> entries_;
-  size_t reordered_bytes_ = 0;
+  std::deque<Entry> entries_;  // a deque: entries stay where they are
+  std::vector<HostPages> pages_;
+  size_t used_ = 0;  // of pages_.back()
+  std::atomic<size_t> reordered_bytes_{0};
 };
 
 struct CpuContext {

@@ -1,6 +1,12 @@
 // The CPU backend's behaviour beyond its values (backend_ops_test checks
-// those): work split by the session's threads, oneDNN failures reported.
+// those): work split by the session's threads, nodes prepared over them,
+// oneDNN failures reported.
 #include <doctest/doctest.h>
+
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_backend.h"
@@ -48,4 +54,96 @@ TEST_CASE("a oneDNN primitive that fails to execute is an Error naming the node"
   cpu::PrimitiveArgs args("stage1.conv");  // no source, no destination: oneDNN refuses
   CHECK_THROWS_WITH_AS(args.execute(reorder, stream), doctest::Contains("node 'stage1.conv'"),
                        Error);
+}
+
+namespace {
+
+// A CPU backend whose prepare() records the threads it ran on and fails for
+// the nodes named "bad*", as a oneDNN refusal would.
+class RecordingBackend : public cpu::CpuBackend {
+ public:
+  explicit RecordingBackend(int threads)
+      : cpu::CpuBackend(std::make_shared<cpu::WeightCache>(), threads) {}
+  std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
+                                  const std::vector<Shape>& shapes) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      threads_seen.insert(std::this_thread::get_id());
+    }
+    // Long enough that the other thread takes nodes meanwhile.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (node.name.rfind("bad", 0) == 0) throw Error("node '" + node.name + "': refused");
+    return cpu::CpuBackend::prepare(graph, node, shapes);
+  }
+  std::set<std::thread::id> threads_seen;
+
+ private:
+  std::mutex mutex_;
+};
+
+// A chain of `names.size()` LayerNorm nodes over a (1, 4, 4, 8) tensor.
+std::shared_ptr<const Graph> layer_norm_chain(const std::vector<std::string>& names,
+                                              std::vector<float>& params) {
+  const int64_t c = 8;
+  params.assign(static_cast<size_t>(2 * c), 1.0f);
+  std::vector<Value> values(3);
+  values[0].shape = {1, 4, 4, c};
+  values[1].constant = true;
+  values[1].shape = {c};
+  values[1].data = params.data();
+  values[2].constant = true;
+  values[2].shape = {c};
+  values[2].data = params.data() + c;
+  std::vector<Node> nodes;
+  for (const std::string& name : names) {
+    Value out;
+    out.shape = {1, 4, 4, c};
+    values.push_back(out);
+    Node n;
+    n.name = name;
+    n.op = Op::kLayerNorm;
+    n.inputs = {nodes.empty() ? 0u : nodes.back().output, 1, 2};
+    n.output = static_cast<uint32_t>(values.size() - 1);
+    n.epsilon = 1e-6f;
+    nodes.push_back(n);
+  }
+  const uint32_t last = nodes.back().output;
+  return Graph::from_parts(values, nodes, 0, {last});
+}
+
+}  // namespace
+
+TEST_CASE("a plan's nodes are prepared over the session's threads, every one of them") {
+  std::vector<float> params;
+  std::vector<std::string> names;
+  for (int i = 0; i < 16; ++i) names.push_back("norm" + std::to_string(i));
+  const auto graph = layer_norm_chain(names, params);
+  std::vector<Shape> shapes;
+  for (const Value& v : graph->values()) shapes.push_back(v.shape);
+  std::vector<size_t> steps(names.size());
+  for (size_t i = 0; i < steps.size(); ++i) steps[i] = i;
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    RecordingBackend backend(threads);
+    std::vector<std::unique_ptr<Kernel>> kernels(names.size());
+    backend.prepare_all(*graph, steps, shapes, kernels);
+    for (const auto& k : kernels) CHECK(k != nullptr);
+    CHECK(backend.threads_seen.size() == static_cast<size_t>(threads));
+  }
+}
+
+TEST_CASE("when nodes prepared at once fail, the error is the first failing node's in run order") {
+  std::vector<float> params;
+  const std::vector<std::string> names = {"norm0", "norm1", "bad2", "norm3", "bad4", "norm5"};
+  const auto graph = layer_norm_chain(names, params);
+  std::vector<Shape> shapes;
+  for (const Value& v : graph->values()) shapes.push_back(v.shape);
+  const std::vector<size_t> steps = {0, 1, 2, 3, 4, 5};
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    RecordingBackend backend(threads);
+    std::vector<std::unique_ptr<Kernel>> kernels(names.size());
+    CHECK_THROWS_WITH_AS(backend.prepare_all(*graph, steps, shapes, kernels),
+                         doctest::Contains("node 'bad2': refused"), Error);
+  }
 }
