@@ -40,9 +40,11 @@ def data(name):
     return os.path.join(ARGS.data, name)
 
 
-def ravlt(*args, check=True):
-    """Runs the tool; returns the CompletedProcess (text)."""
-    p = subprocess.run([ARGS.ravlt, *args], capture_output=True, text=True, timeout=600)
+def ravlt(*args, check=True, env=None):
+    """Runs the tool (with `env` added to the environment); returns the
+    CompletedProcess (text)."""
+    p = subprocess.run([ARGS.ravlt, *args], capture_output=True, text=True, timeout=600,
+                       env=None if env is None else {**os.environ, **env})
     if check and p.returncode != 0:
         raise AssertionError(f"ravlt {' '.join(args)} failed ({p.returncode}): {p.stderr}")
     return p

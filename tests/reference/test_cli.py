@@ -216,6 +216,28 @@ class Cli(unittest.TestCase):
                                      "--warmup", "0", "--profile", "--json").stdout)
         self.assertIn("RalaAttention", r["profile_ms_per_run"])
 
+    def test_narrower_instruction_sets(self):
+        """RAVLT_MAX_CPU_ISA runs our kernels as on an older CPU (AVX2 only,
+        or SSE only): RAVLT-T's logits agree with the widest path's within
+        float32 rounding; a value not among the names is a one-line error."""
+        import numpy as np
+        harness.ravlt("convert", harness.data("T_bare.pth"), "-o", self.out(), "-q")
+        x = np.random.RandomState(3).randn(2, 3, 97, 75).astype(np.float32)
+        np.save(self.out("x.npy"), x)
+        logits = {}
+        for isa in ("avx512", "avx2", "scalar"):
+            harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o",
+                          self.out(isa + ".npy"), "--threads", "2", env={"RAVLT_MAX_CPU_ISA": isa})
+            logits[isa] = np.load(self.out(isa + ".npy")).astype(np.float64)
+        for isa in ("avx2", "scalar"):
+            rel = np.linalg.norm(logits[isa] - logits["avx512"]) / np.linalg.norm(logits["avx512"])
+            self.assertLess(rel, 1e-5, isa)
+        p = harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o", self.out("y.npy"),
+                          check=False, env={"RAVLT_MAX_CPU_ISA": "avx1024"})
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stderr.strip(), "ravlt: error: RAVLT_MAX_CPU_ISA is 'avx1024': use "
+                         "scalar, avx2 or avx512")
+
     def test_usage_errors(self):
         p = harness.ravlt("convert", harness.data("custom_bare.pth"), check=False)
         self.assertNotEqual(p.returncode, 0)
