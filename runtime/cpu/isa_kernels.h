@@ -63,6 +63,19 @@ struct SoftmaxLoops {
   void (*prepare_keys_values_bf16)(const uint16_t* k, const uint16_t* v, int64_t row_stride,
                                    int64_t l_count, int64_t width, int d, const RopeView& rope,
                                    float* kt, float* vt);
+  /// The bfloat16 path on GEMMs (softmax_attention_blocks.cpp): rows [l0,
+  /// l1) of x (bfloat16) rotated at their positions, times `scale`,
+  /// rounded to bfloat16 into dst (row l - l0 at dst + (l - l0) * d).
+  void (*rotate_rows_bf16)(const uint16_t* x, int64_t row_stride, int64_t l0, int64_t l1,
+                           int64_t width, int d, const RopeView& rope, float scale, uint16_t* dst);
+  /// Its online softmax over one key block of `rows` rows of base-2
+  /// scores (`padded` columns, a multiple of 16, the first `count` valid):
+  /// updates each row's running max and sum, gives the factor its output
+  /// so far must be scaled by, and writes the block's weights to p
+  /// (bfloat16, zero past count).
+  void (*softmax_block_bf16)(const float* s, int64_t stride, int64_t rows, int64_t count,
+                             int64_t padded, float* max, float* sum, float* correction,
+                             uint16_t* p);
 };
 
 /// LayerNorm's inner loop (layer_norm_loops.inc).

@@ -9,6 +9,7 @@
 // rotated and copied, and each tile's queries, gates and lepe are widened
 // into float32 buffers of its thread (typed_rows.h).
 #include "runtime/cpu/attention_kernel.h"
+#include "runtime/cpu/softmax_attention_blocks.h"
 #include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
@@ -104,6 +105,7 @@ class SoftmaxAttentionKernel : public AttentionKernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args) {
+  if (auto on_gemms = make_softmax_attention_blocks(args)) return on_gemms;
   return std::make_unique<SoftmaxAttentionKernel>(args);
 }
 

@@ -419,8 +419,8 @@ TEST_CASE("every op on every backend present matches the reference kernels") {
                                ? test::rel_l2(got.data(), want.data(), got.size())
                                : INFINITY;
         const double limit = tolerance(b.precision, c.f32_tolerance, b.name.rfind("cuda", 0) == 0);
-        INFO(op_name(node.op) << " on " << b.name << ", " << c.label << ": rel L2 " << err
-                              << " (limit " << limit << ")");
+        INFO(std::string(op_name(node.op)) << " on " << b.name << ", " << c.label << ": rel L2 "
+                                           << err << " (limit " << limit << ")");
         CHECK(got.size() == want.size());
         CHECK(err <= limit);
         ++ran[b.name];
