@@ -84,6 +84,10 @@ struct LayerNormLoops {
   /// over each row, then * gamma + beta.
   void (*layer_norm)(const float* x, const float* gamma, const float* beta, float* out, int64_t r0,
                      int64_t r1, int64_t c, float epsilon);
+  /// The same from float32 rows into bfloat16 ones (the residual stream
+  /// into a GEMM's source in a bfloat16 plan), rounded as they are stored.
+  void (*layer_norm_bf16_out)(const float* x, const float* gamma, const float* beta, uint16_t* out,
+                              int64_t r0, int64_t r1, int64_t c, float epsilon);
 };
 
 /// Element type conversions of whole rows (bfloat16 as raw 16 bits; round

@@ -1,7 +1,9 @@
 // LayerNorm over the channels of each position (channels-last: contiguous);
-// the loop body is in layer_norm_loops.inc, built per instruction set. With
-// a bfloat16 input or output, each task's rows are widened into a float32
-// buffer, normalised there and narrowed back (statistics in float32).
+// the loop body is in layer_norm_loops.inc, built per instruction set. A
+// float32 input into a bfloat16 output (the residual stream into the next
+// GEMM, as bfloat16 plans have it) is normalised straight into the output;
+// any other typed pair widens each task's rows into a float32 buffer,
+// normalises there and narrows back. Statistics in float32 always.
 #include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/typed_rows.h"
@@ -28,6 +30,16 @@ class LayerNormKernel : public Kernel {
     const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
     const float* gamma = in[1].f32();
     const float* beta = in[2].f32();
+    if (in[0].dtype == DType::kFloat32 && output.dtype == DType::kBFloat16) {
+      auto* out = static_cast<uint16_t*>(output.data);
+#pragma omp parallel for schedule(static)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t r0 = t * kRowsPerTask;
+        const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
+        core_.layer_norm_bf16_out(in[0].f32(), gamma, beta, out, r0, r1, channels_, epsilon_);
+      }
+      return;
+    }
     if (buffers_.threads() == 0) {
       float* out = output.f32();
 #pragma omp parallel for schedule(static)

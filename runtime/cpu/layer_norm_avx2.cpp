@@ -9,7 +9,7 @@ namespace ravlt::runtime::cpu::isa_avx2 {
 #include "runtime/cpu/layer_norm_loops.inc"
 
 const LayerNormLoops& layer_norm_loops() {
-  static const LayerNormLoops kLoops = {layer_norm};
+  static const LayerNormLoops kLoops = {layer_norm, layer_norm_bf16_out};
   return kLoops;
 }
 

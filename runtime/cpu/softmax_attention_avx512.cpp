@@ -12,9 +12,8 @@ namespace ravlt::runtime::cpu::isa_avx512 {
 #include "runtime/cpu/softmax_attention_loops.inc"
 
 const SoftmaxLoops& softmax_loops() {
-  static const SoftmaxLoops kLoops = {
-      prepare_keys_values, softmax_rows, prepare_keys_values_bf16, rotate_rows_bf16,
-      __builtin_cpu_supports("avx512bf16") ? softmax_block_bf16_native : softmax_block_bf16};
+  static const SoftmaxLoops kLoops = {prepare_keys_values, softmax_rows, prepare_keys_values_bf16,
+                                      rotate_rows_bf16, softmax_block_bf16};
   return kLoops;
 }
 
