@@ -7,7 +7,8 @@ namespace ravlt::runtime::cpu::isa_avx2 {
 #include "runtime/cpu/vector_math.inc"
 
 const ConvertLoops& convert_loops() {
-  static const ConvertLoops kLoops = {bf16_row_to_f32, f32_row_to_bf16};
+  static const ConvertLoops kLoops = {bf16_row_to_f32, f32_row_to_bf16, bf16_rows_to_f32,
+                                      f32_rows_to_bf16};
   return kLoops;
 }
 

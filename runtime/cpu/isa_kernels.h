@@ -95,6 +95,14 @@ struct LayerNormLoops {
 struct ConvertLoops {
   void (*bf16_to_f32)(const uint16_t* src, float* dst, int64_t n);
   void (*f32_to_bf16)(const float* src, uint16_t* dst, int64_t n);
+  /// `rows` rows of `cols` elements, `stride` elements apart at src, into
+  /// contiguous rows at dst (one call per piece of work, not per row: the
+  /// rows are short, a head's d elements).
+  void (*bf16_rows_to_f32)(const uint16_t* src, int64_t stride, int64_t rows, int64_t cols,
+                           float* dst);
+  /// The reverse: contiguous rows at src into rows `stride` elements apart.
+  void (*f32_rows_to_bf16)(const float* src, int64_t rows, int64_t cols, uint16_t* dst,
+                           int64_t stride);
 };
 
 /// The loops compiled for `isa`: one file per op and instruction set,

@@ -40,13 +40,13 @@ inline Float* rebase(Float* buffer, int64_t l0, int64_t stride) {
 /// (row l at .base + l * .stride).
 inline RowsF32 widen_rows(const ConvertLoops& cv, ConstView x, int64_t stride, int64_t col,
                           int64_t cols, int64_t first, int64_t l0, int64_t l1, float* buffer) {
-  for (int64_t l = l0; l < l1; ++l) {
-    float* dst = buffer + (l - l0) * cols;
-    const int64_t at = (first + l) * stride + col;
-    if (x.dtype == DType::kBFloat16) {
-      cv.bf16_to_f32(static_cast<const uint16_t*>(x.data) + at, dst, cols);
-    } else {
-      std::memcpy(dst, x.f32() + at, static_cast<size_t>(cols) * sizeof(float));
+  const int64_t at = (first + l0) * stride + col;
+  if (x.dtype == DType::kBFloat16) {
+    cv.bf16_rows_to_f32(static_cast<const uint16_t*>(x.data) + at, stride, l1 - l0, cols, buffer);
+  } else {
+    for (int64_t l = l0; l < l1; ++l) {
+      std::memcpy(buffer + (l - l0) * cols, x.f32() + at + (l - l0) * stride,
+                  static_cast<size_t>(cols) * sizeof(float));
     }
   }
   return {rebase(static_cast<const float*>(buffer), l0, cols), cols};
@@ -56,13 +56,13 @@ inline RowsF32 widen_rows(const ConvertLoops& cv, ConstView x, int64_t stride, i
 /// columns [col, col + cols) of rows first + l of `out`.
 inline void narrow_rows(const ConvertLoops& cv, const float* buffer, View out, int64_t stride,
                         int64_t col, int64_t cols, int64_t first, int64_t l0, int64_t l1) {
-  for (int64_t l = l0; l < l1; ++l) {
-    const float* src = buffer + (l - l0) * cols;
-    const int64_t at = (first + l) * stride + col;
-    if (out.dtype == DType::kBFloat16) {
-      cv.f32_to_bf16(src, static_cast<uint16_t*>(out.data) + at, cols);
-    } else {
-      std::memcpy(out.f32() + at, src, static_cast<size_t>(cols) * sizeof(float));
+  const int64_t at = (first + l0) * stride + col;
+  if (out.dtype == DType::kBFloat16) {
+    cv.f32_rows_to_bf16(buffer, l1 - l0, cols, static_cast<uint16_t*>(out.data) + at, stride);
+  } else {
+    for (int64_t l = l0; l < l1; ++l) {
+      std::memcpy(out.f32() + at + (l - l0) * stride, buffer + (l - l0) * cols,
+                  static_cast<size_t>(cols) * sizeof(float));
     }
   }
 }

@@ -83,3 +83,35 @@ TEST_CASE("bfloat16 rows narrow and widen as base's casts, on every instruction 
     CHECK(widened_wrong == 0);
   }
 }
+
+TEST_CASE("strided bfloat16 rows convert in one call and leave the gaps between rows alone") {
+  // 5 rows of 37 elements, 50 apart: a head's columns within token rows.
+  constexpr int64_t kRows = 5, kCols = 37, kStride = 50;
+  std::vector<uint16_t> strided(kRows * kStride, 0xbeef);
+  std::vector<float> dense(kRows * kCols);
+  for (size_t i = 0; i < dense.size(); ++i) dense[i] = 0.37f * static_cast<float>(i) - 11.0f;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
+    INFO(std::string(isa_name(isa)));
+    const ConvertLoops& loops = convert_loops(isa);
+    std::vector<uint16_t> out(strided);
+    loops.f32_rows_to_bf16(dense.data(), kRows, kCols, out.data(), kStride);
+    std::vector<float> back(kRows * kCols, -1.0f);
+    loops.bf16_rows_to_f32(out.data(), kStride, kRows, kCols, back.data());
+    size_t wrong = 0, gaps_touched = 0;
+    for (int64_t r = 0; r < kRows; ++r) {
+      for (int64_t e = 0; e < kStride; ++e) {
+        const uint16_t got = out[static_cast<size_t>(r * kStride + e)];
+        if (e >= kCols) {
+          gaps_touched += got != 0xbeef ? 1 : 0;
+          continue;
+        }
+        const float x = dense[static_cast<size_t>(r * kCols + e)];
+        wrong += got != ravlt::float_to_bfloat16(x) ? 1 : 0;
+        wrong += back[static_cast<size_t>(r * kCols + e)] != ravlt::bfloat16_to_float(got) ? 1 : 0;
+      }
+    }
+    CHECK(wrong == 0);
+    CHECK(gaps_touched == 0);
+  }
+}
