@@ -21,6 +21,7 @@
 
 #include "runtime/cpu/attention_kernel.h"
 #include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/parallel_errors.h"
 #include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
@@ -132,114 +133,128 @@ class SoftmaxAttentionBlocksKernel : public AttentionKernel {
   }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
-    const int64_t nb = geometry_.block, blocks = geometry_.blocks, padded = blocks * nb;
-    const RopeView rope = rope_.view();
-    const auto* qkvo = static_cast<const uint16_t*>(in[0].data);
-    uint8_t* thread_scratch = scratch + packed_bytes();
-
-    // Phase 1, per (image, head): keys rotated, values copied, both packed.
+    const int64_t tasks = n_ * heads_;
+    ParallelErrors errors;  // (oneDNN's failures, thrown inside the regions)
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
-      const int me = omp_get_thread_num();
-      ThreadGear& g = gear_[static_cast<size_t>(me)];
-      uint8_t* mine = thread_scratch + static_cast<size_t>(me) * per_thread_bytes_;
-      auto* k_rows = reinterpret_cast<uint16_t*>(mine);
-      auto* v_rows =
-          reinterpret_cast<uint16_t*>(mine + lines(static_cast<size_t>(padded * d_) * 2));
-      const int64_t b = t / heads_, head = t % heads_;
-      const uint16_t* k = qkvo + b * l_count * 4 * c + c + head * d_;
-      loops_.rotate_rows_bf16(k, 4 * c, 0, l_count, w_, d_, rope, 1.0f, k_rows);
-      for (int64_t l = 0; l < l_count; ++l) {
-        std::memcpy(v_rows + l * d_, k + c + l * 4 * c, static_cast<size_t>(d_) * 2);
-      }
-      const size_t pad = static_cast<size_t>((padded - l_count) * d_) * 2;
-      std::memset(k_rows + l_count * d_, 0, pad);  // zero keys: masked as scores
-      std::memset(v_rows + l_count * d_, 0, pad);  // and zero weight times zero
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        g.k_plain.set_data_handle(k_rows + blk * nb * d_);
-        g.k_packed.set_data_handle(packed_k(scratch, t, blk));
-        g.k_pack_args.execute(k_pack_, g.stream);
-        g.v_plain.set_data_handle(v_rows + blk * nb * d_);
-        g.v_packed.set_data_handle(packed_v(scratch, t, blk));
-        g.v_pack_args.execute(v_pack_, g.stream);
-      }
+      errors.run([&] { pack_head(in[0], scratch, t); });
     }
-
-    // Phase 2, per (image, head, tile of queries).
-    const int64_t tile = geometry_.tile;
-    const float scale = kLog2e / std::sqrt(static_cast<float>(d_));  // base-2 scores
+    errors.rethrow();
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
       for (int64_t q_tile = 0; q_tile < geometry_.tiles; ++q_tile) {
-        const int me = omp_get_thread_num();
-        ThreadGear& g = gear_[static_cast<size_t>(me)];
-        uint8_t* at = thread_scratch + static_cast<size_t>(me) * per_thread_bytes_;
-        auto take = [&at](size_t bytes) {
-          uint8_t* p = at;
-          at += lines(bytes);
-          return p;
-        };
-        auto* q = reinterpret_cast<uint16_t*>(take(static_cast<size_t>(tile * d_) * 2));
-        auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(tile * nb) * 4));
-        auto* p = reinterpret_cast<uint16_t*>(take(static_cast<size_t>(tile * nb) * 2));
-        auto* acc = reinterpret_cast<float*>(take(static_cast<size_t>(tile * d_) * 4));
-        auto* o = reinterpret_cast<float*>(take(static_cast<size_t>(tile * d_) * 4));
-        auto* lepe = reinterpret_cast<float*>(take(static_cast<size_t>(tile * d_) * 4));
-        auto* max = reinterpret_cast<float*>(take(static_cast<size_t>(tile) * 4));
-        auto* sum = reinterpret_cast<float*>(take(static_cast<size_t>(tile) * 4));
-        auto* correction = reinterpret_cast<float*>(take(static_cast<size_t>(tile) * 4));
-        uint8_t* gemm_scratch = thread_scratch + static_cast<size_t>(me) * per_thread_bytes_ +
-                                per_thread_bytes_ - gemm_scratch_bytes_;
-
-        const int64_t b = t / heads_, head = t % heads_;
-        const int64_t l0 = q_tile * tile, l1 = std::min(l0 + tile, l_count), rows = l1 - l0;
-        const uint16_t* image = qkvo + b * l_count * 4 * c;
-        loops_.rotate_rows_bf16(image + head * d_, 4 * c, l0, l1, w_, d_, rope, scale, q);
-        if (rows < tile) {  // the last tile: zero queries (and weights) below its rows
-          std::memset(q + rows * d_, 0, static_cast<size_t>((tile - rows) * d_) * 2);
-          std::memset(p + rows * nb, 0, static_cast<size_t>((tile - rows) * nb) * 2);
-        }
-        for (int64_t r = 0; r < rows; ++r) {
-          max[r] = -std::numeric_limits<float>::infinity();
-          sum[r] = 0.0f;
-        }
-        std::memset(acc, 0, static_cast<size_t>(tile * d_) * 4);
-        g.q.set_data_handle(q);
-        g.s.set_data_handle(s);
-        g.p.set_data_handle(p);
-        g.acc.set_data_handle(acc);
-        g.qk_scratch.set_data_handle(gemm_scratch);
-        g.pv_scratch.set_data_handle(gemm_scratch);
-        for (int64_t blk = 0; blk < blocks; ++blk) {
-          g.k_packed.set_data_handle(packed_k(scratch, t, blk));
-          g.qk_args.execute(qk_, g.stream);
-          const int64_t count = std::min(nb, l_count - blk * nb);
-          loops_.softmax_block_bf16(s, nb, rows, count, nb, max, sum, correction, p);
-          for (int64_t r = 0; r < rows; ++r) {
-            if (correction[r] == 1.0f) continue;
-            float* row = acc + r * d_;
-            for (int e = 0; e < d_; ++e) row[e] *= correction[r];
-          }
-          g.v_packed.set_data_handle(packed_v(scratch, t, blk));
-          g.pv_args.execute(pv_, g.stream);  // acc += P V (a sum post-op)
-        }
-        // out = (acc / sum + lepe) * o, in the output's type.
-        widen_rows(convert_, in[0], 4 * c, 3 * c + head * d_, d_, b * l_count, l0, l1, o);
-        widen_rows(convert_, in[1], c, head * d_, d_, b * l_count, l0, l1, lepe);
-        for (int64_t r = 0; r < rows; ++r) {
-          const float inv = 1.0f / sum[r];
-          float* row = acc + r * d_;
-          const float* gate = o + r * d_;
-          const float* lp = lepe + r * d_;
-          for (int e = 0; e < d_; ++e) row[e] = (row[e] * inv + lp[e]) * gate[e];
-        }
-        narrow_rows(convert_, acc, output, c, head * d_, d_, b * l_count, l0, l1);
+        errors.run([&] { attend_tile(in, output, scratch, t, q_tile); });
       }
     }
+    errors.rethrow();
   }
 
  private:
+  // Task t's (image, head) keys rotated and values copied, both packed, a
+  // block at a time, into the layouts of the two matmuls.
+  void pack_head(ConstView qkvo, uint8_t* scratch, int64_t t) {
+    const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_;
+    const int64_t nb = geometry_.block, padded = geometry_.blocks * nb;
+    const int me = omp_get_thread_num();
+    ThreadGear& g = gear_[static_cast<size_t>(me)];
+    uint8_t* mine = thread_scratch(scratch, me);
+    auto* k_rows = reinterpret_cast<uint16_t*>(mine);
+    auto* v_rows = reinterpret_cast<uint16_t*>(mine + lines(static_cast<size_t>(padded * d_) * 2));
+    const int64_t b = t / heads_, head = t % heads_;
+    const uint16_t* k =
+        static_cast<const uint16_t*>(qkvo.data) + b * l_count * 4 * c + c + head * d_;
+    loops_.rotate_rows_bf16(k, 4 * c, 0, l_count, w_, d_, rope_.view(), 1.0f, k_rows);
+    for (int64_t l = 0; l < l_count; ++l) {
+      std::memcpy(v_rows + l * d_, k + c + l * 4 * c, static_cast<size_t>(d_) * 2);
+    }
+    const size_t pad = static_cast<size_t>((padded - l_count) * d_) * 2;
+    std::memset(k_rows + l_count * d_, 0, pad);  // zero keys: masked as scores
+    std::memset(v_rows + l_count * d_, 0, pad);  // and zero weight times zero
+    for (int64_t blk = 0; blk < geometry_.blocks; ++blk) {
+      g.k_plain.set_data_handle(k_rows + blk * nb * d_);
+      g.k_packed.set_data_handle(packed_k(scratch, t, blk));
+      g.k_pack_args.execute(k_pack_, g.stream);
+      g.v_plain.set_data_handle(v_rows + blk * nb * d_);
+      g.v_packed.set_data_handle(packed_v(scratch, t, blk));
+      g.v_pack_args.execute(v_pack_, g.stream);
+    }
+  }
+
+  // Task t's queries of tile q_tile against every key block (packed by
+  // pack_head), through the online softmax, into the output.
+  void attend_tile(const ConstView* in, View output, uint8_t* scratch, int64_t t, int64_t q_tile) {
+    const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_;
+    const int64_t tile = geometry_.tile, nb = geometry_.block;
+    const int me = omp_get_thread_num();
+    ThreadGear& g = gear_[static_cast<size_t>(me)];
+    uint8_t* at = thread_scratch(scratch, me);
+    auto take = [&at](size_t bytes) {
+      uint8_t* p = at;
+      at += lines(bytes);
+      return p;
+    };
+    auto* q = reinterpret_cast<uint16_t*>(take(static_cast<size_t>(tile * d_) * 2));
+    auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(tile * nb) * 4));
+    auto* p = reinterpret_cast<uint16_t*>(take(static_cast<size_t>(tile * nb) * 2));
+    auto* acc = reinterpret_cast<float*>(take(static_cast<size_t>(tile * d_) * 4));
+    auto* o = reinterpret_cast<float*>(take(static_cast<size_t>(tile * d_) * 4));
+    auto* lepe = reinterpret_cast<float*>(take(static_cast<size_t>(tile * d_) * 4));
+    auto* max = reinterpret_cast<float*>(take(static_cast<size_t>(tile) * 4));
+    auto* sum = reinterpret_cast<float*>(take(static_cast<size_t>(tile) * 4));
+    auto* correction = reinterpret_cast<float*>(take(static_cast<size_t>(tile) * 4));
+    uint8_t* gemm_scratch = thread_scratch(scratch, me) + per_thread_bytes_ - gemm_scratch_bytes_;
+
+    const int64_t b = t / heads_, head = t % heads_;
+    const int64_t l0 = q_tile * tile, l1 = std::min(l0 + tile, l_count), rows = l1 - l0;
+    const uint16_t* image = static_cast<const uint16_t*>(in[0].data) + b * l_count * 4 * c;
+    const float scale = kLog2e / std::sqrt(static_cast<float>(d_));  // base-2 scores
+    loops_.rotate_rows_bf16(image + head * d_, 4 * c, l0, l1, w_, d_, rope_.view(), scale, q);
+    if (rows < tile) {  // the last tile: zero queries (and weights) below its rows
+      std::memset(q + rows * d_, 0, static_cast<size_t>((tile - rows) * d_) * 2);
+      std::memset(p + rows * nb, 0, static_cast<size_t>((tile - rows) * nb) * 2);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      max[r] = -std::numeric_limits<float>::infinity();
+      sum[r] = 0.0f;
+    }
+    std::memset(acc, 0, static_cast<size_t>(tile * d_) * 4);
+    g.q.set_data_handle(q);
+    g.s.set_data_handle(s);
+    g.p.set_data_handle(p);
+    g.acc.set_data_handle(acc);
+    g.qk_scratch.set_data_handle(gemm_scratch);
+    g.pv_scratch.set_data_handle(gemm_scratch);
+    for (int64_t blk = 0; blk < geometry_.blocks; ++blk) {
+      g.k_packed.set_data_handle(packed_k(scratch, t, blk));
+      g.qk_args.execute(qk_, g.stream);
+      const int64_t count = std::min(nb, l_count - blk * nb);
+      loops_.softmax_block_bf16(s, nb, rows, count, nb, max, sum, correction, p);
+      for (int64_t r = 0; r < rows; ++r) {
+        if (correction[r] == 1.0f) continue;
+        float* row = acc + r * d_;
+        for (int e = 0; e < d_; ++e) row[e] *= correction[r];
+      }
+      g.v_packed.set_data_handle(packed_v(scratch, t, blk));
+      g.pv_args.execute(pv_, g.stream);  // acc += P V (a sum post-op)
+    }
+    // out = (acc / sum + lepe) * o, in the output's type.
+    widen_rows(convert_, in[0], 4 * c, 3 * c + head * d_, d_, b * l_count, l0, l1, o);
+    widen_rows(convert_, in[1], c, head * d_, d_, b * l_count, l0, l1, lepe);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float inv = 1.0f / sum[r];
+      float* row = acc + r * d_;
+      const float* gate = o + r * d_;
+      const float* lp = lepe + r * d_;
+      for (int e = 0; e < d_; ++e) row[e] = (row[e] * inv + lp[e]) * gate[e];
+    }
+    narrow_rows(convert_, acc, output, c, head * d_, d_, b * l_count, l0, l1);
+  }
+
+  // Thread `me`'s part of the scratch (after every head's packed blocks).
+  uint8_t* thread_scratch(uint8_t* scratch, int me) const {
+    return scratch + packed_bytes() + static_cast<size_t>(me) * per_thread_bytes_;
+  }
+
   size_t packed_bytes() const {
     return static_cast<size_t>(n_ * heads_ * geometry_.blocks) * (k_block_bytes_ + v_block_bytes_);
   }

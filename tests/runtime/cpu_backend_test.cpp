@@ -3,14 +3,17 @@
 // oneDNN failures reported.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/parallel_errors.h"
 
 using namespace ravlt;
 using namespace ravlt::runtime;
@@ -54,6 +57,27 @@ TEST_CASE("a oneDNN primitive that fails to execute is an Error naming the node"
   cpu::PrimitiveArgs args("stage1.conv");  // no source, no destination: oneDNN refuses
   CHECK_THROWS_WITH_AS(args.execute(reorder, stream), doctest::Contains("node 'stage1.conv'"),
                        Error);
+}
+
+TEST_CASE("an error inside a kernel's parallel loop comes out after it, the process intact") {
+  // As the AMX softmax attention runs its oneDNN calls: tasks of an OpenMP
+  // loop, some failing. Without the catch the runtime would terminate.
+  cpu::ParallelErrors errors;
+  std::atomic<int> ran{0};
+#pragma omp parallel for schedule(static) num_threads(2)
+  for (int t = 0; t < 64; ++t) {
+    errors.run([&] {
+      ran.fetch_add(1);
+      if (t % 8 == 3) throw Error("node 'attn': task " + std::to_string(t) + " failed");
+    });
+  }
+  CHECK_THROWS_WITH_AS(errors.rethrow(), doctest::Contains("node 'attn': task "), Error);
+  // The tasks after a failure are skipped (each thread stops at its first).
+  CHECK(ran.load() < 64);
+  cpu::ParallelErrors none;
+#pragma omp parallel for num_threads(2)
+  for (int t = 0; t < 8; ++t) none.run([] {});
+  CHECK_NOTHROW(none.rethrow());
 }
 
 namespace {
