@@ -20,53 +20,56 @@ class LayerNormKernel : public Kernel {
         channels_(channels),
         epsilon_(epsilon),
         core_(layer_norm_loops(active_isa())),
-        convert_(convert_loops(active_isa())) {
+        convert_(convert_loops(active_isa())),
+        threads_(threads) {
     if (typed) buffers_ = ThreadBuffers(threads, kRowsPerTask * channels);
   }
 
   size_t scratch_bytes() const override { return buffers_.bytes(); }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
     const float* gamma = in[1].f32();
     const float* beta = in[2].f32();
     if (in[0].dtype == DType::kFloat32 && output.dtype == DType::kBFloat16) {
+      const float* x = in[0].f32();
       auto* out = static_cast<uint16_t*>(output.data);
-#pragma omp parallel for schedule(static)
-      for (int64_t t = 0; t < tasks; ++t) {
-        const int64_t r0 = t * kRowsPerTask;
-        const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
-        core_.layer_norm_bf16_out(in[0].f32(), gamma, beta, out, r0, r1, channels_, epsilon_);
-      }
-      return;
+      return for_each_task([&](int64_t r0, int64_t r1) {
+        core_.layer_norm_bf16_out(x, gamma, beta, out, r0, r1, channels_, epsilon_);
+      });
     }
     if (buffers_.threads() == 0) {
+      const float* x = in[0].f32();
       float* out = output.f32();
-#pragma omp parallel for schedule(static)
-      for (int64_t t = 0; t < tasks; ++t) {
-        const int64_t r0 = t * kRowsPerTask;
-        const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
-        core_.layer_norm(in[0].f32(), gamma, beta, out, r0, r1, channels_, epsilon_);
-      }
-      return;
+      return for_each_task([&](int64_t r0, int64_t r1) {
+        core_.layer_norm(x, gamma, beta, out, r0, r1, channels_, epsilon_);
+      });
     }
-#pragma omp parallel for schedule(static) num_threads(buffers_.threads())
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t r0 = t * kRowsPerTask;
-      const int64_t r1 = r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_;
+    for_each_task([&](int64_t r0, int64_t r1) {
       float* buffer = buffers_.mine(scratch);
       widen_rows(convert_, in[0], channels_, 0, channels_, 0, r0, r1, buffer);
       float* rows = rebase(buffer, r0, channels_);  // normalised in place
       core_.layer_norm(rows, gamma, beta, rows, r0, r1, channels_, epsilon_);
       narrow_rows(convert_, buffer, output, channels_, 0, channels_, 0, r0, r1);
-    }
+    });
   }
 
  private:
+  // body(r0, r1) for every task of kRowsPerTask rows, over the session's threads.
+  template <typename Body>
+  void for_each_task(Body&& body) const {
+    const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t r0 = t * kRowsPerTask;
+      body(r0, r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_);
+    }
+  }
+
   int64_t rows_, channels_;
   float epsilon_;
   const LayerNormLoops& core_;
   const ConvertLoops& convert_;
+  int threads_;
   ThreadBuffers buffers_;  // none when input and output are float32
 };
 
