@@ -6,10 +6,14 @@
 #include <cmath>
 #include <random>
 
+#include "base/half_float.h"
+#include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/isa.h"
 #include "runtime/cpu/kernels.h"
 
 using namespace ravlt::runtime;
+using ravlt::DType;
+using ravlt::dtype_short_name;
 using namespace ravlt::runtime::cpu;
 
 namespace {
@@ -42,7 +46,9 @@ Problem make_problem(int64_t n, int64_t h, int64_t w, int heads, int d, uint32_t
   return p;
 }
 
-std::vector<float> run_kernel(const Problem& p, bool rala) {
+// The kernel's output for problem p; in bfloat16 every operand but the
+// RoPE table is narrowed first and the output widened after.
+std::vector<float> run_kernel(const Problem& p, bool rala, DType precision = DType::kFloat32) {
   const int64_t c = int64_t{p.heads} * p.d;
   std::vector<Value> values(4);
   values[0].shape = {p.n, p.h, p.w, 4 * c};
@@ -62,32 +68,56 @@ std::vector<float> run_kernel(const Problem& p, bool rala) {
   std::vector<Shape> shapes;
   for (const Value& v : values) shapes.push_back(v.shape);
   CpuContext context;
+  context.precision = precision;
+  context.float32_interface = false;
   const PrepareArgs args{*graph, graph->nodes()[0], shapes, context};
   auto kernel = make_kernel(args);
   std::vector<uint8_t> scratch(kernel->scratch_bytes() + 64);
   auto* aligned =
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) / 64 * 64);
   std::vector<float> out(p.lepe.size());
-  const ConstView inputs[3] = {{p.qkvo.data()}, {p.lepe.data()}, {p.angle.data()}};
-  kernel->run(inputs, View{out.data()}, aligned);
+  if (precision == DType::kFloat32) {
+    const ConstView inputs[3] = {{p.qkvo.data()}, {p.lepe.data()}, {p.angle.data()}};
+    kernel->run(inputs, View{out.data()}, aligned);
+    return out;
+  }
+  auto narrow = [](const std::vector<float>& x) {
+    std::vector<uint16_t> y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) y[i] = ravlt::float_to_bfloat16(x[i]);
+    return y;
+  };
+  const std::vector<uint16_t> qkvo = narrow(p.qkvo), lepe = narrow(p.lepe);
+  std::vector<uint16_t> out16(out.size());
+  const ConstView inputs[3] = {
+      {qkvo.data(), DType::kBFloat16}, {lepe.data(), DType::kBFloat16}, {p.angle.data()}};
+  kernel->run(inputs, View{out16.data(), DType::kBFloat16}, aligned);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = ravlt::bfloat16_to_float(out16[i]);
   return out;
 }
 
 }  // namespace
 
 TEST_CASE("a NaN in the input comes out as NaN, on every path (no garbage, no crash)") {
-  for (bool rala : {true, false}) {
-    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-      if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
-      force_isa(isa);
-      for (int d : {20, 64}) {
-        Problem p = make_problem(1, 5, 7, 2, d, 3u);
-        p.qkvo[static_cast<size_t>(4 * 2 * d) + 1] = std::nanf("");  // token 1, head 0, q
-        const std::vector<float> out = run_kernel(p, rala);
-        size_t nans = 0;
-        for (float v : out) nans += std::isnan(v) ? 1 : 0;
-        INFO(std::string(rala ? "RALA " : "softmax ") << isa_name(isa) << " d=" << d);
-        CHECK(nans > 0);
+  // bfloat16 where the CPU has it: softmax attention then runs on oneDNN's
+  // AMX matmuls if there are AMX tiles.
+  std::vector<DType> precisions = {DType::kFloat32};
+  std::string no_bf16;
+  if (cpu_bf16_support(&no_bf16)) precisions.push_back(DType::kBFloat16);
+  for (DType precision : precisions) {
+    for (bool rala : {true, false}) {
+      for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+        if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
+        force_isa(isa);
+        for (int d : {20, 64}) {
+          Problem p = make_problem(1, 5, 7, 2, d, 3u);
+          p.qkvo[static_cast<size_t>(4 * 2 * d) + 1] = std::nanf("");  // token 1, head 0, q
+          const std::vector<float> out = run_kernel(p, rala, precision);
+          size_t nans = 0;
+          for (float v : out) nans += std::isnan(v) ? 1 : 0;
+          INFO(std::string(rala ? "RALA " : "softmax ")
+               << isa_name(isa) << " " << dtype_short_name(precision) << " d=" << d);
+          CHECK(nans > 0);
+        }
       }
     }
   }
