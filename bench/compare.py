@@ -17,7 +17,9 @@ some peers are bimodal between processes: a ratio within one round is what
 holds). The floor is 2 * MACs / GEMM rate, with MACs counting convolutions
 and attention matmuls (per image at 224x224: T 2.61 G, S 4.88 G, B 10.58 G,
 L 17.21 G) and the GEMM rate measured with oneDNN (float32) on the same
-thread count.
+thread count, right after each of ravlt's runs (`ravlt bench --macs`):
+ravlt / floor is the median over rounds of each round's median per-run
+ratio.
 
 Engines: ravlt (`ravlt bench`, --precision fp32 and bf16); ONNX Runtime
 (all graph optimizations); OpenVINO (CPU plugin, latency hint,
@@ -44,7 +46,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACS = {"T": 2.61e9, "S": 4.88e9, "B": 10.58e9, "L": 17.21e9}
@@ -252,7 +253,7 @@ def main():
                         "PyTorch": torch_cmd + [out["PyTorch"], "fp32"],
                         "PyTorch bf16": torch_cmd + [out.get("PyTorch bf16", ""), "bf16"],
                     }
-                    rounds, floor, ready, rss = [], None, {}, {}
+                    rounds, floor, ready, rss = [], [], {}, {}
                     for r in range(a.rounds):
                         order = list(engines)
                         rng.shuffle(order)
@@ -261,7 +262,8 @@ def main():
                             t = json.loads(run(commands[e], env=torch_env if e.startswith("PyTorch") else None))
                             if e.startswith("ravlt"):
                                 med[e] = t["median_ms"]
-                                floor = t["floor_ms"]
+                                if e == "ravlt":
+                                    floor.append(t["floor_ratio"])
                                 ready.setdefault(e, []).append(t["open_ms"] + t["plan_ms"] + t["first_run_ms"])
                                 rss.setdefault(e, []).append(t["peak_rss_mb"])
                             else:
@@ -311,7 +313,7 @@ def print_tables(engines, rows, bf16):
     for v, b, t, rounds, floor, gap, profile in rows:
         cells = [f"{statistics.median(r[e] for r in rounds):.1f}" for e in engines]
         cells += [f"{ratio(rounds, e, 'ravlt'):.2f}" for e in ("ONNX Runtime", "OpenVINO f32", "PyTorch")]
-        cells.append(f"{statistics.median(r['ravlt'] for r in rounds) / floor:.2f}")
+        cells.append(f"{statistics.median(floor):.2f}")
         if bf16:
             cells += [f"{ratio(rounds, e, 'ravlt bf16'):.2f}" for e in ("OpenVINO bf16", "PyTorch bf16", "ravlt")]
             cells.append(f"{100 * profile['gemm_share']:.0f} %")

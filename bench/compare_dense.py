@@ -18,7 +18,7 @@ speed drifts within a minute; a ratio within one round is what holds).
 The floor is 2 * MACs / GEMM rate: MACs counted on the reference by hooks
 (every convolution, and the attention matmuls: 2 L^2 d per head for softmax
 attention, 2 L d^2 for RALA), the GEMM rate measured by `ravlt bench --macs`
-with oneDNN on the same threads. The peers come from bench/compare.py's
+with oneDNN on the same threads, right after each run. The peers come from bench/compare.py's
 virtual environment (PyPI) and PyTorch uses OpenBLAS as there.
 """
 
@@ -27,7 +27,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -211,7 +210,7 @@ def main():
             gap = max(rel_l2(ys[e][n], ref[n]) for n in NAMES) if e != "PyTorch eager" else 0.0
             print(f"| {e} | {statistics.median(times):.0f} | {ratio:.2f} | {gap:.1e} |")
         print(f"\nravlt bench --profile: median {bench['median_ms']:.0f} ms = "
-              f"{bench['median_ms'] / bench['floor_ms']:.2f}x the floor; arena "
+              f"{bench['floor_ratio']:.2f}x the floor (median of per-run ratios); arena "
               f"{bench['arena_bytes'] / 1e6:.1f} MB for a lower bound of "
               f"{bench['lower_bound_bytes'] / 1e6:.1f} MB")
         for e, p in profiles.items():

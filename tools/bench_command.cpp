@@ -14,6 +14,7 @@
 #include "report/json_writer.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
+#include "tools/number_checks.h"
 #include "tools/size_argument.h"
 
 namespace ravlt::tools {
@@ -83,12 +84,22 @@ int run(const BenchArgs& a) {
     profiled = std::make_unique<Session>(model, options);
     profiled->run_all(input.data(), shape);
   }
-  std::vector<double> latencies;
+  // The floor: the time the network's multiply-adds take at this machine's
+  // float32 GEMM rate, timed (same threads) right after each run, so that a
+  // run and its floor see the same moment of a host whose speed drifts.
+  std::unique_ptr<GemmProbe> probe;
+  if (a.macs > 0) probe = std::make_unique<GemmProbe>(a.threads);
+  const double floor_gflop = 2.0 * a.macs * a.batch / 1e9;
+  std::vector<double> latencies, rates, floor_ratios;
   for (int i = 0; i < a.iterations; ++i) {
     start = Clock::now();
     session.run_all(input.data(), shape);
     latencies.push_back(ms_since(start));
     if (profiled) profiled->run_all(input.data(), shape);
+    if (probe) {
+      rates.push_back(probe->gflops());
+      floor_ratios.push_back(latencies.back() / (1000.0 * floor_gflop / rates.back()));
+    }
   }
   double mean = 0;
   for (double l : latencies) mean += l;
@@ -102,10 +113,9 @@ int run(const BenchArgs& a) {
   const double ratio =
       static_cast<double>(memory.arena_bytes) / static_cast<double>(memory.lower_bound);
   const int threads = a.threads;
-  // The floor: the time the network's multiply-adds take at this machine's
-  // GEMM rate (measured now, same threads).
-  const double gemm = a.macs > 0 ? measure_gemm_gflops(a.threads) : 0.0;
-  const double floor_ms = a.macs > 0 ? 2.0 * a.macs * a.batch / (gemm * 1e9) * 1000.0 : 0.0;
+  const double gemm = probe ? percentile(rates, 0.5) : 0.0;
+  const double floor_ms = probe ? 1000.0 * floor_gflop / gemm : 0.0;
+  const double floor_ratio = probe ? percentile(floor_ratios, 0.5) : 0.0;
 
   if (a.json) {
     std::printf(
@@ -117,13 +127,14 @@ int run(const BenchArgs& a) {
         "\"scratch_bytes\": %zu, \"lower_bound_bytes\": %zu, \"output_bytes\": %zu, "
         "\"copied_weight_bytes\": %zu, \"mapped_resident_bytes\": %zu, \"peak_rss_mb\": %.1f, "
         "\"gemm_gflops\": %.1f, "
-        "\"floor_ms\": %.4f",
+        "\"floor_ms\": %.4f, \"floor_ratio\": %.4f",
         report::json_quote(a.model).c_str(),
         report::json_quote(device_description(options.device)).c_str(), a.batch,
         static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
         open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput, memory.arena_bytes,
         memory.activation_bytes, memory.scratch_bytes, memory.lower_bound, memory.output_bytes,
-        model->copied_weight_bytes(), model->mapped_resident_bytes(), peak_mb, gemm, floor_ms);
+        model->copied_weight_bytes(), model->mapped_resident_bytes(), peak_mb, gemm, floor_ms,
+        floor_ratio);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -148,9 +159,9 @@ int run(const BenchArgs& a) {
   std::printf("throughput   %.1f images/s\n", throughput);
   if (a.macs > 0) {
     std::printf(
-        "floor        %.3f ms at %.1f GFLOP/s (this machine's GEMM rate): median is %.2fx the "
-        "floor\n",
-        floor_ms, gemm, median / floor_ms);
+        "floor        %.3f ms at %.1f GFLOP/s (this machine's float32 GEMM rate, timed after each "
+        "run): a run takes %.2fx its floor (median of the per-run ratios)\n",
+        floor_ms, gemm, floor_ratio);
   }
   std::printf(
       "arena        %.2f MB (activations alone %.2f MB, largest scratch %.2f MB), lower bound "
@@ -198,28 +209,29 @@ Runner add_bench_command(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--batch", args->batch, "batch size")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_integer())
       ->capture_default_str();
   cmd->add_option("--size", args->size, "input height x width")->capture_default_str();
   cmd->add_option("--threads", args->threads, "threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_option("--iterations", args->iterations, "timed runs")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_integer())
       ->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "untimed runs first")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--profile", args->profile, "also report time per op kind and the slowest nodes");
   cmd->add_option("--profile-nodes", args->profile_nodes, "slowest nodes listed by --profile")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
   add_device_options(cmd, &args->device);
   cmd->add_option(
-      "--macs", args->macs,
-      "multiply-adds per image (e.g. 2.61e9 for RAVLT-T at 224x224): report the GEMM floor");
+         "--macs", args->macs,
+         "multiply-adds per image (e.g. 2.61e9 for RAVLT-T at 224x224): report the GEMM floor")
+      ->check(non_negative_number());
   return [args] { return run(*args); };
 }
 

@@ -12,6 +12,7 @@
 #include "tools/commands.h"
 #include "tools/device_options.h"
 #include "tools/image_command.h"
+#include "tools/number_checks.h"
 #include "tools/progress_bar.h"
 
 namespace ravlt::tools {
@@ -100,7 +101,7 @@ Runner add_classify_command(CLI::App& app) {
                     "print one JSON document: per image its path, top-k indices, labels and "
                     "probabilities, or its error");
   cmd->add_option("-k,--top-k", args->top_k, "classes shown per image")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_integer())
       ->capture_default_str();
   return [args] { return run(*args); };
 }

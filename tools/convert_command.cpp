@@ -7,6 +7,7 @@
 #include "ravlt/error.h"
 #include "report/model_report.h"
 #include "tools/commands.h"
+#include "tools/number_checks.h"
 #include "tools/progress_bar.h"
 
 namespace ravlt::tools {
@@ -84,11 +85,11 @@ Runner add_convert_command(CLI::App& app) {
   cmd->add_option("--resize", args->resize,
                   "preprocessing: shorter side resized to (default: 256 for a classifier, none "
                   "for a backbone)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   cmd->add_option("--crop", args->crop,
                   "preprocessing: centre crop size (default: 224 for a classifier, none for a "
                   "backbone)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   cmd->add_option("--out-indices", args->out_indices,
                   "backbones: stages to output, 0-based as in mmdetection (default: all; "
                   "outputs stage{i+1})")

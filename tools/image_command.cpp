@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "ravlt/error.h"
+#include "tools/number_checks.h"
 
 namespace ravlt::tools {
 namespace {
@@ -60,10 +61,10 @@ void add_image_options(CLI::App* cmd, ImageArgs* args, const std::string& json_h
   cmd->add_option("images", args->inputs, "image files and folders (searched recursively)")
       ->required();
   cmd->add_option("--batch", args->batch, "images per run of the network")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_integer())
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_flag("--json", args->json, json_help);
   add_device_options(cmd, &args->device);

@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version end parsing with status 0; every usage error
+    // (CLI11 has a status per kind, 101 to 113) is the documented 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     if (app.got_subcommand("convert")) return convert();

@@ -6,6 +6,7 @@
 #include "ravlt/model.h"
 #include "ravlt/tensor_io.h"
 #include "tools/commands.h"
+#include "tools/number_checks.h"
 #include "tools/size_argument.h"
 
 namespace ravlt::tools {
@@ -30,7 +31,7 @@ Runner add_preprocess_command(CLI::App& app) {
                   "resize 256, crop 224, ImageNet mean and std)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--resize", args->resize, "override: shorter side resized to")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   cmd->add_option("--crop", args->crop, "override: centre crop, N or HxW");
   cmd->add_option("--mean", args->mean, "override: per-channel mean (3 values)")->expected(3);
   cmd->add_option("--std", args->std, "override: per-channel std (3 values)")->expected(3);

@@ -7,6 +7,7 @@
 #include "ravlt/tensor_io.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
+#include "tools/number_checks.h"
 
 namespace ravlt::tools {
 namespace {
@@ -88,7 +89,7 @@ Runner add_run_command(CLI::App& app) {
                   "an output to compute and write (repeatable; `ravlt inspect` lists them: "
                   "logits, embedding / stage1..stage4)");
   cmd->add_option("--threads", args->threads, "threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum (trusted files)");
   cmd->add_option("--capture", args->captures,

@@ -8,4 +8,17 @@ double measure_gemm_gflops(int threads, int size) {
   return runtime::cpu::gemm_gflops(threads, size);
 }
 
+struct GemmProbe::Impl {
+  runtime::cpu::GemmRateProbe probe;
+};
+
+GemmProbe::GemmProbe(int threads, int size)
+    : impl_(new Impl{runtime::cpu::GemmRateProbe(threads, size)}) {}
+
+GemmProbe::~GemmProbe() = default;
+
+double GemmProbe::gflops() {
+  return impl_->probe.measure();
+}
+
 }  // namespace ravlt

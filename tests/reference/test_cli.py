@@ -41,6 +41,34 @@ class Cli(unittest.TestCase):
         self.assertIn(fragment, lines[0])
         return lines[0]
 
+    def assert_usage_error(self, args, fragment):
+        p = harness.ravlt(*args, check=False)
+        self.assertEqual(p.returncode, 2, f"{args}: {p.stderr}")
+        self.assertIn(fragment, p.stderr.strip().splitlines()[0])
+        self.assertIn("--help", p.stderr)
+
+    def test_usage_errors(self):
+        """Bad usage exits with status 2 and names the option and the value;
+        a number out of range says what the option takes."""
+        harness.ravlt("convert", harness.data("T_bare.pth"), "-o", self.out(), "-q")
+        m = self.out()
+        self.assert_usage_error(["bench", "-m", m, "--batch", "0"], "--batch: '0' is not a positive integer")
+        self.assert_usage_error(["bench", "-m", m, "--iterations", "2.5"], "'2.5' is not a positive integer")
+        self.assert_usage_error(["bench", "-m", m, "--warmup", "x"], "--warmup: 'x' is not an integer >= 0")
+        self.assert_usage_error(["bench", "-m", m, "--macs", "-1"], "--macs: '-1' is not a number >= 0")
+        self.assert_usage_error(["bench", "-m", m, "--macs", "inf"], "--macs: 'inf' is not a number >= 0")
+        self.assert_usage_error(["run", "-m", m, "-i", m, "-o", m, "--threads", "-1"],
+                                "--threads: '-1' is not an integer >= 0")
+        self.assert_usage_error(["classify", "-m", m, m, "--top-k", "0"], "--top-k: '0' is not a positive")
+        self.assert_usage_error(["classify", "-m", m, m, "--batch", "99999999999999999999"],
+                                "is not a positive integer")
+        self.assert_usage_error(["convert", harness.data("T_bare.pth"), "-o", m, "--crop", "-3"],
+                                "--crop: '-3' is not a positive integer")
+        self.assert_usage_error(["bench", "-m", m, "--bogus"], "--bogus")
+        self.assert_usage_error([], "subcommand")
+        self.assertEqual(harness.ravlt("bench", "--help").returncode, 0)
+        self.assertIn("--macs FLOAT:NONNEGATIVE", harness.ravlt("bench", "--help").stdout)
+
     def test_every_good_checkpoint_converts_and_inspects_exactly(self):
         with open(harness.data("good.json")) as f:
             good = json.load(f)
@@ -203,6 +231,23 @@ class Cli(unittest.TestCase):
         self.assertGreater(r["scratch_bytes"], 0)
         self.assertLessEqual(r["activation_bytes"], r["arena_bytes"])
         self.assert_fails(["bench", "-m", self.out(), "--size", "big"], "is not HxW")
+        # --macs: the GEMM floor, its rate timed after each run; the ratio is
+        # the median of per-run ratios, so it lies among them (not merely
+        # median / floor).
+        macs = 5e7
+        r = json.loads(harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--batch", "2",
+                                     "--iterations", "5", "--warmup", "1", "--macs", str(macs),
+                                     "--threads", "2", "--json").stdout)
+        self.assertGreater(r["gemm_gflops"], 1)
+        self.assertAlmostEqual(r["floor_ms"], 2 * macs * 2 / (r["gemm_gflops"] * 1e9) * 1e3,
+                               delta=1e-3 * r["floor_ms"])
+        self.assertGreater(r["floor_ratio"], 0)
+        self.assertLess(r["floor_ratio"], 20 * r["median_ms"] / r["floor_ms"])
+        text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "2",
+                             "--warmup", "0", "--macs", str(macs)).stdout
+        self.assertRegex(text, r"floor +[0-9.]+ ms at [0-9.]+ GFLOP/s .* a run takes [0-9.]+x its floor")
+        self.assertNotIn("floor", harness.ravlt("bench", "-m", self.out(), "--size", "64x48",
+                                                "--iterations", "1", "--warmup", "0").stdout)
         # --profile: time per op kind and the slowest nodes, by name.
         text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "2",
                              "--warmup", "0", "--profile", "--profile-nodes", "3").stdout

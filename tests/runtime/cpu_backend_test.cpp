@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -13,6 +14,7 @@
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/gemm_rate.h"
 #include "runtime/cpu/parallel_errors.h"
 
 using namespace ravlt;
@@ -170,4 +172,25 @@ TEST_CASE("when nodes prepared at once fail, the error is the first failing node
     CHECK_THROWS_WITH_AS(backend.prepare_all(*graph, steps, shapes, kernels),
                          doctest::Contains("node 'bad2': refused"), Error);
   }
+}
+
+TEST_CASE("The GEMM rate probe reports the rate of the matmul it times") {
+  // What a probe reports must be 2 n^3 over a time no longer than the call
+  // to it took (a wrong flop count or unit shows as a longer implied time).
+  const int n = 192;
+  cpu::GemmRateProbe probe(1, n);
+  for (int i = 0; i < 3; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const double gflops = probe.measure();
+    const double call_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    REQUIRE(std::isfinite(gflops));
+    REQUIRE(gflops > 0.0);
+    const double implied_s = 2.0 * n * n * n / (gflops * 1e9);
+    CHECK(implied_s <= call_s);
+    CHECK(implied_s > 0.2 * call_s);
+  }
+  const double best = cpu::gemm_gflops(1, n);
+  CHECK(std::isfinite(best));
+  CHECK(best > 0.0);
 }
