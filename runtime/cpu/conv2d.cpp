@@ -1,10 +1,14 @@
 // Conv2d on oneDNN: channels-last activations, weights in the layout the
-// primitive prefers (reordered once per model), bias and activation fused.
+// primitive prefers (reordered once per model), bias and swish fused, GELU
+// ours right after (output_activation.h).
 // In bfloat16 (CpuContext::compute_dtype) the source and weights are
 // bfloat16, a float32 source narrowed first, the destination as the plan
 // stores it, and oneDNN accumulates in float32 (the bias stays float32).
+#include <optional>
+
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/output_activation.h"
 #include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
@@ -41,7 +45,9 @@ class Conv2dKernel : public Kernel {
                                          {n.conv.pad_h, n.conv.pad_w}, {pad_bottom, pad_right});
     dnnl::primitive_attr attr = base_attr();
     dnnl::post_ops ops;
-    append_activation(ops, n.activation);
+    activation_.emplace(n.activation, false, output_dtype(a), false, a.context.threads);
+    activation_->append_to(ops);
+    output_count_ = element_count(y);
     attr.set_post_ops(ops);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, context_.engine);
     primitive_ = dnnl::convolution_forward(pd);
@@ -68,6 +74,7 @@ class Conv2dKernel : public Kernel {
     dst_.set_data_handle(output.data);
     scratch_.set_data_handle(scratch);
     args_.execute(primitive_, context_.stream);
+    activation_->apply(output, output_count_);
   }
 
  private:
@@ -75,6 +82,8 @@ class Conv2dKernel : public Kernel {
   dnnl::convolution_forward primitive_;
   dnnl::memory src_, weights_, bias_, dst_, scratch_;
   PrimitiveArgs args_;
+  std::optional<OutputActivation> activation_;
+  int64_t output_count_ = 0;
   size_t scratch_bytes_ = 0;  // the primitive's, rounded to 64 bytes; the narrowed source after
   NarrowedSource narrowed_;
   const ConvertLoops& convert_ = convert_loops(active_isa());

@@ -11,20 +11,6 @@
 
 namespace ravlt::runtime::cpu {
 
-/// Adds the activation as an eltwise post-op (none: nothing).
-inline void append_activation(dnnl::post_ops& ops, Activation act) {
-  switch (act) {
-    case Activation::kNone:
-      break;
-    case Activation::kGelu:  // exact GELU, with erf
-      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
-      break;
-    case Activation::kSwish:  // x * sigmoid(alpha x), alpha = 1
-      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
-      break;
-  }
-}
-
 /// Attributes every primitive gets: scratchpad in our arena, not oneDNN's heap.
 inline dnnl::primitive_attr base_attr() {
   dnnl::primitive_attr attr;

@@ -7,18 +7,21 @@ const RalaLoops& rala_loops();
 const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
 const ConvertLoops& convert_loops();
+const ActivationLoops& activation_loops();
 }  // namespace isa_scalar
 namespace isa_avx2 {
 const RalaLoops& rala_loops();
 const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
 const ConvertLoops& convert_loops();
+const ActivationLoops& activation_loops();
 }  // namespace isa_avx2
 namespace isa_avx512 {
 const RalaLoops& rala_loops();
 const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
 const ConvertLoops& convert_loops();
+const ActivationLoops& activation_loops();
 }  // namespace isa_avx512
 
 namespace {
@@ -55,6 +58,11 @@ const LayerNormLoops& layer_norm_loops(Isa isa) {
 
 const ConvertLoops& convert_loops(Isa isa) {
   return pick(isa, isa_scalar::convert_loops, isa_avx2::convert_loops, isa_avx512::convert_loops);
+}
+
+const ActivationLoops& activation_loops(Isa isa) {
+  return pick(isa, isa_scalar::activation_loops, isa_avx2::activation_loops,
+              isa_avx512::activation_loops);
 }
 
 }  // namespace ravlt::runtime::cpu

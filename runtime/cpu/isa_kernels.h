@@ -105,6 +105,15 @@ struct ConvertLoops {
                            int64_t stride);
 };
 
+/// Activations over a GEMM's or convolution's output, in place
+/// (activation_loops.inc; output_activation.h).
+struct ActivationLoops {
+  /// GELU (erf form) over n float32 elements.
+  void (*gelu_f32)(float* x, int64_t n);
+  /// GELU of n float32 elements into bfloat16 ones, rounded once.
+  void (*gelu_f32_to_bf16)(const float* src, uint16_t* dst, int64_t n);
+};
+
 /// The loops compiled for `isa`: one file per op and instruction set,
 /// <op>_<isa>.cpp (rala_attention_avx512.cpp, ...), CMake giving every
 /// *_avx2.cpp and *_avx512.cpp its instruction set's flags.
@@ -112,6 +121,7 @@ const RalaLoops& rala_loops(Isa isa);
 const SoftmaxLoops& softmax_loops(Isa isa);
 const LayerNormLoops& layer_norm_loops(Isa isa);
 const ConvertLoops& convert_loops(Isa isa);
+const ActivationLoops& activation_loops(Isa isa);
 
 /// Keys per online-softmax block; keys and values are padded to a whole
 /// number of blocks so that a block always loads whole vectors.

@@ -1,11 +1,15 @@
 // Linear (every 1x1 convolution) on oneDNN's matmul: (M, K) x (K, O) with
-// M = all positions of the batch. Bias, activation and the residual add are
-// fused as post-ops. In bfloat16 the source and weights are bfloat16 (a
+// M = all positions of the batch. Bias, swish and the residual add are
+// fused as post-ops; GELU is ours, right after or by pieces of rows
+// (output_activation.h). In bfloat16 the source and weights are bfloat16 (a
 // float32 source narrowed first), the destination and residual as the plan
 // stores them (float32 for the residual stream and the logits), and oneDNN
 // accumulates in float32.
+#include <optional>
+
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/output_activation.h"
 #include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
@@ -22,18 +26,27 @@ class LinearKernel : public Kernel {
     const DType compute_type = a.context.compute_dtype(a.graph, n);
     const dt compute = dnnl_type(compute_type);
     narrowed_ = NarrowedSource(input_dtype(a, 0), compute_type, m * k);
-    const dnnl::memory::desc src({m, k}, compute, tag::ab);
+    has_residual_ = n.inputs.size() == 4;
+    activation_.emplace(n.activation, has_residual_, output_dtype(a), true, a.context.threads);
+    // By pieces (GELU into a bfloat16 output): the primitive computes
+    // piece_rows_ rows at a time into a float32 buffer.
+    const bool by_pieces = activation_->mode() == OutputActivation::Mode::kByPieces;
+    rows_ = m;
+    width_ = o;
+    piece_rows_ = by_pieces ? OutputActivation::piece_rows(m, o) : m;
+    source_row_bytes_ = static_cast<size_t>(k) * (compute_type == DType::kBFloat16 ? 2 : 4);
+    const dnnl::memory::desc src({piece_rows_, k}, compute, tag::ab);
     // The stored (O, K) weight is the (K, O) operand in layout ba; the
     // primitive picks its own layout (any), into which the weight is
     // reordered (and narrowed) once per model.
     const dnnl::memory::desc user_weights({k, o}, dt::f32, tag::ba);
     const dnnl::memory::desc weights({k, o}, compute, tag::any);
     const dnnl::memory::desc bias({1, o}, dt::f32, tag::ab);
-    const dnnl::memory::desc dst({m, o}, dnnl_type(output_dtype(a)), tag::ab);
+    const dnnl::memory::desc dst({piece_rows_, o}, by_pieces ? dt::f32 : dnnl_type(output_dtype(a)),
+                                 tag::ab);
     dnnl::primitive_attr attr = base_attr();
     dnnl::post_ops ops;
-    append_activation(ops, n.activation);
-    has_residual_ = n.inputs.size() == 4;
+    activation_->append_to(ops);
     const dnnl::memory::desc residual =
         has_residual_ ? dnnl::memory::desc({m, o}, dnnl_type(input_dtype(a, 3)), tag::ab) : dst;
     if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, residual);
@@ -42,6 +55,7 @@ class LinearKernel : public Kernel {
                                           context_.engine);
     primitive_ = dnnl::matmul(pd);
     scratch_bytes_ = (pd.scratchpad_desc().get_size() + 63) / 64 * 64;
+    piece_bytes_ = by_pieces ? (static_cast<size_t>(piece_rows_ * o) * 4 + 63) / 64 * 64 : 0;
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
     const void* packed = packed_weight(a, 1, user_weights, pd.weights_desc());
     weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(packed));
@@ -55,20 +69,41 @@ class LinearKernel : public Kernel {
     args_.add(DNNL_ARG_DST, dst_);
     args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
     if (has_residual_) {
-      const int index = n.activation == Activation::kNone ? 0 : 1;
+      const int index = ops.len() - 1;  // the add comes last
       args_.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1, residual_);
     }
   }
 
-  size_t scratch_bytes() const override { return scratch_bytes_ + narrowed_.bytes(); }
+  size_t scratch_bytes() const override {
+    return scratch_bytes_ + narrowed_.bytes() + piece_bytes_;
+  }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
-    src_.set_data_handle(narrowed_.source(convert_, in[0], scratch + scratch_bytes_));
+    auto* source =
+        static_cast<uint8_t*>(narrowed_.source(convert_, in[0], scratch + scratch_bytes_));
     bias_.set_data_handle(const_cast<float*>(in[2].f32()));
     if (has_residual_) residual_.set_data_handle(handle(in[3].data));
-    dst_.set_data_handle(output.data);
     scratch_.set_data_handle(scratch);
-    args_.execute(primitive_, context_.stream);
+    if (piece_bytes_ == 0) {
+      src_.set_data_handle(source);
+      dst_.set_data_handle(output.data);
+      args_.execute(primitive_, context_.stream);
+      activation_->apply(output, rows_ * width_);
+      return;
+    }
+    // By pieces: rows [first, first + piece_rows_), the last piece ending
+    // at the last row (it may redo a few rows of the one before, with the
+    // same result).
+    auto* piece = reinterpret_cast<float*>(scratch + scratch_bytes_ + narrowed_.bytes());
+    auto* out = static_cast<uint16_t*>(output.data);
+    dst_.set_data_handle(piece);
+    for (int64_t first = 0;; first += piece_rows_) {
+      if (first + piece_rows_ > rows_) first = rows_ - piece_rows_;
+      src_.set_data_handle(source + static_cast<size_t>(first) * source_row_bytes_);
+      args_.execute(primitive_, context_.stream);
+      activation_->apply_into(piece, out + first * width_, piece_rows_ * width_);
+      if (first + piece_rows_ == rows_) break;
+    }
   }
 
  private:
@@ -77,6 +112,11 @@ class LinearKernel : public Kernel {
   dnnl::memory src_, weights_, bias_, dst_, residual_, scratch_;
   PrimitiveArgs args_;
   bool has_residual_ = false;
+  std::optional<OutputActivation> activation_;
+  int64_t rows_ = 0, width_ = 0;  // of the output (M, O)
+  int64_t piece_rows_ = 0;        // rows per primitive run: all, or a piece
+  size_t source_row_bytes_ = 0;
+  size_t piece_bytes_ = 0;    // the float32 piece buffer (by pieces), after the narrowed source
   size_t scratch_bytes_ = 0;  // the primitive's, rounded to 64 bytes; the narrowed source after
   NarrowedSource narrowed_;
   const ConvertLoops& convert_ = convert_loops(active_isa());

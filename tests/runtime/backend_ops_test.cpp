@@ -159,6 +159,18 @@ std::vector<OpCase> linear_cases() {
               std::to_string(static_cast<int>(c.node.activation));
     cases.push_back(std::move(c));
   }
+  // GELU over an output of several of its parallel tasks (16384 elements
+  // each) and a tail, in both precisions.
+  OpCase c;
+  c.node.op = Op::kLinear;
+  c.node.activation = Activation::kGelu;
+  c.input_shapes = {{1, 41, 43, 9}, {37, 9}, {37}};
+  c.constant = {false, true, true};
+  for (size_t i = 0; i < c.input_shapes.size(); ++i) {
+    c.data.push_back(random_vector(count(c.input_shapes[i]), seed++, i == 1 ? 0.5f : 1.0f));
+  }
+  c.label = "(1, 41, 43, 9) x (37, 9) act GELU";
+  cases.push_back(std::move(c));
   return cases;
 }
 
