@@ -92,8 +92,8 @@ class LinearKernel : public Kernel {
       return;
     }
     // By pieces: rows [first, first + piece_rows_), the last piece ending
-    // at the last row (it may redo a few rows of the one before, with the
-    // same result).
+    // at the last row (it may redo a few rows of the one before; they keep
+    // what the last piece wrote).
     auto* piece = reinterpret_cast<float*>(scratch + scratch_bytes_ + narrowed_.bytes());
     auto* out = static_cast<uint16_t*>(output.data);
     dst_.set_data_handle(piece);
