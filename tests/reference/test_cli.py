@@ -241,8 +241,11 @@ class Cli(unittest.TestCase):
         self.assertGreater(r["gemm_gflops"], 1)
         self.assertAlmostEqual(r["floor_ms"], 2 * macs * 2 / (r["gemm_gflops"] * 1e9) * 1e3,
                                delta=1e-3 * r["floor_ms"])
-        self.assertGreater(r["floor_ratio"], 0)
-        self.assertLess(r["floor_ratio"], 20 * r["median_ms"] / r["floor_ms"])
+        # Per-run ratios scatter around median / floor, not by a factor of 5
+        # (an inverted or mis-scaled ratio is off by far more here).
+        rough = r["median_ms"] / r["floor_ms"]
+        self.assertGreater(r["floor_ratio"], rough / 5)
+        self.assertLess(r["floor_ratio"], rough * 5)
         text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "2",
                              "--warmup", "0", "--macs", str(macs)).stdout
         self.assertRegex(text, r"floor +[0-9.]+ ms at [0-9.]+ GFLOP/s .* a run takes [0-9.]+x its floor")
