@@ -4,6 +4,8 @@
 #include <filesystem>
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -249,6 +251,9 @@ TEST_CASE("named outputs: a classifier's logits and embedding; a backbone's stag
   // The embedding is what the pooling node computed in a captured run.
   const Tensor pooled = session.capture(Tensor{shape, input}, {"pool"})[0];
   CHECK(pooled.data == embedding);
+  // plan() prepares what run_all() runs by default: both outputs (it
+  // once planned the logits alone, and the first run_all() planned again).
+  CHECK(session.plan(shape).output_bytes >= (2 * 11 + 2 * 96) * sizeof(float));
   // Shapes without running, in the order asked.
   const std::vector<OutputShape> shapes =
       session.output_shapes(std::vector<int64_t>{4, 3, 64, 80}, {"embedding", "logits"});
@@ -342,6 +347,14 @@ TEST_CASE("a weight packed for oneDNN is resident once: its mapped pages are giv
   TempDir dir;
   const std::string path = dir.file("t.rvlt");
   convert_checkpoint(testdata("T_bare.pth"), path);
+  // Out of the page cache, so that loading reads it back as a model file
+  // is usually read: where the kernel caches files in large folios (2 MB),
+  // touching one bias could map a whole folio of released weights again.
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
   const auto model = Model::load(path);  // verifying the checksum reads every page
   const size_t file_bytes = std::filesystem::file_size(path);
   const size_t before = model->mapped_resident_bytes();
