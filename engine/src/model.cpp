@@ -45,7 +45,28 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   engine::NamedOutputs outputs = engine::named_outputs(impl.kind, *impl.graph);
   impl.output_names = std::move(outputs.names);
   impl.output_values = std::move(outputs.values);
+  impl.output_upstream = std::move(outputs.upstream);
+  impl.first_output_plan = impl.planned_outputs({impl.output_values[0]});
   return model;
+}
+
+std::vector<uint32_t> Model::Impl::planned_outputs(const std::vector<uint32_t>& values) const {
+  for (size_t j = 0; j < output_values.size(); ++j) {
+    bool on_the_way = false;
+    for (uint32_t v : values) {
+      const auto i = static_cast<size_t>(std::find(output_values.begin(), output_values.end(), v) -
+                                         output_values.begin());
+      on_the_way = on_the_way || v == output_values[j] || output_upstream[i][j];
+    }
+    if (!on_the_way) return values;  // output j would cost nodes of its own
+  }
+  // Each value once: a corrupt classifier file whose logits are its pooled
+  // features names one value twice, and is refused by the shape checks.
+  std::vector<uint32_t> all;
+  for (uint32_t v : output_values) {
+    if (std::find(all.begin(), all.end(), v) == all.end()) all.push_back(v);
+  }
+  return all;
 }
 
 std::vector<uint32_t> Model::Impl::select_outputs(const std::vector<std::string>& select) const {
@@ -203,7 +224,8 @@ Session::~Session() = default;
 
 std::span<const float> Session::run(const float* input, std::span<const int64_t> shape) {
   const Model::Impl& model = model_impl(*impl_->model);
-  const std::span<const uint32_t> first(model.output_values.data(), 1);
+  // The first output comes first in the plan either way.
+  const std::vector<uint32_t>& first = model.first_output_plan;
   const runtime::PlanStats& stats = impl_->executor.plan(shape, first);
   // Callers index a classifier's result as (N, classes); a graph that
   // computes any other shape (a corrupt file that still passes the
@@ -224,14 +246,16 @@ std::vector<Output> Session::run_all(const float* input, std::span<const int64_t
                                      const std::vector<std::string>& select) {
   const Model::Impl& model = model_impl(*impl_->model);
   const std::vector<uint32_t> values = model.select_outputs(select);
-  const runtime::PlanStats& stats = impl_->executor.plan(shape, values);
-  const std::span<const float* const> data = impl_->executor.run(input, shape, values);
+  const std::vector<uint32_t> planned = model.planned_outputs(values);
+  const runtime::PlanStats& stats = impl_->executor.plan(shape, planned);
+  const std::span<const float* const> data = impl_->executor.run(input, shape, planned);
   std::vector<Output> out;
-  for (size_t i = 0; i < values.size(); ++i) {
+  for (uint32_t v : values) {
+    const auto i =
+        static_cast<size_t>(std::find(planned.begin(), planned.end(), v) - planned.begin());
     const runtime::Shape& s = stats.output_shapes[i];
-    out.push_back({model.output_name(values[i]),
-                   s,
-                   {data[i], static_cast<size_t>(runtime::element_count(s))}});
+    out.push_back(
+        {model.output_name(v), s, {data[i], static_cast<size_t>(runtime::element_count(s))}});
   }
   return out;
 }
@@ -313,8 +337,8 @@ Tensor Session::run(const Tensor& input) {
   check_holds_its_shape(input);
   const std::span<const float> out = run(input.data.data(), input.shape);
   Tensor result;
-  const std::span<const uint32_t> first(model_impl(*impl_->model).output_values.data(), 1);
-  result.shape = impl_->executor.plan(input.shape, first).output_shapes[0];
+  const Model::Impl& model = model_impl(*impl_->model);
+  result.shape = impl_->executor.plan(input.shape, model.first_output_plan).output_shapes[0];
   result.data.assign(out.begin(), out.end());
   return result;
 }

@@ -16,8 +16,12 @@ class Model::Impl {
   std::shared_ptr<const runtime::Graph> graph;
   std::shared_ptr<runtime::cpu::WeightCache> weights;  // shared by all sessions
   ModelKind kind = ModelKind::kClassifier;
-  std::vector<std::string> output_names;  // the default first
-  std::vector<uint32_t> output_values;    // graph values, as output_names
+  std::vector<std::string> output_names;           // the default first
+  std::vector<uint32_t> output_values;             // graph values, as output_names
+  std::vector<std::vector<bool>> output_upstream;  // engine::NamedOutputs::upstream
+  // planned_outputs() of the first output, kept so that Session::run()
+  // allocates nothing.
+  std::vector<uint32_t> first_output_plan;
   std::vector<std::string> labels;
   std::vector<std::string> dataset_classes;
   Preprocessing preprocessing;
@@ -25,6 +29,10 @@ class Model::Impl {
   /// The graph values of the outputs named in `select` (empty: all), in
   /// that order. Throws ravlt::Error naming an output the model lacks.
   std::vector<uint32_t> select_outputs(const std::vector<std::string>& select) const;
+  /// The outputs a run of `values` plans: every output where the others
+  /// are computed on the way anyway (a classifier's logits), so that
+  /// run(), run_all() and plan() share one plan; else `values` themselves.
+  std::vector<uint32_t> planned_outputs(const std::vector<uint32_t>& values) const;
   /// The name of output value `value` (one of output_values).
   const std::string& output_name(uint32_t value) const;
 

@@ -19,6 +19,10 @@ namespace ravlt::engine {
 struct NamedOutputs {
   std::vector<std::string> names;  // the default first
   std::vector<uint32_t> values;    // graph values, as names
+  // upstream[i][j]: output j is computed on the way to output i (a
+  // classifier's embedding on the way to its logits), so that a plan for
+  // output i computes output j too.
+  std::vector<std::vector<bool>> upstream;
 };
 
 NamedOutputs named_outputs(ModelKind kind, const runtime::Graph& graph);

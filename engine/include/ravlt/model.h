@@ -233,9 +233,11 @@ class RAVLT_API Session {
   /// implementation: slower than run(), and it allocates. Throws
   /// ravlt::Error naming a node the graph does not have.
   std::vector<Tensor> capture(const Tensor& input, const std::vector<std::string>& nodes);
-  /// Plans `shape` computing every output (the plan run_all() uses by
-  /// default, which the call then finds ready) if needed and reports its
-  /// memory. run() computes the first output alone, on a plan of its own.
+  /// Plans `shape` computing every output if needed and reports its
+  /// memory: the plan run_all() uses by default, and run() too where the
+  /// first output computes the others on its way (a classifier), so that
+  /// their first call finds it ready. A backbone's run() of stage1 alone
+  /// plans that on its own.
   PlanMemory plan(std::span<const int64_t> shape);
   /// With SessionOptions::profile: time per op kind, largest first.
   std::vector<OpProfile> profile() const;
