@@ -1,6 +1,7 @@
 // Conv2d on oneDNN: channels-last activations, weights in the layout the
 // primitive prefers (reordered once per model), bias and swish fused, GELU
-// ours right after (output_activation.h).
+// ours right after (output_activation.h: in place on a float32 output; a
+// bfloat16 one is computed in float32 into the scratch first).
 // In bfloat16 (CpuContext::compute_dtype) the source and weights are
 // bfloat16, a float32 source narrowed first, the destination as the plan
 // stores it, and oneDNN accumulates in float32 (the bias stays float32).
@@ -28,8 +29,12 @@ class Conv2dKernel : public Kernel {
       throw Error("node '" + n.name + "': a float32 convolution of a bfloat16 source");
     }
     narrowed_ = NarrowedSource(input_dtype(a, 0), compute_type, element_count(x));
+    activation_.emplace(n.activation, false, output_dtype(a), false, a.context.threads);
+    output_count_ = element_count(y);
+    const bool through_buffer = activation_->through_buffer();
     const dnnl::memory::desc src({x[0], x[3], x[1], x[2]}, compute, tag::nhwc);
-    const dnnl::memory::desc dst({y[0], y[3], y[1], y[2]}, dnnl_type(output_dtype(a)), tag::nhwc);
+    const dnnl::memory::desc dst({y[0], y[3], y[1], y[2]},
+                                 through_buffer ? dt::f32 : dnnl_type(output_dtype(a)), tag::nhwc);
     const dnnl::memory::desc bias({w[0]}, dt::f32, tag::x);
     // Stored weights: (O, I/groups, KH, KW), as goihw when grouped.
     const dnnl::memory::desc user_w =
@@ -45,13 +50,12 @@ class Conv2dKernel : public Kernel {
                                          {n.conv.pad_h, n.conv.pad_w}, {pad_bottom, pad_right});
     dnnl::primitive_attr attr = base_attr();
     dnnl::post_ops ops;
-    activation_.emplace(n.activation, false, output_dtype(a), false, a.context.threads);
     activation_->append_to(ops);
-    output_count_ = element_count(y);
     attr.set_post_ops(ops);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, context_.engine);
     primitive_ = dnnl::convolution_forward(pd);
     scratch_bytes_ = (pd.scratchpad_desc().get_size() + 63) / 64 * 64;
+    buffer_bytes_ = through_buffer ? (static_cast<size_t>(output_count_) * 4 + 63) / 64 * 64 : 0;
 
     const void* weights = packed_weight(a, 1, user_w, pd.weights_desc());
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
@@ -66,15 +70,24 @@ class Conv2dKernel : public Kernel {
     args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
   }
 
-  size_t scratch_bytes() const override { return scratch_bytes_ + narrowed_.bytes(); }
+  size_t scratch_bytes() const override {
+    return scratch_bytes_ + narrowed_.bytes() + buffer_bytes_;
+  }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
     src_.set_data_handle(narrowed_.source(convert_, in[0], scratch + scratch_bytes_));
     bias_.set_data_handle(const_cast<float*>(in[2].f32()));
-    dst_.set_data_handle(output.data);
     scratch_.set_data_handle(scratch);
+    if (buffer_bytes_ == 0) {
+      dst_.set_data_handle(output.data);
+      args_.execute(primitive_, context_.stream);
+      activation_->apply(output, output_count_);
+      return;
+    }
+    auto* buffer = reinterpret_cast<float*>(scratch + scratch_bytes_ + narrowed_.bytes());
+    dst_.set_data_handle(buffer);
     args_.execute(primitive_, context_.stream);
-    activation_->apply(output, output_count_);
+    activation_->apply_into(buffer, static_cast<uint16_t*>(output.data), output_count_);
   }
 
  private:
@@ -85,6 +98,7 @@ class Conv2dKernel : public Kernel {
   std::optional<OutputActivation> activation_;
   int64_t output_count_ = 0;
   size_t scratch_bytes_ = 0;  // the primitive's, rounded to 64 bytes; the narrowed source after
+  size_t buffer_bytes_ = 0;   // the float32 output before GELU (bfloat16 output), after those
   NarrowedSource narrowed_;
   const ConvertLoops& convert_ = convert_loops(active_isa());
 };

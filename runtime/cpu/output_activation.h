@@ -10,9 +10,14 @@
 //    GELU of it, rounded once, into the output (as oneDNN's post-op did:
 //    GELU of already-rounded values measured up to 1.4x the distance to
 //    the float32 logits on a small image).
+//  - bfloat16 output of a convolution (its rows cannot be split without
+//    their halo): the convolution writes the whole output in float32 into
+//    a buffer, and ours writes GELU of it, rounded once. Besides the cost
+//    per element, oneDNN 2.6 took up to 0.36 s to create an AMX
+//    convolution with the gelu_erf post-op (RAVLT's stem at 384x384: 32
+//    channels at 192x192), 50 ms without it.
 //  - Otherwise oneDNN's: when another post-op follows the activation (a
-//    residual add), and a convolution's bfloat16 output (its rows cannot
-//    be split without their halo).
+//    residual add).
 #pragma once
 
 #include <algorithm>
@@ -28,7 +33,7 @@ namespace ravlt::runtime::cpu {
 
 class OutputActivation {
  public:
-  enum class Mode { kOneDnn, kInPlace, kByPieces };
+  enum class Mode { kOneDnn, kInPlace, kByPieces, kWhole };
 
   /// Float32 floats of the buffer a piece of GEMM rows goes through (1 MB:
   /// it stays in the second-level cache for GELU to read).
@@ -42,8 +47,12 @@ class OutputActivation {
       : activation_(activation), threads_(threads) {
     if (activation != Activation::kGelu || more_post_ops) return;
     if (output == DType::kFloat32) mode_ = Mode::kInPlace;
-    if (output == DType::kBFloat16 && rows_can_split) mode_ = Mode::kByPieces;
+    if (output == DType::kBFloat16) mode_ = rows_can_split ? Mode::kByPieces : Mode::kWhole;
   }
+
+  /// Whether the producer writes float32 into a buffer of ours (by pieces
+  /// or whole), which apply_into() then turns into the bfloat16 output.
+  bool through_buffer() const { return mode_ == Mode::kByPieces || mode_ == Mode::kWhole; }
 
   Mode mode() const { return mode_; }
 
@@ -80,7 +89,8 @@ class OutputActivation {
     for_each_task(count, [&](int64_t i, int64_t n) { loops_.gelu_f32(x + i, n); });
   }
 
-  /// kByPieces: GELU of `count` float32 elements into bfloat16 ones.
+  /// kByPieces, kWhole: GELU of `count` float32 elements into bfloat16
+  /// ones.
   void apply_into(const float* src, uint16_t* dst, int64_t count) const {
     for_each_task(count,
                   [&](int64_t i, int64_t n) { loops_.gelu_f32_to_bf16(src + i, dst + i, n); });
