@@ -376,8 +376,9 @@ PlanMemory Session::plan(std::span<const int64_t> shape) {
   // Every named output, as run_all() computes them by default: the same
   // plan, so that planning ahead saves the first run_all() its planning.
   // (The graph's declared outputs are only the first for a classifier.)
+  const Model::Impl& model = model_impl(*impl_->model);
   const runtime::PlanStats& s =
-      impl_->executor.plan(shape, model_impl(*impl_->model).output_values);
+      impl_->executor.plan(shape, model.planned_outputs(model.output_values));
   return {s.arena_bytes, s.activation_bytes, s.scratch_bytes, s.lower_bound, s.output_bytes};
 }
 
