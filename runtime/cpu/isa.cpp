@@ -60,6 +60,11 @@ void reset_isa() {
   forced.store(-1);
 }
 
+bool bf16_dot_outruns_fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd") && __builtin_cpu_supports("avx512bf16");
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar:

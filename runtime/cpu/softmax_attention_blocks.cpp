@@ -1,9 +1,9 @@
-// Softmax attention in bfloat16 on AMX (spec §3.4): the scores S = Q K^T
-// and the update O += P V of each tile of queries against each block of
-// keys run as oneDNN bfloat16 matmuls on the AMX tiles (float32
-// accumulation), and our online softmax runs between them on the float32
-// scores, rounding its weights P to bfloat16 for the second GEMM as
-// PyTorch's bfloat16 attention does. The float32 kernel
+// Softmax attention in bfloat16 on bfloat16 units (spec §3.4): the scores
+// S = Q K^T and the update O += P V of each tile of queries against each
+// block of keys run as oneDNN bfloat16 matmuls (float32 accumulation) on
+// AMX tiles or on AMD's AVX512_BF16, and our online softmax runs between
+// them on the float32 scores, rounding its weights P to bfloat16 for the
+// second GEMM as PyTorch's bfloat16 attention does. The float32 kernel
 // (softmax_attention.cpp), which every other CPU and precision runs,
 // computes in float32 registers throughout.
 //
@@ -297,15 +297,23 @@ std::unique_ptr<Kernel> make_softmax_attention_blocks(const PrepareArgs& a) {
   Primitives pr;
   pr.qk = dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, k, s), base_attr(), engine);
   pr.pv = dnnl::matmul::primitive_desc(dnnl::matmul::desc(p, v, out), pv_attr, engine);
-  // Only on AMX tiles. With AVX512_BF16 alone oneDNN's matmuls at these
-  // shapes (K = d = 64 for the scores, many small calls) measured 1.5-2x
-  // slower than our float32 kernel on the same operands (RAVLT-T backbone
-  // at 800x1216, DNNL_MAX_CPU_ISA=AVX512_CORE_BF16); elsewhere there are
-  // no bfloat16 units at all.
-  const auto on_amx = [](const dnnl::matmul::primitive_desc& pd) {
-    return std::string(pd.impl_info_str()).find("amx") != std::string::npos;
+  // Only where oneDNN's bfloat16 matmuls outrun our float32 kernel: on AMX
+  // tiles, and on AVX512_BF16 whose vdpbf16ps does more multiply-adds per
+  // cycle than the float32 FMA (bf16_dot_outruns_fma(): AMD Zen 4 and
+  // later). With Intel's AVX512_BF16 alone (AMX masked on a Sapphire
+  // Rapids) the matmuls at these shapes (K = d = 64 for the scores, many
+  // small calls) measured 1.5-2x slower than our float32 kernel on the
+  // same operands; elsewhere there are no bfloat16 units at all. The
+  // loops around the matmuls are AVX-512: with a narrower instruction set
+  // forced (tests), the float32 kernel takes the node.
+  const auto on_bf16_units = [](const dnnl::matmul::primitive_desc& pd) {
+    const std::string impl = pd.impl_info_str();
+    if (impl.find("amx") != std::string::npos) return true;
+    return impl.find("avx512_core_bf16") != std::string::npos && bf16_dot_outruns_fma();
   };
-  if (!on_amx(pr.qk) || !on_amx(pr.pv)) return nullptr;
+  if (active_isa() != Isa::kAvx512 || !on_bf16_units(pr.qk) || !on_bf16_units(pr.pv)) {
+    return nullptr;
+  }
   pr.k_plain = dnnl::memory::desc({d, nb}, dt::bf16, tag::ba);  // one key per row
   pr.v_plain = dnnl::memory::desc({nb, d}, dt::bf16, tag::ab);
   pr.k_pack =

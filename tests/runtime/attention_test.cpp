@@ -10,6 +10,7 @@
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/isa.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/softmax_attention_blocks.h"
 
 using namespace ravlt::runtime;
 using ravlt::DType;
@@ -46,32 +47,42 @@ Problem make_problem(int64_t n, int64_t h, int64_t w, int heads, int d, uint32_t
   return p;
 }
 
+// The one-node graph of problem p (an attention node) and the context of
+// a CPU backend in `precision`, as a kernel factory is handed them.
+struct AttentionNode {
+  AttentionNode(const Problem& p, bool rala, DType precision) {
+    const int64_t c = int64_t{p.heads} * p.d;
+    std::vector<Value> values(4);
+    values[0].shape = {p.n, p.h, p.w, 4 * c};
+    values[1].shape = {p.n, p.h, p.w, c};
+    values[2].constant = true;
+    values[2].shape = {p.d / 2};
+    values[2].data = p.angle.data();
+    values[3].shape = {p.n, p.h, p.w, c};
+    Node node;
+    node.name = "attention";
+    node.op = rala ? Op::kRalaAttention : Op::kSoftmaxAttention;
+    node.inputs = {0, 1, 2};
+    node.output = 3;
+    node.heads = p.heads;
+    node.head_dim = p.d;
+    graph = Graph::from_parts(values, {node}, 0, {3});
+    for (const Value& v : values) shapes.push_back(v.shape);
+    context.precision = precision;
+    context.float32_interface = false;
+  }
+  PrepareArgs args() { return PrepareArgs{*graph, graph->nodes()[0], shapes, context}; }
+
+  std::shared_ptr<const Graph> graph;
+  std::vector<Shape> shapes;
+  CpuContext context;
+};
+
 // The kernel's output for problem p; in bfloat16 every operand but the
 // RoPE table is narrowed first and the output widened after.
 std::vector<float> run_kernel(const Problem& p, bool rala, DType precision = DType::kFloat32) {
-  const int64_t c = int64_t{p.heads} * p.d;
-  std::vector<Value> values(4);
-  values[0].shape = {p.n, p.h, p.w, 4 * c};
-  values[1].shape = {p.n, p.h, p.w, c};
-  values[2].constant = true;
-  values[2].shape = {p.d / 2};
-  values[2].data = p.angle.data();
-  values[3].shape = {p.n, p.h, p.w, c};
-  Node node;
-  node.name = "attention";
-  node.op = rala ? Op::kRalaAttention : Op::kSoftmaxAttention;
-  node.inputs = {0, 1, 2};
-  node.output = 3;
-  node.heads = p.heads;
-  node.head_dim = p.d;
-  auto graph = Graph::from_parts(values, {node}, 0, {3});
-  std::vector<Shape> shapes;
-  for (const Value& v : values) shapes.push_back(v.shape);
-  CpuContext context;
-  context.precision = precision;
-  context.float32_interface = false;
-  const PrepareArgs args{*graph, graph->nodes()[0], shapes, context};
-  auto kernel = make_kernel(args);
+  AttentionNode node(p, rala, precision);
+  auto kernel = make_kernel(node.args());
   std::vector<uint8_t> scratch(kernel->scratch_bytes() + 64);
   auto* aligned =
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) / 64 * 64);
@@ -99,7 +110,8 @@ std::vector<float> run_kernel(const Problem& p, bool rala, DType precision = DTy
 
 TEST_CASE("a NaN in the input comes out as NaN, on every path (no garbage, no crash)") {
   // bfloat16 where the CPU has it: softmax attention then runs on oneDNN's
-  // AMX matmuls if there are AMX tiles.
+  // matmuls at AVX-512 if there are fast bfloat16 units (AMX tiles, AMD's
+  // AVX512_BF16), and in our loops otherwise.
   std::vector<DType> precisions = {DType::kFloat32};
   std::string no_bf16;
   if (cpu_bf16_support(&no_bf16)) precisions.push_back(DType::kBFloat16);
@@ -120,6 +132,35 @@ TEST_CASE("a NaN in the input comes out as NaN, on every path (no garbage, no cr
         }
       }
     }
+  }
+  reset_isa();
+}
+
+TEST_CASE(
+    "bfloat16 softmax attention runs on oneDNN's matmuls where bfloat16 units outrun float32") {
+  std::string no_bf16;
+  if (!cpu_bf16_support(&no_bf16)) {
+    MESSAGE("skipped: " << no_bf16);
+    return;
+  }
+  // AMX tiles, or AVX512_BF16 whose dot product outruns the FMA (AMD's):
+  // the scores and the update on oneDNN's matmuls; Intel's AVX512_BF16
+  // alone: our float32 loops on the bfloat16 operands.
+  const bool units =
+      dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx || bf16_dot_outruns_fma();
+  const Problem p = make_problem(1, 9, 13, 2, 64, 5u);
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
+    force_isa(isa);
+    AttentionNode node(p, false, DType::kBFloat16);
+    INFO(isa_name(isa) << (units ? ", bfloat16 units" : ", no fast bfloat16 units"));
+    // The loops around the matmuls are AVX-512 ones: a narrower forced
+    // instruction set runs the float32 kernel (so tests cover both).
+    CHECK((make_softmax_attention_blocks(node.args()) != nullptr) ==
+          (units && isa == Isa::kAvx512));
+    // And in float32 never.
+    AttentionNode f32(p, false, DType::kFloat32);
+    CHECK(make_softmax_attention_blocks(f32.args()) == nullptr);
   }
   reset_isa();
 }
