@@ -26,9 +26,9 @@ const char* isa_name(Isa isa);
 /// without AMX pay off even where our float32 kernels are tuned: AMD's
 /// (Zen 4 and later: 32 multiply-adds per instruction at the rate of a
 /// 16-lane FMA; oneDNN's 1024^3 matmul measured 385 against 127 GFLOP/s
-/// on two Zen 4 cores). Intel's (Cooper Lake; Sapphire Rapids, beside
-/// AMX) issue it at the FMA's multiply-add rate or half of it. False
-/// without AVX512_BF16.
+/// on two Zen 4 cores). Intel's do not: on a Sapphire Rapids (beside
+/// AMX) it measured half the FMA's multiply-add rate; Cooper Lake, not
+/// measured, is taken to be alike. False without AVX512_BF16.
 bool bf16_dot_outruns_fma();
 
 }  // namespace ravlt::runtime::cpu
