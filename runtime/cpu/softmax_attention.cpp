@@ -10,6 +10,7 @@
 // into float32 buffers of its thread (typed_rows.h).
 #include "runtime/cpu/attention_kernel.h"
 #include "runtime/cpu/softmax_attention_blocks.h"
+#include "runtime/cpu/softmax_attention_whole.h"
 #include "runtime/cpu/typed_rows.h"
 
 namespace ravlt::runtime::cpu {
@@ -105,6 +106,9 @@ class SoftmaxAttentionKernel : public AttentionKernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args) {
+  // Few tokens: whole rows of scores; else the online softmax over key
+  // blocks, on oneDNN's bfloat16 matmuls where they are fast, else ours.
+  if (auto whole = make_softmax_attention_whole(args)) return whole;
   if (auto on_gemms = make_softmax_attention_blocks(args)) return on_gemms;
   return std::make_unique<SoftmaxAttentionKernel>(args);
 }

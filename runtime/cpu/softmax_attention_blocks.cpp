@@ -278,6 +278,12 @@ class SoftmaxAttentionBlocksKernel : public AttentionKernel {
 
 }  // namespace
 
+bool matmul_on_fast_bf16_units(const dnnl::matmul::primitive_desc& pd) {
+  const std::string impl = pd.impl_info_str();
+  if (impl.find("amx") != std::string::npos) return true;
+  return impl.find("avx512_core_bf16") != std::string::npos && bf16_dot_outruns_fma();
+}
+
 std::unique_ptr<Kernel> make_softmax_attention_blocks(const PrepareArgs& a) {
   if (input_dtype(a, 0) != DType::kBFloat16) return nullptr;
   const dnnl::engine& engine = a.context.engine;
@@ -306,12 +312,8 @@ std::unique_ptr<Kernel> make_softmax_attention_blocks(const PrepareArgs& a) {
   // same operands; elsewhere there are no bfloat16 units at all. The
   // loops around the matmuls are AVX-512: with a narrower instruction set
   // forced (tests), the float32 kernel takes the node.
-  const auto on_bf16_units = [](const dnnl::matmul::primitive_desc& pd) {
-    const std::string impl = pd.impl_info_str();
-    if (impl.find("amx") != std::string::npos) return true;
-    return impl.find("avx512_core_bf16") != std::string::npos && bf16_dot_outruns_fma();
-  };
-  if (active_isa() != Isa::kAvx512 || !on_bf16_units(pr.qk) || !on_bf16_units(pr.pv)) {
+  if (active_isa() != Isa::kAvx512 || !matmul_on_fast_bf16_units(pr.qk) ||
+      !matmul_on_fast_bf16_units(pr.pv)) {
     return nullptr;
   }
   pr.k_plain = dnnl::memory::desc({d, nb}, dt::bf16, tag::ba);  // one key per row

@@ -11,6 +11,7 @@
 #include "runtime/cpu/isa.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/softmax_attention_blocks.h"
+#include "runtime/cpu/softmax_attention_whole.h"
 
 using namespace ravlt::runtime;
 using ravlt::DType;
@@ -144,23 +145,31 @@ TEST_CASE(
     return;
   }
   // AMX tiles, or AVX512_BF16 whose dot product outruns the FMA (AMD's):
-  // the scores and the update on oneDNN's matmuls; Intel's AVX512_BF16
-  // alone: our float32 loops on the bfloat16 operands.
+  // the scores and the update on oneDNN's matmuls, over whole rows of
+  // scores up to kWholeRowsMaxTokens tokens, over key blocks past that;
+  // Intel's AVX512_BF16 alone: our float32 loops on the bfloat16 operands.
   const bool units =
       dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx || bf16_dot_outruns_fma();
-  const Problem p = make_problem(1, 9, 13, 2, 64, 5u);
+  const Problem few = make_problem(2, 16, 16, 3, 64, 5u);  // L = 256, the most in whole rows
+  const Problem many = make_problem(1, 1, kWholeRowsMaxTokens + 1, 2, 64, 6u);
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
     force_isa(isa);
-    AttentionNode node(p, false, DType::kBFloat16);
     INFO(isa_name(isa) << (units ? ", bfloat16 units" : ", no fast bfloat16 units"));
     // The loops around the matmuls are AVX-512 ones: a narrower forced
     // instruction set runs the float32 kernel (so tests cover both).
-    CHECK((make_softmax_attention_blocks(node.args()) != nullptr) ==
-          (units && isa == Isa::kAvx512));
-    // And in float32 never.
-    AttentionNode f32(p, false, DType::kFloat32);
-    CHECK(make_softmax_attention_blocks(f32.args()) == nullptr);
+    const bool on_matmuls = units && isa == Isa::kAvx512;
+    AttentionNode whole(few, false, DType::kBFloat16);
+    CHECK((make_softmax_attention_whole(whole.args()) != nullptr) == on_matmuls);
+    AttentionNode blocks(many, false, DType::kBFloat16);
+    CHECK(make_softmax_attention_whole(blocks.args()) == nullptr);
+    CHECK((make_softmax_attention_blocks(blocks.args()) != nullptr) == on_matmuls);
+    // And in float32 neither.
+    for (const Problem* p : {&few, &many}) {
+      AttentionNode f32(*p, false, DType::kFloat32);
+      CHECK(make_softmax_attention_whole(f32.args()) == nullptr);
+      CHECK(make_softmax_attention_blocks(f32.args()) == nullptr);
+    }
   }
   reset_isa();
 }
