@@ -9,7 +9,10 @@
 namespace ravlt::runtime::cpu {
 
 /// Most tokens per image for which softmax attention stores every head's
-/// whole L x L scores: at most 256 x 256 floats (256 KB) per head.
+/// whole L x L scores: at most 256 x 256 floats (256 KB) per head. Past
+/// that the key-block kernels win: at L = 576 (RAVLT-T's stage 3 at 384 x
+/// 384, 5 MB of scores per image, beyond the second-level cache) whole rows
+/// measured 1.9-2.3 ms per node against 1.6-1.8 (AMD Zen 4, bfloat16).
 inline constexpr int64_t kWholeRowsMaxTokens = 256;
 
 /// The kernel for a softmax attention node of at most kWholeRowsMaxTokens
