@@ -1,5 +1,5 @@
-// What the two attention kernels share: the problem's sizes, the plan's RoPE
-// tables.
+// What the attention kernels share: the problem's sizes, the plan's RoPE
+// tables, the gated output.
 #pragma once
 
 #include "ravlt/error.h"
@@ -11,6 +11,20 @@ namespace ravlt::runtime::cpu {
 
 class AttentionKernel : public Kernel {
  protected:
+  /// The gated output of `rows` rows of d_ floats each, in place:
+  /// acc = (acc / sum + lepe) * o, row r's sum at sum[r] (the kernels on
+  /// oneDNN matmuls, after their second GEMM).
+  void gate_rows(float* acc, const float* sum, const float* lepe, const float* o,
+                 int64_t rows) const {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float inv = 1.0f / sum[r];
+      float* row = acc + r * d_;
+      const float* lp = lepe + r * d_;
+      const float* gate = o + r * d_;
+      for (int e = 0; e < d_; ++e) row[e] = (row[e] * inv + lp[e]) * gate[e];
+    }
+  }
+
   /// Inputs: qkvo (N, H, W, 4C), lepe (N, H, W, C), the RoPE angle table.
   explicit AttentionKernel(const PrepareArgs& a)
       : n_(a.output_shape()[0]),

@@ -240,13 +240,7 @@ class SoftmaxAttentionBlocksKernel : public AttentionKernel {
     // out = (acc / sum + lepe) * o, in the output's type.
     widen_rows(convert_, in[0], 4 * c, 3 * c + head * d_, d_, b * l_count, l0, l1, o);
     widen_rows(convert_, in[1], c, head * d_, d_, b * l_count, l0, l1, lepe);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float inv = 1.0f / sum[r];
-      float* row = acc + r * d_;
-      const float* gate = o + r * d_;
-      const float* lp = lepe + r * d_;
-      for (int e = 0; e < d_; ++e) row[e] = (row[e] * inv + lp[e]) * gate[e];
-    }
+    gate_rows(acc, sum, lepe, o, rows);
     narrow_rows(convert_, acc, output, c, head * d_, d_, b * l_count, l0, l1);
   }
 
