@@ -27,16 +27,17 @@ struct RalaLoops {
   /// RALA pass 1: adds sum over tokens [l0, l1) of elu(q) + 1 to `sum` (d).
   void (*rala_q_sum)(const float* q, int64_t row_stride, int64_t l0, int64_t l1, int d,
                      double* sum);
-  /// RALA pass 2: logits[l] = <qm_scaled, elu(k_l) + 1> for [l0, l1); returns their maximum.
-  float (*rala_logits)(const float* k, int64_t row_stride, int64_t l0, int64_t l1, int d,
-                       const float* qm_scaled, float* logits);
-  /// RALA pass 3, for [l0, l1): with w_l = exp(logits[l] - max) and
+  /// RALA passes 2 and 3 in one, for [l0, l1): logits
+  /// g_l = <qm_scaled, elu(k_l) + 1>, and with w_l = exp(g_l - max_logit) and
   /// k'_l = (elu(k_l) + 1) w_l, adds sum w_l to `weight_sum`, sum k'_l to
-  /// `kbar_sum` (d) and sum rope(k'_l)^T v_l to `kv_sum` (d x d).
+  /// `kbar_sum` (d) and sum rope(k'_l)^T v_l to `kv_sum` (d x d). `max_logit` is
+  /// the running maximum of the logits (-inf before the first token):
+  /// where a chunk of tokens raises it, the three sums are rescaled to the
+  /// new one first.
   void (*rala_kv_sum)(const float* k, const float* v, int64_t row_stride, int64_t l0, int64_t l1,
-                      int64_t width, int d, const RopeView& rope, const float* logits,
-                      float max_logit, double* weight_sum, double* kbar_sum, double* kv_sum);
-  /// RALA pass 4 for tokens [l0, l1): out = (rope(q') kv z + lepe) * o,
+                      int64_t width, int d, const RopeView& rope, const float* qm_scaled,
+                      float* max_logit, double* weight_sum, double* kbar_sum, double* kv_sum);
+  /// RALA pass 3 (the last) for tokens [l0, l1): out = (rope(q') kv z + lepe) * o,
   /// z = 1 / (<q', kbar> + 1e-6).
   void (*rala_output)(const float* q, const float* o, int64_t row_stride, const float* lepe,
                       int64_t lepe_stride, float* out, int64_t l0, int64_t l1, int64_t width, int d,

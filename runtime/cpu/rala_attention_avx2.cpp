@@ -9,7 +9,7 @@ namespace ravlt::runtime::cpu::isa_avx2 {
 #include "runtime/cpu/rala_attention_loops.inc"
 
 const RalaLoops& rala_loops() {
-  static const RalaLoops kLoops = {rala_q_sum, rala_logits, rala_kv_sum, rala_output};
+  static const RalaLoops kLoops = {rala_q_sum, rala_kv_sum, rala_output};
   return kLoops;
 }
 

@@ -47,8 +47,9 @@ TEST_CASE("RALA splits the tokens by the session's threads, not the machine's co
     return backend.prepare(*graph, graph->nodes()[0], shapes)->scratch_bytes();
   };
   const size_t one = scratch_for(1), eight = scratch_for(8);
-  // Per extra part: a d vector, a d x d matrix and a weight, in double.
-  CHECK(eight - one == 7 * (d + d * d + 1) * sizeof(double));
+  // Per extra part: a d vector, a d x d matrix, a weight sum and a logit
+  // maximum, in double.
+  CHECK(eight - one == 7 * (d + d * d + 2) * sizeof(double));
 }
 
 TEST_CASE("a oneDNN primitive that fails to execute is an Error naming the node") {
