@@ -52,8 +52,8 @@ class RalaKernel : public AttentionKernel {
       buffers_ = ThreadBuffers(a.context.threads, 4 * kTokensPerChunk * d_);
     }
     // Whole tasks per thread where they keep every thread busy: as many as
-    // the threads, a multiple of them, or enough that the last round's
-    // imbalance is small (at most a ninth more than the mean per thread).
+    // the threads, a multiple of them, or at least four per thread, so that
+    // the busiest thread has at most a quarter more than the mean.
     whole_tasks_ = tasks >= threads && (tasks % threads == 0 || tasks >= 4 * threads);
     // Else split the tokens when there are fewer (image, head) tasks than
     // the session's threads, so that every thread has a part.
