@@ -1,6 +1,7 @@
 #include "runtime/backend.h"
 
 #include "base/half_float.h"
+#include "ravlt/error.h"
 #include "runtime/host_pages.h"
 
 namespace ravlt::runtime {
@@ -23,10 +24,17 @@ std::unique_ptr<BackendMemory> allocate_host(size_t bytes) {
   return std::make_unique<HostMemory>(bytes);
 }
 
+std::unique_ptr<Kernel> Backend::prepare_fused(const Graph& graph, const Fusion& fusion,
+                                               const std::vector<Shape>& shapes) {
+  (void)graph, (void)shapes;
+  throw Error("this backend fuses no nodes ('" + fusion.kind + "' asked)");
+}
+
 void Backend::prepare_all(const Graph& graph, const std::vector<size_t>& steps,
-                          const std::vector<Shape>& shapes,
+                          const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
                           std::vector<std::unique_ptr<Kernel>>& kernels) {
   for (size_t k : steps) kernels[k] = prepare(graph, graph.nodes()[k], shapes);
+  for (const Fusion& f : fusions) kernels[f.nodes.back()] = prepare_fused(graph, f, shapes);
 }
 
 std::unique_ptr<BackendMemory> Backend::allocate(size_t bytes) {

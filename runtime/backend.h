@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "ravlt/dtype.h"
@@ -89,6 +90,20 @@ struct PrepareArgsFor {
   const Shape& output_shape() const { return shapes[node.output]; }
 };
 
+/// Consecutive steps of a plan that one kernel computes at once, the
+/// values passed between them never stored (e.g. a whole FFN by bands of
+/// rows, its hidden activations staying in the caches).
+struct Fusion {
+  /// Graph node indices, consecutive steps of the plan; the output of each
+  /// is read by the next one only.
+  std::vector<size_t> nodes;
+  /// What the kernel's run() gets, in this order: the nodes' inputs that
+  /// come from outside the chain.
+  std::vector<uint32_t> inputs;
+  /// What profiles call it ("Linear+Conv2d+Linear").
+  std::string kind;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -96,12 +111,27 @@ class Backend {
   /// naming the node if it cannot run.
   virtual std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
                                           const std::vector<Shape>& shapes) = 0;
+  /// The fusions this backend runs among a plan's `steps` (graph order);
+  /// none by default. `readers[v]`: how many steps read value v, plus one
+  /// where the caller asked for v: a value is fused away only where that is
+  /// one (the next node of the chain).
+  virtual std::vector<Fusion> fuse(const Graph& graph, const std::vector<size_t>& steps,
+                                   const std::vector<Shape>& shapes,
+                                   const std::vector<int>& readers) {
+    (void)graph, (void)steps, (void)shapes, (void)readers;
+    return {};
+  }
+  /// The kernel of a fusion fuse() proposed. Its run() gets the fusion's
+  /// inputs and the last node's output.
+  virtual std::unique_ptr<Kernel> prepare_fused(const Graph& graph, const Fusion& fusion,
+                                                const std::vector<Shape>& shapes);
   /// Prepares the nodes `steps` (indices into graph.nodes()) of one plan
-  /// into kernels[step] (kernels has a slot per node). One after another
-  /// by default; a backend whose prepare() may run concurrently spreads
-  /// them over its threads. Throws the error of the first step that fails.
+  /// into kernels[step] (kernels has a slot per node), and each of
+  /// `fusions` into kernels[its last node]. One after another by default;
+  /// a backend whose prepare() may run concurrently spreads them over its
+  /// threads. Throws the error of the first one that fails.
   virtual void prepare_all(const Graph& graph, const std::vector<size_t>& steps,
-                           const std::vector<Shape>& shapes,
+                           const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
                            std::vector<std::unique_ptr<Kernel>>& kernels);
   /// Called before each run: the thread count every kernel of the run uses.
   virtual void begin_run(int threads) = 0;

@@ -25,9 +25,11 @@ struct Executor::Plan {
   std::vector<DType> dtypes;                     // per value, in the backend's memory
   std::vector<size_t> steps;                     // the nodes that run, in graph order
   std::vector<std::unique_ptr<Kernel>> kernels;  // per node; null for nodes that do not run
-  std::vector<std::vector<ConstView>> inputs;    // per node, resolved (input slot patched)
-  std::vector<View> outputs;                     // per node
-  std::vector<uint8_t*> scratch;                 // per node
+  // Per step: the values its kernel reads (a node's inputs, or a fusion's).
+  std::vector<std::vector<uint32_t>> step_inputs;
+  std::vector<std::vector<ConstView>> inputs;  // per node, resolved (input slot patched)
+  std::vector<View> outputs;                   // per node
+  std::vector<uint8_t*> scratch;               // per node
   std::vector<std::pair<size_t, size_t>> graph_input_uses;  // (node, slot) reading the graph input
   std::unique_ptr<BackendMemory> arena;                     // every intermediate and scratch
   // The requested outputs, each at its offset, in backend memory.
@@ -62,20 +64,20 @@ const PlanStats& Executor::plan(std::span<const int64_t> input_shape,
 }
 
 Executor::Plan& Executor::plan_for(std::span<const int64_t> shape,
-                                   std::span<const uint32_t> outputs) {
+                                   std::span<const uint32_t> outputs, bool fused) {
   if (outputs.empty()) outputs = graph_->outputs();
-  if (last_key_ != nullptr &&
-      std::equal(shape.begin(), shape.end(), last_key_->first.begin(), last_key_->first.end()) &&
-      std::equal(outputs.begin(), outputs.end(), last_key_->second.begin(),
-                 last_key_->second.end())) {
+  if (last_key_ != nullptr && last_key_->fused == fused &&
+      std::equal(shape.begin(), shape.end(), last_key_->shape.begin(), last_key_->shape.end()) &&
+      std::equal(outputs.begin(), outputs.end(), last_key_->outputs.begin(),
+                 last_key_->outputs.end())) {
     last_plan_->last_use = ++uses_;
     return *last_plan_;
   }
-  PlanKey key(Shape(shape.begin(), shape.end()),
-              std::vector<uint32_t>(outputs.begin(), outputs.end()));
+  PlanKey key{Shape(shape.begin(), shape.end()),
+              std::vector<uint32_t>(outputs.begin(), outputs.end()), fused};
   auto it = plans_.find(key);
   if (it == plans_.end()) {
-    std::unique_ptr<Plan> plan = make_plan(key.first, key.second);
+    std::unique_ptr<Plan> plan = make_plan(key);
     it = plans_.emplace(std::move(key), std::move(plan)).first;
   }
   last_key_ = &it->first;
@@ -96,8 +98,9 @@ void Executor::evict_least_recent() {
   plans_.erase(oldest);
 }
 
-std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
-                                                    const std::vector<uint32_t>& outputs) {
+std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
+  const Shape& input_shape = key.shape;
+  const std::vector<uint32_t>& outputs = key.outputs;
   const Graph& g = *graph_;
   const auto& nodes = g.nodes();
   const auto& values = g.values();
@@ -122,9 +125,21 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
 
   const std::vector<Shape> shapes = infer_shapes(g, input_shape);
   auto plan = std::make_unique<Plan>();
+  plan->shapes = shapes;
   const bool on_host = backend_->uses_host_memory();
   for (size_t k = 0; k < nodes.size(); ++k) {
     if (runs[k]) plan->steps.push_back(k);
+  }
+  plan->step_inputs.resize(nodes.size());
+  for (size_t k : plan->steps) plan->step_inputs[k] = nodes[k].inputs;
+  const std::vector<Fusion> fusions =
+      key.fused ? fuse_steps(*plan, outputs) : std::vector<Fusion>{};
+  std::vector<size_t> unfused;  // the steps that are single nodes
+  for (size_t k : plan->steps) {
+    const bool in_fusion = std::any_of(fusions.begin(), fusions.end(), [k](const Fusion& f) {
+      return std::find(f.nodes.begin(), f.nodes.end(), k) != f.nodes.end();
+    });
+    if (!in_fusion) unfused.push_back(k);
   }
 
   // Lifetimes: a value lives from the step that writes it to its last reader.
@@ -132,11 +147,11 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
   for (size_t k : plan->steps) {
     first[nodes[k].output] = static_cast<int>(k);
     last[nodes[k].output] = std::max(last[nodes[k].output], static_cast<int>(k));
-    for (uint32_t in : nodes[k].inputs) last[in] = static_cast<int>(k);
+    for (uint32_t in : plan->step_inputs[k]) last[in] = static_cast<int>(k);
   }
   size_t scratch_bytes = 0;
   plan->kernels.resize(nodes.size());
-  backend_->prepare_all(g, plan->steps, shapes, plan->kernels);
+  backend_->prepare_all(g, unfused, fusions, shapes, plan->kernels);
   for (size_t k : plan->steps) {
     scratch_bytes = std::max(scratch_bytes, plan->kernels[k]->scratch_bytes());
   }
@@ -212,7 +227,6 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
       plan->results.push_back(plan->requested.back().f32());
     }
   }
-  plan->shapes = shapes;
 
   auto address = [&](uint32_t v) -> void* {
     if (output_slot[v] >= 0) return plan->requested[static_cast<size_t>(output_slot[v])].data;
@@ -223,8 +237,8 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
   plan->scratch.resize(nodes.size(), nullptr);
   for (size_t k : plan->steps) {
     std::vector<ConstView> in;
-    for (size_t slot = 0; slot < nodes[k].inputs.size(); ++slot) {
-      const uint32_t v = nodes[k].inputs[slot];
+    for (size_t slot = 0; slot < plan->step_inputs[k].size(); ++slot) {
+      const uint32_t v = plan->step_inputs[k][slot];
       if (values[v].constant) {
         in.push_back({backend_->constant(g, v), plan->dtypes[v]});
       } else if (v == g.input()) {
@@ -248,6 +262,44 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const Shape& input_shape,
     }
   }
   return plan;
+}
+
+std::vector<Fusion> Executor::fuse_steps(Plan& plan, const std::vector<uint32_t>& outputs) {
+  const Graph& g = *graph_;
+  const auto& nodes = g.nodes();
+  std::vector<int> readers(g.values().size(), 0);
+  for (size_t k : plan.steps) {
+    for (uint32_t in : nodes[k].inputs) ++readers[in];
+  }
+  for (uint32_t v : outputs) ++readers[v];
+  std::vector<Fusion> fusions = backend_->fuse(g, plan.steps, plan.shapes, readers);
+  // What the executor relies on, checked: a backend that breaks it is a bug.
+  std::vector<size_t> kept;
+  for (const Fusion& f : fusions) {
+    const auto at = std::find(plan.steps.begin(), plan.steps.end(), f.nodes.front());
+    bool ok = f.nodes.size() >= 2 && at != plan.steps.end() &&
+              static_cast<size_t>(plan.steps.end() - at) >= f.nodes.size();
+    for (size_t i = 0; ok && i < f.nodes.size(); ++i) {
+      ok = at[static_cast<std::ptrdiff_t>(i)] == f.nodes[i] &&
+           plan.step_inputs[f.nodes[i]] == nodes[f.nodes[i]].inputs;
+      if (ok && i + 1 < f.nodes.size()) {
+        const uint32_t passed = nodes[f.nodes[i]].output;
+        ok = readers[passed] == 1 && std::count(f.inputs.begin(), f.inputs.end(), passed) == 0;
+      }
+    }
+    if (!ok) throw Error("the backend proposed a fusion ('" + f.kind + "') the plan cannot run");
+    plan.step_inputs[f.nodes.back()] = f.inputs;
+    for (size_t i = 0; i + 1 < f.nodes.size(); ++i) plan.step_inputs[f.nodes[i]].clear();
+    fused_kind_.resize(nodes.size());
+    for (size_t n : f.nodes) fused_kind_[n] = f.kind;
+  }
+  // The chains run as their last node.
+  std::erase_if(plan.steps, [&](size_t k) {
+    return std::any_of(fusions.begin(), fusions.end(), [k](const Fusion& f) {
+      return k != f.nodes.back() && std::find(f.nodes.begin(), f.nodes.end(), k) != f.nodes.end();
+    });
+  });
+  return fusions;
 }
 
 void Executor::start_run(Plan& p, const float* input) {
@@ -293,7 +345,7 @@ std::span<const float* const> Executor::run(const float* input,
 
 void Executor::run_observed(const float* input, std::span<const int64_t> input_shape,
                             const NodeObserver& observer) {
-  Plan& p = plan_for(input_shape, {});
+  Plan& p = plan_for(input_shape, {}, false);
   start_run(p, input);
   const auto& nodes = graph_->nodes();
   const bool direct = backend_->uses_host_memory();

@@ -13,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "runtime/backend.h"
@@ -67,17 +69,37 @@ class Executor {
 
   /// When on, each run adds the time of every node to node_seconds().
   void set_profiling(bool on) { profiling_ = on; }
-  /// Seconds spent in each node (graph order) over the profiled runs.
+  /// Seconds spent in each node (graph order) over the profiled runs. A
+  /// fusion's time counts at its last node (the others' stays 0).
   const std::vector<double>& node_seconds() const { return node_seconds_; }
+  /// What profiles call node `node`: the kind of the fusion it ran in (in
+  /// any plan made so far), else nullptr (its op).
+  const std::string* fused_kind(size_t node) const {
+    return node < fused_kind_.size() && !fused_kind_[node].empty() ? &fused_kind_[node] : nullptr;
+  }
 
  private:
   struct Plan;
-  // A plan's key: the input shape, then the requested output values.
-  using PlanKey = std::pair<Shape, std::vector<uint32_t>>;
-  Plan& plan_for(std::span<const int64_t> input_shape, std::span<const uint32_t> outputs);
+  // A plan's key: the input shape, the requested output values, and
+  // whether the backend may fuse nodes (not for observed runs, which see
+  // every node's output).
+  struct PlanKey {
+    Shape shape;
+    std::vector<uint32_t> outputs;
+    bool fused = true;
+    bool operator<(const PlanKey& o) const {
+      return std::tie(shape, outputs, fused) < std::tie(o.shape, o.outputs, o.fused);
+    }
+  };
+  Plan& plan_for(std::span<const int64_t> input_shape, std::span<const uint32_t> outputs,
+                 bool fused = true);
   // Plans `outputs` for `input_shape`; once the plan fits the memory bound,
   // frees the least recently used plan if the cache is full, then allocates.
-  std::unique_ptr<Plan> make_plan(const Shape& input_shape, const std::vector<uint32_t>& outputs);
+  std::unique_ptr<Plan> make_plan(const PlanKey& key);
+  // Asks the backend which steps of `plan` run fused, checks its answer,
+  // and leaves each chain in plan.steps as its last node, reading the
+  // chain's inputs (plan.step_inputs).
+  std::vector<Fusion> fuse_steps(Plan& plan, const std::vector<uint32_t>& outputs);
   void evict_least_recent();
   // Around the kernels of one run: the input in, the outputs out.
   void start_run(Plan& plan, const float* input);
@@ -95,6 +117,7 @@ class Executor {
   Plan* last_plan_ = nullptr;
   bool profiling_ = false;
   std::vector<double> node_seconds_;
+  std::vector<std::string> fused_kind_;  // per node: its fusion's kind, or empty
 };
 
 }  // namespace ravlt::runtime

@@ -184,7 +184,7 @@ int run(const BenchArgs& a) {
     const auto ops = profiled->profile();
     for (const OpProfile& p : ops) total += p.seconds;
     for (const OpProfile& p : ops) {
-      std::printf("  %-18s %3d nodes %9.3f ms  %5.1f%%\n", p.op.c_str(), p.nodes,
+      std::printf("  %-20s %3d nodes %9.3f ms  %5.1f%%\n", p.op.c_str(), p.nodes,
                   1000.0 * p.seconds / (a.iterations + 1), 100.0 * p.seconds / total);
     }
     std::vector<NodeProfile> nodes = profiled->node_profile();
@@ -193,7 +193,7 @@ int run(const BenchArgs& a) {
     const size_t shown = std::min<size_t>(nodes.size(), static_cast<size_t>(a.profile_nodes));
     if (shown > 0) std::printf("\nslowest %zu nodes (per run):\n", shown);
     for (size_t k = 0; k < shown; ++k) {
-      std::printf("  %-40s %-18s %9.3f ms  %5.1f%%\n", nodes[k].name.c_str(), nodes[k].op.c_str(),
+      std::printf("  %-40s %-20s %9.3f ms  %5.1f%%\n", nodes[k].name.c_str(), nodes[k].op.c_str(),
                   1000.0 * nodes[k].seconds / (a.iterations + 1), 100.0 * nodes[k].seconds / total);
     }
   }

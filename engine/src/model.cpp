@@ -308,6 +308,14 @@ Tensor copy_out(const float* data, const runtime::Shape& shape) {
   return t;
 }
 
+// What a profile calls node k: its op, or the fusion it ran in (whose
+// time counts at the chain's last node).
+std::string profile_kind(const runtime::Executor& executor, const std::vector<runtime::Node>& nodes,
+                         size_t k) {
+  const std::string* fused = executor.fused_kind(k);
+  return fused != nullptr ? *fused : runtime::op_name(nodes[k].op);
+}
+
 }  // namespace
 
 std::vector<Tensor> Session::capture(const Tensor& input, const std::vector<std::string>& nodes) {
@@ -348,7 +356,7 @@ std::vector<OpProfile> Session::profile() const {
   const std::vector<double>& seconds = impl_->executor.node_seconds();
   std::vector<OpProfile> kinds;
   for (size_t k = 0; k < nodes.size(); ++k) {
-    const std::string name = runtime::op_name(nodes[k].op);
+    const std::string name = profile_kind(impl_->executor, nodes, k);
     auto it =
         std::find_if(kinds.begin(), kinds.end(), [&](const OpProfile& p) { return p.op == name; });
     if (it == kinds.end()) it = kinds.insert(kinds.end(), OpProfile{name, 0.0, 0});
@@ -366,8 +374,8 @@ std::vector<NodeProfile> Session::node_profile() const {
   std::vector<NodeProfile> out;
   out.reserve(nodes.size());
   for (size_t k = 0; k < nodes.size(); ++k) {
-    out.push_back(
-        {nodes[k].name, runtime::op_name(nodes[k].op), k < seconds.size() ? seconds[k] : 0.0});
+    out.push_back({nodes[k].name, profile_kind(impl_->executor, nodes, k),
+                   k < seconds.size() ? seconds[k] : 0.0});
   }
   return out;
 }

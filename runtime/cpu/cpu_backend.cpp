@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "ravlt/error.h"
+#include "runtime/cpu/fused_ffn.h"
 #include "runtime/cpu/kernels.h"
 
 namespace ravlt::runtime::cpu {
@@ -90,21 +91,49 @@ std::unique_ptr<Kernel> CpuBackend::prepare(const Graph& graph, const Node& node
   }
 }
 
+std::vector<Fusion> CpuBackend::fuse(const Graph& graph, const std::vector<size_t>& steps,
+                                     const std::vector<Shape>& shapes,
+                                     const std::vector<int>& readers) {
+  if (!fusing_) return {};
+  return find_ffn_fusions(graph, steps, shapes, readers, context_);
+}
+
+std::unique_ptr<Kernel> CpuBackend::prepare_fused(const Graph& graph, const Fusion& fusion,
+                                                  const std::vector<Shape>& shapes) {
+  if (fusion.kind != kFusedFfnKind || fusion.nodes.size() != 3) {
+    return Backend::prepare_fused(graph, fusion, shapes);
+  }
+  try {
+    return make_fused_ffn(graph, fusion, shapes, context_);
+  } catch (const dnnl::error& e) {
+    throw Error("nodes '" + graph.nodes()[fusion.nodes.front()].name + "' .. '" +
+                graph.nodes()[fusion.nodes.back()].name + "' (" + fusion.kind +
+                "): oneDNN: " + e.what());
+  }
+}
+
 void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& steps,
-                             const std::vector<Shape>& shapes,
+                             const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
                              std::vector<std::unique_ptr<Kernel>>& kernels) {
-  // Each kernel's constructor touches only its own node, oneDNN (whose
+  // Each kernel's constructor touches only its own nodes, oneDNN (whose
   // primitive creation is thread-safe) and the weight cache (locked). A
   // reorder inside runs on its caller's thread alone (nested parallel
-  // regions are off), so one worker per node is the whole split.
-  std::vector<std::exception_ptr> errors(steps.size());
-  const auto count = static_cast<int64_t>(steps.size());
+  // regions are off), so one worker per node (or fusion) is the whole split.
+  const size_t jobs = steps.size() + fusions.size();
+  std::vector<std::exception_ptr> errors(jobs);
+  const auto count = static_cast<int64_t>(jobs);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(context_.threads)
   for (int64_t i = 0; i < count; ++i) {
+    const auto job = static_cast<size_t>(i);
     try {
-      kernels[steps[i]] = prepare(graph, graph.nodes()[steps[i]], shapes);
+      if (job < steps.size()) {
+        kernels[steps[job]] = prepare(graph, graph.nodes()[steps[job]], shapes);
+      } else {
+        const Fusion& f = fusions[job - steps.size()];
+        kernels[f.nodes.back()] = prepare_fused(graph, f, shapes);
+      }
     } catch (...) {
-      errors[i] = std::current_exception();
+      errors[job] = std::current_exception();
     }
   }
   for (const std::exception_ptr& e : errors) {

@@ -25,13 +25,22 @@ class CpuBackend : public Backend {
   /// Over the session's threads: creating oneDNN primitives (code
   /// generation) and reordering weights take most of a plan's time.
   void prepare_all(const Graph& graph, const std::vector<size_t>& steps,
-                   const std::vector<Shape>& shapes,
+                   const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
                    std::vector<std::unique_ptr<Kernel>>& kernels) override;
+  /// The FFNs that run as one kernel (fused_ffn.h), unless set_fusing(false).
+  std::vector<Fusion> fuse(const Graph& graph, const std::vector<size_t>& steps,
+                           const std::vector<Shape>& shapes,
+                           const std::vector<int>& readers) override;
+  std::unique_ptr<Kernel> prepare_fused(const Graph& graph, const Fusion& fusion,
+                                        const std::vector<Shape>& shapes) override;
+  /// Whether later plans fuse nodes (on by default; tests compare both).
+  void set_fusing(bool on) { fusing_ = on; }
   void begin_run(int threads) override;
   DType value_dtype(const Graph& graph, uint32_t value) const override;
 
  private:
   CpuContext context_;
+  bool fusing_ = true;
 };
 
 /// Number of threads a run uses when asked for 0: all cores.

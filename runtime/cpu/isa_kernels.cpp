@@ -8,6 +8,7 @@ const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
 const ConvertLoops& convert_loops();
 const ActivationLoops& activation_loops();
+const DepthwiseLoops& depthwise_loops();
 }  // namespace isa_scalar
 namespace isa_avx2 {
 const RalaLoops& rala_loops();
@@ -15,6 +16,7 @@ const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
 const ConvertLoops& convert_loops();
 const ActivationLoops& activation_loops();
+const DepthwiseLoops& depthwise_loops();
 }  // namespace isa_avx2
 namespace isa_avx512 {
 const RalaLoops& rala_loops();
@@ -22,6 +24,7 @@ const SoftmaxLoops& softmax_loops();
 const LayerNormLoops& layer_norm_loops();
 const ConvertLoops& convert_loops();
 const ActivationLoops& activation_loops();
+const DepthwiseLoops& depthwise_loops();
 }  // namespace isa_avx512
 
 namespace {
@@ -63,6 +66,11 @@ const ConvertLoops& convert_loops(Isa isa) {
 const ActivationLoops& activation_loops(Isa isa) {
   return pick(isa, isa_scalar::activation_loops, isa_avx2::activation_loops,
               isa_avx512::activation_loops);
+}
+
+const DepthwiseLoops& depthwise_loops(Isa isa) {
+  return pick(isa, isa_scalar::depthwise_loops, isa_avx2::depthwise_loops,
+              isa_avx512::depthwise_loops);
 }
 
 }  // namespace ravlt::runtime::cpu

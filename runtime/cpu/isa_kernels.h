@@ -115,6 +115,17 @@ struct ActivationLoops {
   void (*gelu_f32_to_bf16)(const float* src, uint16_t* dst, int64_t n);
 };
 
+/// The fused FFN's depthwise convolution (depthwise_loops.inc).
+struct DepthwiseLoops {
+  /// One output row of a 3x3 depthwise convolution, stride 1, zero padding
+  /// of one column each side, over channels-last rows of `width` x
+  /// `channels` floats: rows[0..2] the input rows above, at and below it
+  /// (zeros where the image ends), taps 9 x channels (tap 3 i + j of row i,
+  /// column j), bias per channel.
+  void (*depthwise3x3_row)(const float* const* rows, const float* taps, const float* bias,
+                           int64_t width, int64_t channels, float* out);
+};
+
 /// The loops compiled for `isa`: one file per op and instruction set,
 /// <op>_<isa>.cpp (rala_attention_avx512.cpp, ...), CMake giving every
 /// *_avx2.cpp and *_avx512.cpp its instruction set's flags.
@@ -123,6 +134,7 @@ const SoftmaxLoops& softmax_loops(Isa isa);
 const LayerNormLoops& layer_norm_loops(Isa isa);
 const ConvertLoops& convert_loops(Isa isa);
 const ActivationLoops& activation_loops(Isa isa);
+const DepthwiseLoops& depthwise_loops(Isa isa);
 
 /// Keys per online-softmax block; keys and values are padded to a whole
 /// number of blocks so that a block always loads whole vectors.

@@ -153,7 +153,7 @@ TEST_CASE("a plan's nodes are prepared over the session's threads, every one of 
     CAPTURE(threads);
     RecordingBackend backend(threads);
     std::vector<std::unique_ptr<Kernel>> kernels(names.size());
-    backend.prepare_all(*graph, steps, shapes, kernels);
+    backend.prepare_all(*graph, steps, {}, shapes, kernels);
     for (const auto& k : kernels) CHECK(k != nullptr);
     CHECK(backend.threads_seen.size() == static_cast<size_t>(threads));
   }
@@ -170,7 +170,7 @@ TEST_CASE("when nodes prepared at once fail, the error is the first failing node
     CAPTURE(threads);
     RecordingBackend backend(threads);
     std::vector<std::unique_ptr<Kernel>> kernels(names.size());
-    CHECK_THROWS_WITH_AS(backend.prepare_all(*graph, steps, shapes, kernels),
+    CHECK_THROWS_WITH_AS(backend.prepare_all(*graph, steps, {}, shapes, kernels),
                          doctest::Contains("node 'bad2': refused"), Error);
   }
 }

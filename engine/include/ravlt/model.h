@@ -153,7 +153,8 @@ struct SessionOptions {
 
 /// Time spent per op kind over a session's profiled runs.
 struct OpProfile {
-  std::string op;        ///< "Conv2d", "Linear", "RalaAttention", ...
+  std::string op;        ///< "Conv2d", "Linear", "RalaAttention", ..., or a fused chain
+                         ///< ("Linear+Conv2d+Linear": a whole FFN run as one kernel)
   double seconds = 0.0;  ///< total over all runs
   int nodes = 0;         ///< nodes of this kind in the graph
 };
@@ -161,7 +162,8 @@ struct OpProfile {
 /// Time spent in one node of the graph over a session's profiled runs.
 struct NodeProfile {
   std::string name;      ///< the node's name in the model file
-  std::string op;        ///< its op kind
+  std::string op;        ///< its op kind, or the fused chain it ran in ("Linear+Conv2d+Linear":
+                         ///< the chain's time counts at its last node)
   double seconds = 0.0;  ///< total over all runs
 };
 

@@ -1,0 +1,19 @@
+// The fused FFN's depthwise convolution compiled for AVX-512 F/VL/BW/DQ + FMA, 512-bit vectors:
+// CMake gives every
+// *_avx512.cpp these flags (runtime/CMakeLists.txt). The loops themselves, shared by every
+// instruction set, are in depthwise_loops.inc.
+#include <immintrin.h>
+
+#include "runtime/cpu/isa_kernels.h"
+
+namespace ravlt::runtime::cpu::isa_avx512 {
+#include "runtime/cpu/vector_math.inc"
+// (math first: the loops use it)
+#include "runtime/cpu/depthwise_loops.inc"
+
+const DepthwiseLoops& depthwise_loops() {
+  static const DepthwiseLoops kLoops = {depthwise3x3_row};
+  return kLoops;
+}
+
+}  // namespace ravlt::runtime::cpu::isa_avx512

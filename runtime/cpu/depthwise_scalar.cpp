@@ -1,0 +1,16 @@
+// The fused FFN's depthwise convolution compiled for the baseline x86-64 instruction set (SSE2, no
+// FMA contraction): CMake gives every *_scalar.cpp these flags (runtime/CMakeLists.txt). The loops
+// themselves, shared by every instruction set, are in depthwise_loops.inc.
+#include "runtime/cpu/isa_kernels.h"
+
+namespace ravlt::runtime::cpu::isa_scalar {
+#include "runtime/cpu/vector_math.inc"
+// (math first: the loops use it)
+#include "runtime/cpu/depthwise_loops.inc"
+
+const DepthwiseLoops& depthwise_loops() {
+  static const DepthwiseLoops kLoops = {depthwise3x3_row};
+  return kLoops;
+}
+
+}  // namespace ravlt::runtime::cpu::isa_scalar

@@ -1,0 +1,357 @@
+// The FFN as one kernel (fused_ffn.h).
+//
+// Why: node by node, the hidden activations (3.5x the block's width) go to
+// memory and back three times: fc1 writes them, the depthwise convolution
+// reads them and writes its own, fc2 reads those. At batch 8, or at
+// detection sizes, they are tens of MB and those passes run at memory
+// speed (RAVLT-T's first ffn.dwconv: 3.6 ms at batch 8 for 50 M
+// multiply-adds, 0.8 ms with its data in the caches).
+//
+// How: each thread takes a task, a whole image or an equal part of one's
+// rows, and walks it by bands of `band_` image rows. Per band: fc1 and GELU
+// of the rows below the band's first into a buffer of band_ + 2 rows (the
+// row above and the first row come from the band before: only a task's
+// first band computes them, so a part of an image recomputes one row of
+// fc1 at its top); the depthwise convolution into a second buffer; fc2 of
+// it, with the residual, into the output. Both buffers stay in the
+// thread's second-level cache.
+//
+// The GEMMs are oneDNN matmuls run single-threaded inside our parallel
+// region (oneDNN's OpenMP runtime runs a nested call on its caller's
+// thread), one primitive per distinct row count of the schedule, each with
+// its weights packed for it: a run-time row count takes oneDNN's gemm:jit
+// path, measured 10-25 % slower single-threaded than the fixed shapes'
+// brgemm at these sizes. The convolution is ours (depthwise_loops.inc):
+// oneDNN's would need the band's rows as one padded image.
+#include "runtime/cpu/fused_ffn.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <set>
+
+#include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/isa.h"
+#include "runtime/cpu/isa_kernels.h"
+#include "runtime/cpu/kernels.h"
+#include "runtime/cpu/parallel_errors.h"
+
+namespace ravlt::runtime::cpu {
+namespace {
+
+// A fusion pays where the hidden activations outgrow what the caches keep
+// between nodes (RAVLT-T at 224: the stage-1 FFN's 2.8 MB per image, the
+// stage-2 one's 1.4 MB).
+constexpr size_t kMinHiddenBytes = size_t{1} << 20;
+// Per thread, the two band buffers together: half the second-level cache
+// of the CPUs measured (1-2 MB per core), the rest for the GEMMs' operands.
+constexpr size_t kBandBufferBytes = size_t{1} << 20;
+// The most input plus output channels of an FFN per GEMM row of a band
+// (is_ffn() says why).
+constexpr int64_t kMostWidthPerBandRow = 2;
+
+size_t lines(size_t bytes) {
+  return (bytes + 63) / 64 * 64;
+}
+
+// How a kernel cuts its work: `parts` tasks per image (whole images per
+// thread where they share out evenly or are many; else each image in
+// parts, so that every thread has the same rows), bands of `band` rows.
+struct Bands {
+  Bands(int64_t n, int64_t h, int64_t w, int64_t f, int64_t threads) {
+    parts = n >= 4 * threads || n % threads == 0
+                ? 1
+                : std::min<int64_t>(h, threads / std::gcd(n, threads));
+    const int64_t row_bytes = w * f * static_cast<int64_t>(sizeof(float));
+    const int64_t most =
+        std::max<int64_t>(1, (static_cast<int64_t>(kBandBufferBytes) / row_bytes - 2) / 2);
+    const int64_t part_rows = (h + parts - 1) / parts;
+    const int64_t bands = (part_rows + most - 1) / most;
+    band = (part_rows + bands - 1) / bands;
+  }
+  int64_t parts = 1, band = 1;
+};
+
+bool is_ffn(const Graph& g, const std::vector<Shape>& shapes, const Node& fc1, const Node& dw,
+            const Node& fc2, const std::vector<int>& readers) {
+  if (fc1.op != Op::kLinear || dw.op != Op::kConv2d || fc2.op != Op::kLinear) return false;
+  if (fc1.inputs.size() != 3 || dw.inputs[0] != fc1.output || fc2.inputs[0] != dw.output) {
+    return false;
+  }
+  if (readers[fc1.output] != 1 || readers[dw.output] != 1) return false;
+  if (fc1.activation == Activation::kSwish || dw.activation != Activation::kNone ||
+      fc2.activation != Activation::kNone) {
+    return false;
+  }
+  const Shape& x = shapes[fc1.inputs[0]];
+  const Shape& w1 = shapes[fc1.inputs[1]];
+  const Shape& wd = shapes[dw.inputs[1]];
+  const Shape& w2 = shapes[fc2.inputs[1]];
+  if (x.size() != 4 || w1.size() != 2 || w2.size() != 2 || wd.size() != 4) return false;
+  const int64_t f = w1[0];
+  const ConvAttrs& c = dw.conv;
+  const bool depthwise_3x3 = c.groups == f && wd[0] == f && wd[1] == 1 && c.kernel_h == 3 &&
+                             c.kernel_w == 3 && c.stride_h == 1 && c.stride_w == 1 &&
+                             c.pad_h == 1 && c.pad_w == 1;
+  (void)g;
+  // Per image, not per batch: whether an image's rows go through the
+  // fused kernel or node by node changes their rounding, and an image's
+  // result must not depend on the batch it came in.
+  if (!depthwise_3x3 || w1[1] != x[3] || w2[1] != f ||
+      static_cast<size_t>(x[1] * x[2] * f) * sizeof(float) < kMinHiddenBytes) {
+    return false;
+  }
+  // Every band's two GEMMs read both weights (from the last-level cache
+  // once they outgrow the second): worth it only where a band has rows
+  // enough. RAVLT-T at batch 8, fused against not: stage 1 (64 + 64
+  // channels, bands of 448 rows) 9.6 against 13.5 ms per FFN, stage 2 (256,
+  // 196 rows) 8.5 against 9.2 ms, stage 3 (512, 98 rows) 7.4-8.3 against
+  // 7.3-7.7 ms, stage 4 (1024, 49 rows) 7.3-8.1 against 6.9-7.4 ms.
+  // (Bands of whole images, for the same reason.)
+  const Bands whole(1, x[1], x[2], f, 1);
+  return x[3] + w2[0] <= kMostWidthPerBandRow * whole.band * x[2];
+}
+
+class FusedFfnKernel : public Kernel {
+ public:
+  FusedFfnKernel(const Graph& g, const Fusion& f, const std::vector<Shape>& shapes,
+                 CpuContext& context)
+      : fc1_node_(g.nodes()[f.nodes[0]]),
+        fc2_node_(g.nodes()[f.nodes[2]]),
+        threads_(context.threads) {
+    const Node& dw = g.nodes()[f.nodes[1]];
+    const Shape& x = shapes[fc1_node_.inputs[0]];
+    n_ = x[0], h_ = x[1], w_ = x[2], c_ = x[3];
+    f_ = shapes[fc1_node_.inputs[1]][0];
+    c2_ = shapes[fc2_node_.inputs[1]][0];
+    gelu_ = fc1_node_.activation == Activation::kGelu;
+    residual_ = fc2_node_.inputs.size() == 4;
+    const Bands bands(n_, h_, w_, f_, threads_);
+    parts_ = bands.parts;
+    band_ = bands.band;
+    const int64_t row_bytes = w_ * f_ * static_cast<int64_t>(sizeof(float));
+
+    // The row counts of every GEMM the schedule runs, one primitive each.
+    std::set<int64_t> fc1_rows, fc2_rows;
+    for (int64_t task = 0; task < n_ * parts_; ++task) {
+      walk(
+          task, [&](int64_t, int64_t rows, int64_t) { fc1_rows.insert(rows); },
+          [&](int64_t, int64_t rows, int64_t) { fc2_rows.insert(rows); });
+    }
+    PrepareArgs fc1_args{g, fc1_node_, shapes, context};
+    PrepareArgs fc2_args{g, fc2_node_, shapes, context};
+    for (int64_t rows : fc1_rows) fc1_.emplace(rows, gemm(fc1_args, rows, c_, f_, false));
+    for (int64_t rows : fc2_rows) fc2_.emplace(rows, gemm(fc2_args, rows, f_, c2_, residual_));
+    size_t gemm_scratch = 0;
+    for (const auto* set : {&fc1_, &fc2_}) {
+      for (const auto& [rows, gm] : *set) {
+        gemm_scratch = std::max(gemm_scratch, gm.pd.scratchpad_desc().get_size());
+      }
+    }
+    ring_bytes_ = lines(static_cast<size_t>((band_ + 2) * row_bytes));
+    conv_bytes_ = lines(static_cast<size_t>(band_ * row_bytes));
+    per_thread_bytes_ = ring_bytes_ + conv_bytes_ + lines(gemm_scratch);
+    gear_.reserve(static_cast<size_t>(threads_));
+    for (int i = 0; i < threads_; ++i) gear_.emplace_back(context.engine, *this);
+
+    // The convolution's taps transposed to (9, F): a register of channels
+    // per tap.
+    const float* wd = g.values()[dw.inputs[1]].data;
+    taps_.resize(static_cast<size_t>(9 * f_));
+    for (int64_t ch = 0; ch < f_; ++ch) {
+      for (int64_t k = 0; k < 9; ++k) taps_[static_cast<size_t>(k * f_ + ch)] = wd[ch * 9 + k];
+    }
+  }
+
+  size_t scratch_bytes() const override {
+    return static_cast<size_t>(threads_) * per_thread_bytes_;
+  }
+
+  void run(const ConstView* in, View output, uint8_t* scratch) override {
+    // in: x, fc1's weight and bias, the convolution's weight and bias,
+    // fc2's weight and bias, the residual (Fusion::inputs).
+    ParallelErrors errors;
+    const int64_t tasks = n_ * parts_;
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (int64_t task = 0; task < tasks; ++task) {
+      errors.run([&] { run_task(in, output.f32(), scratch, task); });
+    }
+    errors.rethrow();
+  }
+
+ private:
+  // One GEMM at a fixed row count: (rows x W, k) x (k, o) + bias, plus the
+  // residual where asked.
+  struct Gemm {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul primitive;
+    const void* weights;  // packed for this primitive
+  };
+
+  Gemm gemm(const PrepareArgs& a, int64_t rows, int64_t k, int64_t o, bool residual) const {
+    const int64_t m = rows * w_;
+    const dnnl::memory::desc src({m, k}, dt::f32, tag::ab);
+    const dnnl::memory::desc user_weights({k, o}, dt::f32, tag::ba);  // stored (o, k)
+    const dnnl::memory::desc weights({k, o}, dt::f32, tag::any);
+    const dnnl::memory::desc bias({1, o}, dt::f32, tag::ab);
+    const dnnl::memory::desc dst({m, o}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr = base_attr();
+    if (residual) {
+      dnnl::post_ops ops;
+      ops.append_binary(dnnl::algorithm::binary_add, dst);
+      attr.set_post_ops(ops);
+    }
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr,
+                                    a.context.engine);
+    const void* packed = packed_weight(a, 1, user_weights, pd.weights_desc());
+    return {pd, dnnl::matmul(pd), packed};
+  }
+
+  // One thread's handles for one Gemm, re-pointed per call.
+  struct Call {
+    Call(const dnnl::engine& engine, const Gemm& gm, bool adds, const std::string& node)
+        : src(gm.pd.src_desc(), engine, DNNL_MEMORY_NONE),
+          weights(gm.pd.weights_desc(), engine, const_cast<void*>(gm.weights)),
+          bias(gm.pd.bias_desc(), engine, DNNL_MEMORY_NONE),
+          dst(gm.pd.dst_desc(), engine, DNNL_MEMORY_NONE),
+          residual(gm.pd.dst_desc(), engine, DNNL_MEMORY_NONE),
+          scratch(gm.pd.scratchpad_desc(), engine, DNNL_MEMORY_NONE),
+          args(node) {
+      args.add(DNNL_ARG_SRC, src);
+      args.add(DNNL_ARG_WEIGHTS, weights);
+      args.add(DNNL_ARG_BIAS, bias);
+      args.add(DNNL_ARG_DST, dst);
+      args.add(DNNL_ARG_SCRATCHPAD, scratch);
+      if (adds) args.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, residual);
+    }
+    dnnl::memory src, weights, bias, dst, residual, scratch;
+    PrimitiveArgs args;
+  };
+
+  // One thread's stream and calls.
+  struct Gear {
+    Gear(const dnnl::engine& engine, const FusedFfnKernel& k) : stream(engine) {
+      for (const auto& [rows, gm] : k.fc1_)
+        fc1.emplace(rows, Call(engine, gm, false, k.fc1_node_.name));
+      for (const auto& [rows, gm] : k.fc2_) {
+        fc2.emplace(rows, Call(engine, gm, k.residual_, k.fc2_node_.name));
+      }
+    }
+    dnnl::stream stream;  // one per thread: a stream is not for concurrent use
+    std::map<int64_t, Call> fc1, fc2;
+  };
+
+  // The steps of task `task`, in order: fc1(first_row, rows, slot) for fc1
+  // of image rows [first_row, first_row + rows) into the band buffer from
+  // row slot `slot`; band(y, rows, fresh) for the band of rows [y, y + rows),
+  // once its buffer holds rows y - 1 .. y + rows (the `fresh` ones below y
+  // just computed; a row outside the image is left to band() to zero).
+  template <typename Fc1, typename Band>
+  void walk(int64_t task, Fc1&& fc1, Band&& band) const {
+    const int64_t part = task % parts_;
+    const int64_t ya = h_ * part / parts_, yb = h_ * (part + 1) / parts_;
+    const int64_t lead = ya > 0 ? ya - 1 : ya;  // rows ya - 1 (if any) and ya
+    fc1(lead, ya + 1 - lead, ya > 0 ? 0 : 1);
+    for (int64_t y = ya; y < yb; y += band_) {
+      const int64_t rows = std::min(band_, yb - y);
+      const int64_t fresh = std::min(y + rows, h_ - 1) - y;  // rows y + 1 .. in the image
+      if (fresh > 0) fc1(y + 1, fresh, 2);
+      band(y, rows, fresh);
+    }
+  }
+
+  void run_task(const ConstView* in, float* out, uint8_t* scratch, int64_t task) {
+    const int me = omp_get_thread_num();
+    Gear& gear = gear_[static_cast<size_t>(me)];
+    uint8_t* mine = scratch + static_cast<size_t>(me) * per_thread_bytes_;
+    auto* ring = reinterpret_cast<float*>(mine);
+    auto* conv = reinterpret_cast<float*>(mine + ring_bytes_);
+    uint8_t* gemm_scratch = mine + ring_bytes_ + conv_bytes_;
+    const int64_t image = task / parts_, row = w_ * f_;
+    const float* x = in[0].f32() + image * h_ * w_ * c_;
+    const float* residual = residual_ ? in[7].f32() + image * h_ * w_ * c2_ : nullptr;
+    float* y_out = out + image * h_ * w_ * c2_;
+    walk(
+        task,
+        [&](int64_t first, int64_t rows, int64_t slot) {
+          if (slot == 1) std::memset(ring, 0, static_cast<size_t>(row) * sizeof(float));
+          float* dst = ring + slot * row;
+          run_gemm(gear.fc1.at(rows), fc1_.at(rows), gear.stream, x + first * w_ * c_, dst,
+                   in[2].f32(), nullptr, gemm_scratch);
+          if (gelu_) activation_.gelu_f32(dst, rows * row);
+        },
+        [&](int64_t y, int64_t rows, int64_t fresh) {
+          if (fresh < rows) {  // the row below the image
+            std::memset(ring + (rows + 1) * row, 0, static_cast<size_t>(row) * sizeof(float));
+          }
+          for (int64_t i = 0; i < rows; ++i) {
+            const float* taps_rows[3] = {ring + i * row, ring + (i + 1) * row,
+                                         ring + (i + 2) * row};
+            depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), w_, f_,
+                                        conv + i * row);
+          }
+          const int64_t at = y * w_ * c2_;
+          run_gemm(gear.fc2.at(rows), fc2_.at(rows), gear.stream, conv, y_out + at, in[6].f32(),
+                   residual != nullptr ? residual + at : nullptr, gemm_scratch);
+          // Rows y + rows - 1 and y + rows become the next band's first two.
+          std::memmove(ring, ring + rows * row, static_cast<size_t>(2 * row) * sizeof(float));
+        });
+  }
+
+  static void run_gemm(Call& call, const Gemm& gm, dnnl::stream& stream, const void* src,
+                       float* dst, const float* bias, const float* residual, uint8_t* scratch) {
+    call.src.set_data_handle(const_cast<void*>(src));
+    call.dst.set_data_handle(dst);
+    call.bias.set_data_handle(const_cast<float*>(bias));
+    call.scratch.set_data_handle(scratch);
+    if (residual != nullptr) call.residual.set_data_handle(const_cast<float*>(residual));
+    call.args.execute(gm.primitive, stream);
+  }
+
+  const Node& fc1_node_;
+  const Node& fc2_node_;
+  int threads_;
+  int64_t n_ = 0, h_ = 0, w_ = 0, c_ = 0, f_ = 0, c2_ = 0;
+  bool gelu_ = false, residual_ = false;
+  int64_t parts_ = 1;                  // tasks per image
+  int64_t band_ = 1;                   // image rows per band
+  std::map<int64_t, Gemm> fc1_, fc2_;  // by row count
+  size_t ring_bytes_ = 0, conv_bytes_ = 0, per_thread_bytes_ = 0;
+  std::vector<Gear> gear_;
+  std::vector<float> taps_;
+  const ActivationLoops& activation_ = activation_loops(active_isa());
+  const DepthwiseLoops& depthwise_ = depthwise_loops(active_isa());
+};
+
+}  // namespace
+
+std::vector<Fusion> find_ffn_fusions(const Graph& graph, const std::vector<size_t>& steps,
+                                     const std::vector<Shape>& shapes,
+                                     const std::vector<int>& readers, const CpuContext& context) {
+  std::vector<Fusion> found;
+  if (context.precision != DType::kFloat32) return found;
+  const auto& nodes = graph.nodes();
+  for (size_t i = 0; i + 2 < steps.size(); ++i) {
+    const Node& fc1 = nodes[steps[i]];
+    const Node& dw = nodes[steps[i + 1]];
+    const Node& fc2 = nodes[steps[i + 2]];
+    if (!is_ffn(graph, shapes, fc1, dw, fc2, readers)) continue;
+    Fusion f{{steps[i], steps[i + 1], steps[i + 2]}, {}, kFusedFfnKind};
+    f.inputs = fc1.inputs;
+    f.inputs.insert(f.inputs.end(), dw.inputs.begin() + 1, dw.inputs.end());
+    f.inputs.insert(f.inputs.end(), fc2.inputs.begin() + 1, fc2.inputs.end());
+    found.push_back(std::move(f));
+    i += 2;
+  }
+  return found;
+}
+
+std::unique_ptr<Kernel> make_fused_ffn(const Graph& graph, const Fusion& fusion,
+                                       const std::vector<Shape>& shapes, CpuContext& context) {
+  return std::make_unique<FusedFfnKernel>(graph, fusion, shapes, context);
+}
+
+}  // namespace ravlt::runtime::cpu
