@@ -274,7 +274,6 @@ std::vector<Fusion> Executor::fuse_steps(Plan& plan, const std::vector<uint32_t>
   for (uint32_t v : outputs) ++readers[v];
   std::vector<Fusion> fusions = backend_->fuse(g, plan.steps, plan.shapes, readers);
   // What the executor relies on, checked: a backend that breaks it is a bug.
-  std::vector<size_t> kept;
   for (const Fusion& f : fusions) {
     const auto at = std::find(plan.steps.begin(), plan.steps.end(), f.nodes.front());
     bool ok = f.nodes.size() >= 2 && at != plan.steps.end() &&
@@ -284,7 +283,9 @@ std::vector<Fusion> Executor::fuse_steps(Plan& plan, const std::vector<uint32_t>
            plan.step_inputs[f.nodes[i]] == nodes[f.nodes[i]].inputs;
       if (ok && i + 1 < f.nodes.size()) {
         const uint32_t passed = nodes[f.nodes[i]].output;
-        ok = readers[passed] == 1 && std::count(f.inputs.begin(), f.inputs.end(), passed) == 0;
+        const std::vector<uint32_t>& next = nodes[f.nodes[i + 1]].inputs;
+        ok = readers[passed] == 1 && std::count(next.begin(), next.end(), passed) == 1 &&
+             std::count(f.inputs.begin(), f.inputs.end(), passed) == 0;
       }
     }
     if (!ok) throw Error("the backend proposed a fusion ('" + f.kind + "') the plan cannot run");
