@@ -75,8 +75,8 @@ struct Bands {
   int64_t parts = 1, band = 1;
 };
 
-bool is_ffn(const Graph& g, const std::vector<Shape>& shapes, const Node& fc1, const Node& dw,
-            const Node& fc2, const std::vector<int>& readers) {
+bool is_ffn(const std::vector<Shape>& shapes, const Node& fc1, const Node& dw, const Node& fc2,
+            const std::vector<int>& readers) {
   if (fc1.op != Op::kLinear || dw.op != Op::kConv2d || fc2.op != Op::kLinear) return false;
   if (fc1.inputs.size() != 3 || dw.inputs[0] != fc1.output || fc2.inputs[0] != dw.output) {
     return false;
@@ -96,7 +96,6 @@ bool is_ffn(const Graph& g, const std::vector<Shape>& shapes, const Node& fc1, c
   const bool depthwise_3x3 = c.groups == f && wd[0] == f && wd[1] == 1 && c.kernel_h == 3 &&
                              c.kernel_w == 3 && c.stride_h == 1 && c.stride_w == 1 &&
                              c.pad_h == 1 && c.pad_w == 1;
-  (void)g;
   // Per image, not per batch: whether an image's rows go through the
   // fused kernel or node by node changes their rounding, and an image's
   // result must not depend on the batch it came in.
@@ -151,9 +150,9 @@ class FusedFfnKernel : public Kernel {
         gemm_scratch = std::max(gemm_scratch, gm.pd.scratchpad_desc().get_size());
       }
     }
-    ring_bytes_ = lines(static_cast<size_t>((band_ + 2) * row_bytes));
+    hidden_bytes_ = lines(static_cast<size_t>((band_ + 2) * row_bytes));
     conv_bytes_ = lines(static_cast<size_t>(band_ * row_bytes));
-    per_thread_bytes_ = ring_bytes_ + conv_bytes_ + lines(gemm_scratch);
+    per_thread_bytes_ = hidden_bytes_ + conv_bytes_ + lines(gemm_scratch);
     gear_.reserve(static_cast<size_t>(threads_));
     for (int i = 0; i < threads_; ++i) gear_.emplace_back(context.engine, *this);
 
@@ -267,9 +266,9 @@ class FusedFfnKernel : public Kernel {
     const int me = omp_get_thread_num();
     Gear& gear = gear_[static_cast<size_t>(me)];
     uint8_t* mine = scratch + static_cast<size_t>(me) * per_thread_bytes_;
-    auto* ring = reinterpret_cast<float*>(mine);
-    auto* conv = reinterpret_cast<float*>(mine + ring_bytes_);
-    uint8_t* gemm_scratch = mine + ring_bytes_ + conv_bytes_;
+    auto* hidden = reinterpret_cast<float*>(mine);
+    auto* conv = reinterpret_cast<float*>(mine + hidden_bytes_);
+    uint8_t* gemm_scratch = mine + hidden_bytes_ + conv_bytes_;
     const int64_t image = task / parts_, row = w_ * f_;
     const float* x = in[0].f32() + image * h_ * w_ * c_;
     const float* residual = residual_ ? in[7].f32() + image * h_ * w_ * c2_ : nullptr;
@@ -277,19 +276,19 @@ class FusedFfnKernel : public Kernel {
     walk(
         task,
         [&](int64_t first, int64_t rows, int64_t slot) {
-          if (slot == 1) std::memset(ring, 0, static_cast<size_t>(row) * sizeof(float));
-          float* dst = ring + slot * row;
+          if (slot == 1) std::memset(hidden, 0, static_cast<size_t>(row) * sizeof(float));
+          float* dst = hidden + slot * row;
           run_gemm(gear.fc1.at(rows), fc1_.at(rows), gear.stream, x + first * w_ * c_, dst,
                    in[2].f32(), nullptr, gemm_scratch);
           if (gelu_) activation_.gelu_f32(dst, rows * row);
         },
         [&](int64_t y, int64_t rows, int64_t fresh) {
           if (fresh < rows) {  // the row below the image
-            std::memset(ring + (rows + 1) * row, 0, static_cast<size_t>(row) * sizeof(float));
+            std::memset(hidden + (rows + 1) * row, 0, static_cast<size_t>(row) * sizeof(float));
           }
           for (int64_t i = 0; i < rows; ++i) {
-            const float* taps_rows[3] = {ring + i * row, ring + (i + 1) * row,
-                                         ring + (i + 2) * row};
+            const float* taps_rows[3] = {hidden + i * row, hidden + (i + 1) * row,
+                                         hidden + (i + 2) * row};
             depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), w_, f_,
                                         conv + i * row);
           }
@@ -297,7 +296,7 @@ class FusedFfnKernel : public Kernel {
           run_gemm(gear.fc2.at(rows), fc2_.at(rows), gear.stream, conv, y_out + at, in[6].f32(),
                    residual != nullptr ? residual + at : nullptr, gemm_scratch);
           // Rows y + rows - 1 and y + rows become the next band's first two.
-          std::memmove(ring, ring + rows * row, static_cast<size_t>(2 * row) * sizeof(float));
+          std::memmove(hidden, hidden + rows * row, static_cast<size_t>(2 * row) * sizeof(float));
         });
   }
 
@@ -319,7 +318,7 @@ class FusedFfnKernel : public Kernel {
   int64_t parts_ = 1;                  // tasks per image
   int64_t band_ = 1;                   // image rows per band
   std::map<int64_t, Gemm> fc1_, fc2_;  // by row count
-  size_t ring_bytes_ = 0, conv_bytes_ = 0, per_thread_bytes_ = 0;
+  size_t hidden_bytes_ = 0, conv_bytes_ = 0, per_thread_bytes_ = 0;
   std::vector<Gear> gear_;
   std::vector<float> taps_;
   const ActivationLoops& activation_ = activation_loops(active_isa());
@@ -338,7 +337,7 @@ std::vector<Fusion> find_ffn_fusions(const Graph& graph, const std::vector<size_
     const Node& fc1 = nodes[steps[i]];
     const Node& dw = nodes[steps[i + 1]];
     const Node& fc2 = nodes[steps[i + 2]];
-    if (!is_ffn(graph, shapes, fc1, dw, fc2, readers)) continue;
+    if (!is_ffn(shapes, fc1, dw, fc2, readers)) continue;
     Fusion f{{steps[i], steps[i + 1], steps[i + 2]}, {}, kFusedFfnKind};
     f.inputs = fc1.inputs;
     f.inputs.insert(f.inputs.end(), dw.inputs.begin() + 1, dw.inputs.end());
