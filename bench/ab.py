@@ -2,7 +2,7 @@
 """Two builds of the `ravlt` tool, alternated: the median of per-round ratios.
 
     bench/ab.py --old OLD/ravlt --new build/ravlt --models T=t.rvlt,S=s.rvlt \
-        [--batches 1,8] [--threads 2] [--rounds 7] [--metric run|ready]
+        [--batches 1,8] [--threads 2] [--rounds 7] [--metric run|ready] [--pause 4]
 
 Each round runs every (model, batch) once on each binary, in a shuffled
 order, and takes the ratio new / old of their median run times (`ravlt
@@ -10,12 +10,20 @@ bench --json`), or with `--metric ready` of their time to the first
 answer (open + checksum + plan + first run, each process starting cold). The host's speed drifts within a minute; a ratio taken
 within one round, medianed over rounds, is what survives that. Prints one
 line per (model, batch) and the CPU it ran on.
+
+`--pause S` sleeps S seconds before each process: on a virtual machine
+that hands freed memory back to its host (free page reporting, after about
+2 s), a process started right after another reuses what that one freed,
+and one started after a pause gets memory the host must fault in again, as
+a program started on a quiet machine does. Ready times differ a lot between
+the two; measure both.
 """
 import argparse
 import json
 import random
 import statistics
 import subprocess
+import time
 
 
 def bench(binary, model, batch, threads, iterations, metric):
@@ -47,6 +55,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--metric", choices=["run", "ready"], default="run",
                    help="run: median run time; ready: open + checksum + plan + first run")
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="seconds to sleep before each process (memory handed back to the host)")
     a = p.parse_args()
     models = dict(item.split("=", 1) for item in a.models.split(","))
     batches = [int(b) for b in a.batches.split(",")]
@@ -62,13 +72,14 @@ def main():
             rng.shuffle(order)
             got = {}
             for which in order:
+                time.sleep(a.pause)
                 got[which] = bench(getattr(a, which), models[m], b, a.threads, iterations,
                                     a.metric)
                 times[(m, b, which)].append(got[which])
             ratios[(m, b)].append(got["new"] / got["old"])
         print(f"round {r + 1}/{a.rounds} done", flush=True)
     print(f"CPU: {cpu_model()}, {a.threads} threads, {a.rounds} rounds")
-    print(f"metric: {a.metric}")
+    print(f"metric: {a.metric}" + (f", {a.pause:g} s pause before each process" if a.pause else ""))
     print("model batch  old median ms  new median ms  median(new/old)  min..max")
     for (m, b), rs in ratios.items():
         print(f"{m:5} {b:5}  {statistics.median(times[(m, b, 'old')]):13.2f}  "
