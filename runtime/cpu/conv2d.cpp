@@ -54,8 +54,8 @@ class Conv2dKernel : public Kernel {
     attr.set_post_ops(ops);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, context_.engine);
     primitive_ = dnnl::convolution_forward(pd);
-    scratch_bytes_ = (pd.scratchpad_desc().get_size() + 63) / 64 * 64;
-    buffer_bytes_ = through_buffer ? (static_cast<size_t>(output_count_) * 4 + 63) / 64 * 64 : 0;
+    scratch_bytes_ = cache_lines(pd.scratchpad_desc().get_size());
+    buffer_bytes_ = through_buffer ? cache_lines(static_cast<size_t>(output_count_) * 4) : 0;
 
     const void* weights = packed_weight(a, 1, user_w, pd.weights_desc());
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);

@@ -53,10 +53,6 @@ constexpr size_t kBandBufferBytes = size_t{1} << 20;
 // (is_ffn() says why).
 constexpr int64_t kMostWidthPerBandRow = 2;
 
-size_t lines(size_t bytes) {
-  return (bytes + 63) / 64 * 64;
-}
-
 // How a kernel cuts its work: `parts` tasks per image (whole images per
 // thread where they share out evenly or are many; else each image in
 // parts, so that every thread has the same rows), bands of `band` rows.
@@ -150,9 +146,9 @@ class FusedFfnKernel : public Kernel {
         gemm_scratch = std::max(gemm_scratch, gm.pd.scratchpad_desc().get_size());
       }
     }
-    hidden_bytes_ = lines(static_cast<size_t>((band_ + 2) * row_bytes));
-    conv_bytes_ = lines(static_cast<size_t>(band_ * row_bytes));
-    per_thread_bytes_ = hidden_bytes_ + conv_bytes_ + lines(gemm_scratch);
+    hidden_bytes_ = cache_lines(static_cast<size_t>((band_ + 2) * row_bytes));
+    conv_bytes_ = cache_lines(static_cast<size_t>(band_ * row_bytes));
+    per_thread_bytes_ = hidden_bytes_ + conv_bytes_ + cache_lines(gemm_scratch);
     gear_.reserve(static_cast<size_t>(threads_));
     for (int i = 0; i < threads_; ++i) gear_.emplace_back(context.engine, *this);
 

@@ -14,6 +14,12 @@ using PrepareArgs = PrepareArgsFor<CpuContext>;
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const PrepareArgs&);
 
+/// `bytes` rounded up to whole 64-byte cache lines: the unit in which
+/// kernels lay out their scratch, so that every part starts on a line.
+constexpr size_t cache_lines(size_t bytes) {
+  return (bytes + 63) / 64 * 64;
+}
+
 /// The kernel for args.node's op (the factory table of cpu_backend.cpp).
 std::unique_ptr<Kernel> make_kernel(const PrepareArgs& args);
 

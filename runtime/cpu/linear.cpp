@@ -54,8 +54,8 @@ class LinearKernel : public Kernel {
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr,
                                           context_.engine);
     primitive_ = dnnl::matmul(pd);
-    scratch_bytes_ = (pd.scratchpad_desc().get_size() + 63) / 64 * 64;
-    piece_bytes_ = by_pieces ? (static_cast<size_t>(piece_rows_ * o) * 4 + 63) / 64 * 64 : 0;
+    scratch_bytes_ = cache_lines(pd.scratchpad_desc().get_size());
+    piece_bytes_ = by_pieces ? cache_lines(static_cast<size_t>(piece_rows_ * o) * 4) : 0;
     src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
     const void* packed = packed_weight(a, 1, user_weights, pd.weights_desc());
     weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(packed));

@@ -34,10 +34,6 @@ int64_t round_up(int64_t x, int64_t to) {
 }
 
 // Bytes rounded up to whole cache lines (every piece of scratch starts on one).
-size_t lines(size_t bytes) {
-  return (bytes + 63) / 64 * 64;
-}
-
 // How the tokens are cut: query tiles of `tile` rows, key blocks of
 // `block` keys (a multiple of 64, the last padded with zero keys).
 struct Blocking {
@@ -107,9 +103,9 @@ class SoftmaxAttentionBlocksKernel : public AttentionKernel {
         pv_(pr.pv),
         k_pack_(pr.k_pack),
         v_pack_(pr.v_pack),
-        k_block_bytes_(lines(pr.qk.weights_desc().get_size())),
-        v_block_bytes_(lines(pr.pv.weights_desc().get_size())),
-        gemm_scratch_bytes_(lines(
+        k_block_bytes_(cache_lines(pr.qk.weights_desc().get_size())),
+        v_block_bytes_(cache_lines(pr.pv.weights_desc().get_size())),
+        gemm_scratch_bytes_(cache_lines(
             std::max(pr.qk.scratchpad_desc().get_size(), pr.pv.scratchpad_desc().get_size()))) {
     gear_.reserve(static_cast<size_t>(threads_));
     for (int t = 0; t < threads_; ++t) {
@@ -119,12 +115,12 @@ class SoftmaxAttentionBlocksKernel : public AttentionKernel {
     // head in plain rows; phase 2 (tiles): Q, S, P, the output so far, the
     // gate and lepe widened, and per row max, sum and correction.
     const int64_t tile = geometry_.tile, nb = geometry_.block, padded = geometry_.blocks * nb;
-    const size_t pack = 2 * lines(static_cast<size_t>(padded * d_) * 2);
-    const size_t tiles = lines(static_cast<size_t>(tile * d_) * 2) +      // q
-                         lines(static_cast<size_t>(tile * nb) * 4) +      // s
-                         lines(static_cast<size_t>(tile * nb) * 2) +      // p
-                         3 * lines(static_cast<size_t>(tile * d_) * 4) +  // acc, o, lepe
-                         3 * lines(static_cast<size_t>(tile) * 4);        // max, sum, correction
+    const size_t pack = 2 * cache_lines(static_cast<size_t>(padded * d_) * 2);
+    const size_t tiles = cache_lines(static_cast<size_t>(tile * d_) * 2) +      // q
+                         cache_lines(static_cast<size_t>(tile * nb) * 4) +      // s
+                         cache_lines(static_cast<size_t>(tile * nb) * 2) +      // p
+                         3 * cache_lines(static_cast<size_t>(tile * d_) * 4) +  // acc, o, lepe
+                         3 * cache_lines(static_cast<size_t>(tile) * 4);  // max, sum, correction
     per_thread_bytes_ = std::max(pack, tiles) + gemm_scratch_bytes_;
   }
 
@@ -159,7 +155,8 @@ class SoftmaxAttentionBlocksKernel : public AttentionKernel {
     ThreadGear& g = gear_[static_cast<size_t>(me)];
     uint8_t* mine = thread_scratch(scratch, me);
     auto* k_rows = reinterpret_cast<uint16_t*>(mine);
-    auto* v_rows = reinterpret_cast<uint16_t*>(mine + lines(static_cast<size_t>(padded * d_) * 2));
+    auto* v_rows =
+        reinterpret_cast<uint16_t*>(mine + cache_lines(static_cast<size_t>(padded * d_) * 2));
     const int64_t b = t / heads_, head = t % heads_;
     const uint16_t* k =
         static_cast<const uint16_t*>(qkvo.data) + b * l_count * 4 * c + c + head * d_;
@@ -190,7 +187,7 @@ class SoftmaxAttentionBlocksKernel : public AttentionKernel {
     uint8_t* at = thread_scratch(scratch, me);
     auto take = [&at](size_t bytes) {
       uint8_t* p = at;
-      at += lines(bytes);
+      at += cache_lines(bytes);
       return p;
     };
     auto* q = reinterpret_cast<uint16_t*>(take(static_cast<size_t>(tile * d_) * 2));

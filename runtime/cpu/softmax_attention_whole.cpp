@@ -41,10 +41,6 @@ constexpr float kLog2e = 1.44269504088896341f;
 // Rows of one head per task of the loops between the matmuls.
 constexpr int64_t kRowsPerTask = 32;
 
-size_t lines(size_t bytes) {
-  return (bytes + 63) / 64 * 64;
-}
-
 class SoftmaxAttentionWholeKernel : public AttentionKernel {
  public:
   SoftmaxAttentionWholeKernel(const PrepareArgs& a, const dnnl::matmul::primitive_desc& qk,
@@ -81,14 +77,14 @@ class SoftmaxAttentionWholeKernel : public AttentionKernel {
     // weights, the output of the second matmul, per row max, sum and
     // correction; then the matmuls' scratchpad and the threads' gate and
     // lepe rows.
-    q_bytes_ = lines(static_cast<size_t>(rows * d_) * 2);
-    kv_bytes_ = lines(static_cast<size_t>(int64_t{heads_} * padded_ * d_) * 2);
-    s_bytes_ = lines(static_cast<size_t>(rows * padded_) * 4);
-    p_bytes_ = lines(static_cast<size_t>(rows * padded_) * 2);
-    acc_bytes_ = lines(static_cast<size_t>(rows * d_) * 4);
-    per_row_bytes_ = lines(static_cast<size_t>(rows) * 4);
+    q_bytes_ = cache_lines(static_cast<size_t>(rows * d_) * 2);
+    kv_bytes_ = cache_lines(static_cast<size_t>(int64_t{heads_} * padded_ * d_) * 2);
+    s_bytes_ = cache_lines(static_cast<size_t>(rows * padded_) * 4);
+    p_bytes_ = cache_lines(static_cast<size_t>(rows * padded_) * 2);
+    acc_bytes_ = cache_lines(static_cast<size_t>(rows * d_) * 4);
+    per_row_bytes_ = cache_lines(static_cast<size_t>(rows) * 4);
     gemm_scratch_bytes_ =
-        lines(std::max(qk.scratchpad_desc().get_size(), pv.scratchpad_desc().get_size()));
+        cache_lines(std::max(qk.scratchpad_desc().get_size(), pv.scratchpad_desc().get_size()));
   }
 
   size_t scratch_bytes() const override {
