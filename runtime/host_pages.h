@@ -1,19 +1,21 @@
 // Host buffers for a plan's arena and the packed weights: from 2 MB up,
-// mapped straight from the kernel, 2 MB aligned, on the kind of page that
-// makes them resident sooner on this host; smaller ones from the C heap
-// (reused memory that is often already touched).
+// mapped straight from the kernel on 4 KB pages; smaller ones from the C
+// heap (reused memory that is often already touched).
 //
-// Why: fresh memory costs a page fault at its first touch, and which page
-// size costs less depends on the host. On one virtual machine 4 KB pages
-// cost about 2.5 us each (a 60 MB model's packed weights spent 35 ms in
-// faults, 12 ms on 2 MB pages); on another, whose kernel hands free memory
-// back to its hypervisor, a 2 MB page cost 0.2 ms when reused soon after a
-// free and 5 ms once handed back, against a steady 1 ms for 512 pages of 4
-// KB. So a mapping of at least 4 MB touches its first 2 MB as a huge page
-// and its next 2 MB as small pages, timing both, and advises the rest to
-// the faster kind (host_pages.cpp). Where the system refuses huge pages
-// (transparent_hugepage "never") the advice is ignored and the memory is
-// ordinary.
+// Why 4 KB pages: a first touch of fresh memory costs a page fault, and on
+// a virtual machine whose kernel hands free memory back to its hypervisor
+// (free page reporting, in free blocks of 2 MB and up) a fresh 2 MB page
+// cost 0.2 ms when reused soon after a free but 5 ms once handed back (the
+// host faulting each piece in), while 4 KB pages, drawn from smaller free
+// blocks that are never handed back, cost a steady 0.8-1 ms per 2 MB. AMD
+// Zen 4 guest, RAVLT-T batch 1 (open + plan + first run, alternated): 159
+// ms on 2 MB pages against 109 ms on 4 KB pages after a pause of 4 s, 99
+// against 97 ms right after another run; run time the same within 1 %
+// (the weights and the arena are streamed). Timing a huge and a small page
+// at allocation to choose did not help: the first huge pages come from the
+// most recently freed memory and looked cheap while the rest was not. An
+// earlier measurement on an Intel Xeon host found 2 MB pages faster there
+// (a 60 MB model's packed weights: 12 against 35 ms of faults).
 #pragma once
 
 #include <cstddef>
@@ -22,9 +24,8 @@
 namespace ravlt::runtime {
 
 /// At least `bytes` of writable memory (64 bytes when `bytes` is 0),
-/// 64-byte aligned; from kHugePage up, a mapping of whole pages, 2 MB
-/// aligned, zero-filled (from 4 MB up its first 4 MB already resident:
-/// the measure of the two kinds of page). Freed with the object. Throws ravlt::Error naming
+/// 64-byte aligned; from kMappedFrom up, a mapping of whole pages,
+/// zero-filled. Freed with the object. Throws ravlt::Error naming
 /// the size when the system cannot provide it. Contents start undefined.
 class HostPages {
  public:
@@ -40,9 +41,8 @@ class HostPages {
   /// The usable bytes (at least the request).
   size_t size() const { return size_; }
 
-  /// The size from which the memory is a 2 MB aligned mapping that may use
-  /// huge pages.
-  static constexpr size_t kHugePage = size_t{2} << 20;
+  /// The size from which the memory is a mapping of its own.
+  static constexpr size_t kMappedFrom = size_t{2} << 20;
 
  private:
   void release();
