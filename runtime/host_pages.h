@@ -8,10 +8,12 @@
 // cost 0.2 ms when reused soon after a free but 5 ms once handed back (the
 // host faulting each piece in), while 4 KB pages, drawn from smaller free
 // blocks that are never handed back, cost a steady 0.8-1 ms per 2 MB. AMD
-// Zen 4 guest, RAVLT-T batch 1 (open + plan + first run, alternated): 159
-// ms on 2 MB pages against 109 ms on 4 KB pages after a pause of 4 s, 99
-// against 97 ms right after another run; run time the same within 1 %
-// (the weights and the arena are streamed). Timing a huge and a small page
+// Zen 4 guest, open + plan + first run alternated with the 2 MB build
+// (bench/ab.py --metric ready): after a pause of 4 s, RAVLT-T batch 1 154
+// -> 113 ms, S 273 -> 154 ms (0.57-0.77x at batch 1 and 8); right after
+// another run 0.81-1.14x, within that host's noise; run time no different
+// beyond the noise (0.99-1.01x in 8 rounds; the weights and the arena are
+// streamed). Timing a huge and a small page
 // at allocation to choose did not help: the first huge pages come from the
 // most recently freed memory and looked cheap while the rest was not. An
 // earlier measurement on an Intel Xeon host found 2 MB pages faster there
