@@ -6,10 +6,10 @@
 namespace ravlt::runtime::cpu {
 namespace {
 
-// The packed weights share blocks of pages (host_pages.h: huge pages where
-// the system has them), so that their first touch costs a few 2 MB faults
-// rather than one fault per 4 KB. A block is address space until touched:
-// only what the weights fill becomes resident.
+// The packed weights share blocks of 64 MB (host_pages.h: mappings on 4 KB
+// pages), one mapping for many weights rather than a heap block or a
+// mapping each. A block is address space until touched: only what the
+// weights fill becomes resident.
 constexpr size_t kBlockBytes = size_t{64} << 20;
 constexpr size_t kAlignment = 64;
 
