@@ -2,7 +2,8 @@
 """Two builds of the `ravlt` tool, alternated: the median of per-round ratios.
 
     bench/ab.py --old OLD/ravlt --new build/ravlt --models T=t.rvlt,S=s.rvlt \
-        [--batches 1,8] [--threads 2] [--rounds 7] [--metric run|ready] [--pause 4]
+        [--batches 1,8] [--threads 2] [--rounds 7] [--metric run|ready] [--pause 4] \
+        [--old-args "..."] [--new-args "..."]
 
 Each round runs every (model, batch) once on each binary, in a shuffled
 order, and takes the ratio new / old of their median run times (`ravlt
@@ -17,19 +18,23 @@ that hands freed memory back to its host (free page reporting, after about
 and one started after a pause gets memory the host must fault in again, as
 a program started on a quiet machine does. Ready times differ a lot between
 the two; measure both.
+
+`--old-args` / `--new-args` add options to one side's `ravlt bench` (the
+same binary on both sides compares options: `--new-args "--cache-dir D"`).
 """
 import argparse
 import json
 import random
+import shlex
 import statistics
 import subprocess
 import time
 
 
-def bench(binary, model, batch, threads, iterations, metric):
+def bench(binary, extra, model, batch, threads, iterations, metric):
     out = json.loads(subprocess.run(
         [binary, "bench", "-m", model, "--batch", str(batch), "--threads", str(threads),
-         "--iterations", str(iterations), "--warmup", "3", "--json"],
+         "--iterations", str(iterations), "--warmup", "3", "--json"] + shlex.split(extra),
         check=True, capture_output=True, text=True).stdout)
     if metric == "ready":
         return out["open_ms"] + out["plan_ms"] + out["first_run_ms"]
@@ -55,6 +60,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--metric", choices=["run", "ready"], default="run",
                    help="run: median run time; ready: open + checksum + plan + first run")
+    p.add_argument("--old-args", default="", help="more options for the old side's bench")
+    p.add_argument("--new-args", default="", help="more options for the new side's bench")
     p.add_argument("--pause", type=float, default=0.0,
                    help="seconds to sleep before each process (memory handed back to the host)")
     a = p.parse_args()
@@ -73,8 +80,8 @@ def main():
             got = {}
             for which in order:
                 time.sleep(a.pause)
-                got[which] = bench(getattr(a, which), models[m], b, a.threads, iterations,
-                                    a.metric)
+                got[which] = bench(getattr(a, which), getattr(a, which + "_args"), models[m], b,
+                                   a.threads, iterations, a.metric)
                 times[(m, b, which)].append(got[which])
             ratios[(m, b)].append(got["new"] / got["old"])
         print(f"round {r + 1}/{a.rounds} done", flush=True)

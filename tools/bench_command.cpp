@@ -55,9 +55,7 @@ int run(const BenchArgs& a) {
   const std::vector<int64_t> shape = {a.batch, 3, height, width};
 
   auto start = Clock::now();
-  LoadOptions load;
-  load.verify_checksum = !a.no_checksum;
-  const auto model = Model::load(a.model, load);
+  const auto model = Model::load(a.model, load_options(a.device, a.no_checksum));
   const double open_ms = ms_since(start);
   SessionOptions options;
   options.threads = a.threads;
@@ -126,15 +124,18 @@ int run(const BenchArgs& a) {
         "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"activation_bytes\": %zu, "
         "\"scratch_bytes\": %zu, \"lower_bound_bytes\": %zu, \"output_bytes\": %zu, "
         "\"copied_weight_bytes\": %zu, \"mapped_resident_bytes\": %zu, \"peak_rss_mb\": %.1f, "
-        "\"gemm_gflops\": %.1f, "
+        "\"weight_cache_path\": %s, \"weight_cache_status\": %s, "
+        "\"weight_cache_bytes_used\": %zu, \"gemm_gflops\": %.1f, "
         "\"floor_ms\": %.4f, \"floor_ratio\": %.4f",
         report::json_quote(a.model).c_str(),
         report::json_quote(device_description(options.device)).c_str(), a.batch,
         static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
         open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput, memory.arena_bytes,
         memory.activation_bytes, memory.scratch_bytes, memory.lower_bound, memory.output_bytes,
-        model->copied_weight_bytes(), model->mapped_resident_bytes(), peak_mb, gemm, floor_ms,
-        floor_ratio);
+        model->copied_weight_bytes(), model->mapped_resident_bytes(), peak_mb,
+        report::json_quote(model->weight_cache_path()).c_str(),
+        report::json_quote(model->weight_cache_status()).c_str(), model->weight_cache_bytes_used(),
+        gemm, floor_ms, floor_ratio);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -177,6 +178,11 @@ int run(const BenchArgs& a) {
       "the file resident\n",
       static_cast<double>(model->copied_weight_bytes()) / 1e6,
       static_cast<double>(model->mapped_resident_bytes()) / 1e6);
+  if (!model->weight_cache_path().empty()) {
+    std::printf("weight cache %s: %s; %.2f MB of packed weights used from it\n",
+                model->weight_cache_path().c_str(), model->weight_cache_status().c_str(),
+                static_cast<double>(model->weight_cache_bytes_used()) / 1e6);
+  }
   std::printf("peak memory  %.1f MB resident\n", peak_mb);
   if (profiled) {
     std::printf("\nprofile (per run, separate profiled session):\n");

@@ -16,6 +16,9 @@ void add_device_options(CLI::App* cmd, DeviceArgs* args) {
       ->capture_default_str();
   cmd->add_flag("--tf32", args->tf32,
                 "cuda: let float32 GEMMs use TF32 tensor cores (about 1e-3 relative error)");
+  cmd->add_option("--cache-dir", args->cache_dir,
+                  "cpu: keep the model's packed weights in this directory (created if missing), so "
+                  "that the next start of the same model is ready sooner");
 }
 
 void apply_device_options(const DeviceArgs& args, SessionOptions& options) {
@@ -27,6 +30,17 @@ void apply_device_options(const DeviceArgs& args, SessionOptions& options) {
   std::string why;
   if (!device_available(options.device, &why)) throw Error("--device " + args.device + ": " + why);
   if (args.tf32 && options.device != Device::kCuda) throw Error("--tf32 applies to --device cuda");
+}
+
+}  // namespace ravlt::tools
+
+namespace ravlt::tools {
+
+LoadOptions load_options(const DeviceArgs& args, bool no_checksum) {
+  LoadOptions load;
+  load.verify_checksum = !no_checksum;
+  load.cache_dir = args.cache_dir;
+  return load;
 }
 
 }  // namespace ravlt::tools

@@ -46,7 +46,7 @@ std::unique_ptr<Classifier> open_classifier(const ImageArgs& a, int top_k) {
   options.top_k = top_k;
   apply_device_options(a.device, options.session);
   options.decode.max_pixels = a.max_pixels;
-  const auto model = Model::load(a.model);
+  const auto model = Model::load(a.model, load_options(a.device));
   if (model->kind() != ModelKind::kClassifier) {
     throw Error(a.model + " is a backbone: it outputs feature maps, not classes; write them " +
                 "with `ravlt run -m " + a.model + " -i input.npy -o out.npz`");

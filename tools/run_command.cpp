@@ -50,9 +50,7 @@ int run(const RunArgs& a) {
   SessionOptions options;
   options.threads = a.threads;
   apply_device_options(a.device, options);
-  LoadOptions load;
-  load.verify_checksum = !a.no_checksum;
-  const auto model = Model::load(a.model, load);
+  const auto model = Model::load(a.model, load_options(a.device, a.no_checksum));
   Session session(model, options);
   const Tensor input = load_npy(a.input);
   if (!a.captures.empty()) write_captures(session, input, a.captures);

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
+#include <thread>
 
 #include "engine/src/model_impl.h"
 #include "engine/src/named_outputs.h"
@@ -21,7 +23,27 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   rvlt::OpenOptions open;
   open.verify_checksum = options.verify_checksum;
   std::shared_ptr<Model> model(new Model());
+  // The packed-weight file is read and verified on a thread of its own
+  // while the model file is verified here: two passes over memory that
+  // would otherwise add up in the time to the first answer.
+  std::shared_ptr<runtime::cpu::WeightCache> cached;
+  std::exception_ptr cache_error;
+  const std::optional<uint64_t> checksum =
+      options.cache_dir.empty() ? std::nullopt : rvlt::read_footer_checksum(path);
+  std::jthread cache_reader;
+  if (checksum) {
+    cache_reader = std::jthread([&] {
+      try {
+        cached = std::make_shared<runtime::cpu::WeightCache>(options.cache_dir, *checksum,
+                                                             RAVLT_VERSION);
+      } catch (...) {
+        cache_error = std::current_exception();
+      }
+    });
+  }
   auto file = rvlt::ModelFile::open(path, open);
+  if (cache_reader.joinable()) cache_reader.join();
+  if (cache_error) std::rethrow_exception(cache_error);
   for (const auto* label : *file->metadata().labels()) model->impl_->labels.push_back(label->str());
   // Verified by the reader: three channels, positive sizes and std.
   const auto& pre = *file->metadata().preprocess();
@@ -40,8 +62,16 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   if (const auto* classes = file->metadata().dataset_classes()) {
     for (const auto* c : *classes) impl.dataset_classes.push_back(c->str());
   }
+  if (cached && cached->model_checksum() == file->checksum()) {
+    impl.weights = std::move(cached);
+  } else if (!options.cache_dir.empty()) {
+    // No footer read ahead, or the file changed in between.
+    impl.weights = std::make_shared<runtime::cpu::WeightCache>(options.cache_dir, file->checksum(),
+                                                               RAVLT_VERSION);
+  } else {
+    impl.weights = std::make_shared<runtime::cpu::WeightCache>();
+  }
   impl.graph = runtime::Graph::load(std::move(file));
-  impl.weights = std::make_shared<runtime::cpu::WeightCache>();
   engine::NamedOutputs outputs = engine::named_outputs(impl.kind, *impl.graph);
   impl.output_names = std::move(outputs.names);
   impl.output_values = std::move(outputs.values);
@@ -127,6 +157,18 @@ size_t Model::copied_weight_bytes() const {
 
 size_t Model::mapped_resident_bytes() const {
   return impl_->graph->file().resident_bytes();
+}
+
+std::string Model::weight_cache_path() const {
+  return impl_->weights->file_path();
+}
+
+size_t Model::weight_cache_bytes_used() const {
+  return impl_->weights->file_bytes_used();
+}
+
+std::string Model::weight_cache_status() const {
+  return impl_->weights->file_status();
 }
 
 std::vector<std::string> Model::node_names() const {

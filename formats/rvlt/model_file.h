@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -84,6 +85,9 @@ class ModelFile {
 
   const std::string& path() const { return file_.path(); }
   uint64_t file_size() const { return file_.size(); }
+  /// The XXH3-64 checksum the footer records (verified at open unless
+  /// OpenOptions::verify_checksum was off): the file's identity.
+  uint64_t checksum() const;
   /// Offset of the data section from the start of the file.
   uint64_t data_section_offset() const { return data_offset_; }
   /// Start of the mapping (for callers that check where weights live).
@@ -98,6 +102,12 @@ class ModelFile {
   const fb::Model* model_ = nullptr;
   uint64_t data_offset_ = 0;
 };
+
+/// The checksum the footer of the file at `path` records, read without
+/// mapping or checking the rest (nullopt where the file cannot be read or
+/// has no footer): ModelFile::checksum() before the file is opened, for
+/// work that may start while it is verified.
+std::optional<uint64_t> read_footer_checksum(const std::string& path);
 
 /// XXH3-64 of `bytes`, as stored in the footer.
 uint64_t file_checksum(std::span<const uint8_t> bytes);

@@ -1,5 +1,10 @@
 // Opening .rvlt files: every check of model_file.h, in that order, before
 // the ModelFile is handed out.
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "formats/rvlt/graph_checks.h"
@@ -17,6 +22,26 @@ uint64_t load_u64(const uint8_t* p) {
   uint64_t v = 0;
   for (int b = 7; b >= 0; --b) v = v << 8 | p[b];
   return v;
+}
+
+// file_checksum() of the first `end` bytes of `file`, a few MB at a time,
+// each part's pages released once hashed: most of them are weights that a
+// plan packs into copies and never reads here again, and the rest (biases,
+// norms, the metadata) fault back in from the page cache, a minor fault a
+// page. Kept mapped, the whole file stayed resident until the plan released
+// the packed weights, and counted beside their copies in the peak.
+uint64_t checksum_releasing(const MappedFile& file, uint64_t end) {
+  constexpr uint64_t kPart = uint64_t{4} << 20;
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  for (uint64_t at = 0; at < end; at += kPart) {
+    const uint64_t n = std::min(kPart, end - at);
+    XXH3_64bits_update(state, file.data() + at, n);
+    file.release(file.data() + at, n);
+  }
+  const uint64_t digest = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return digest;
 }
 
 }  // namespace
@@ -75,7 +100,7 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
   // 5. Checksum of everything before the footer.
   if (options.verify_checksum) {
     const uint64_t expected = load_u64(bytes + body_end + 8);
-    if (file_checksum({bytes, body_end}) != expected) {
+    if (checksum_releasing(mapped, body_end) != expected) {
       throw fail("checksum mismatch: the file is corrupt");
     }
   }
@@ -84,6 +109,23 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
   file->model_ = model;
   file->data_offset_ = data_offset;
   return file;
+}
+
+std::optional<uint64_t> read_footer_checksum(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  uint8_t footer[kFooterSize];
+  const off_t end = ::lseek(fd, 0, SEEK_END);
+  const bool read = end >= static_cast<off_t>(kFooterSize) &&
+                    ::pread(fd, footer, kFooterSize, end - static_cast<off_t>(kFooterSize)) ==
+                        static_cast<ssize_t>(kFooterSize);
+  ::close(fd);
+  if (!read || std::memcmp(footer, kFooterMagic, 8) != 0) return std::nullopt;
+  return load_u64(footer + 8);
+}
+
+uint64_t ModelFile::checksum() const {
+  return load_u64(file_.data() + file_.size() - 8);
 }
 
 std::span<const uint8_t> ModelFile::constant_bytes(uint32_t tensor_index) const {

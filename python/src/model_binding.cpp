@@ -1,5 +1,6 @@
 // ravlt.Model: a loaded .rvlt file, immutable, shared by threads.
 #include <nanobind/stl/filesystem.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -69,18 +70,36 @@ void bind_model(nb::module_& m) {
                           "processes the path.")
       .def_static(
           "load",
-          [](const std::filesystem::path& path, bool verify_checksum) {
+          [](const std::filesystem::path& path, bool verify_checksum,
+             const std::optional<std::filesystem::path>& cache_dir) {
             ModelHandle h;
             nb::gil_scoped_release unlocked;
             LoadOptions options;
             options.verify_checksum = verify_checksum;
+            if (cache_dir) options.cache_dir = cache_dir->string();
             h.model = Model::load(path.string(), options);
             h.info = describe_model(path.string(), /*verify_checksum=*/false);
             return h;
           },
           nb::arg("path"), nb::kw_only(), nb::arg("verify_checksum") = true,
+          nb::arg("cache_dir") = nb::none(),
           "Opens and verifies a .rvlt file (its structure always, its checksum unless "
-          "verify_checksum=False). Raises ravlt.Error naming the file and the problem.")
+          "verify_checksum=False). Raises ravlt.Error naming the file and the problem. "
+          "cache_dir: a directory (created if missing) where the first plan writes the "
+          "weights packed for the CPU kernels and later loads of the same model read them, "
+          "so that they are ready sooner (see weight_cache).")
+      .def_prop_ro(
+          "weight_cache",
+          [](const ModelHandle& h) {
+            nb::dict d;
+            d["path"] = h.model->weight_cache_path();
+            d["status"] = h.model->weight_cache_status();
+            d["bytes_used"] = h.model->weight_cache_bytes_used();
+            return d;
+          },
+          "The packed-weight file of cache_dir: {\"path\": \"\" without one, \"status\": "
+          "\"read\", \"written (...)\", \"not written yet\" or why it was not used or "
+          "written, \"bytes_used\": packed weights used from it so far}.")
       .def_prop_ro(
           "kind", [](const ModelHandle& h) { return std::string(to_string(h.model->kind())); },
           "\"classifier\" or \"backbone\".")

@@ -139,6 +139,9 @@ void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& step
   for (const std::exception_ptr& e : errors) {
     if (e) std::rethrow_exception(e);
   }
+  // What this plan packed, for the next process (a no-op without a cache
+  // directory or when nothing new was packed).
+  context_.weights->save();
 }
 
 void CpuBackend::begin_run(int threads) {

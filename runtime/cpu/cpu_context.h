@@ -7,9 +7,11 @@
 #include <dnnl.hpp>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "ravlt/dtype.h"
+#include "runtime/cpu/packed_weight_file.h"
 #include "runtime/graph.h"
 #include "runtime/host_pages.h"
 
@@ -17,24 +19,55 @@ namespace ravlt::runtime::cpu {
 
 /// Weights reordered into the layouts oneDNN's primitives chose, kept once
 /// per model and shared by every session (thread-safe: kernels of one plan
-/// are prepared concurrently, and sessions too).
+/// are prepared concurrently, and sessions too). With a cache directory,
+/// the packed weights of earlier processes are read from the model's file
+/// there (packed_weight_file.h) and new ones written to it after a plan.
 class WeightCache {
  public:
+  /// A cache of this process only.
+  WeightCache() = default;
+  /// Reads and writes the packed weights of the model with checksum
+  /// `model_checksum` in `directory` (created when first written), for
+  /// the engine build `engine_version`. A missing, damaged or stale file
+  /// is packed anew (file_status() says why); never throws for the file.
+  WeightCache(const std::string& directory, uint64_t model_checksum,
+              const std::string& engine_version);
+
   /// The weights of graph value `value` (float32 in `src_desc` layout at
   /// `src`) in layout `want`: `src` itself if the layouts agree, else a
   /// reordered copy made on first request (by the first caller; another
-  /// asking for the same copy meanwhile waits for it).
+  /// asking for the same copy meanwhile waits for it), or found in the
+  /// cache file.
   const void* get(uint32_t value, const float* src, const dnnl::memory::desc& src_desc,
                   const dnnl::memory::desc& want, const dnnl::engine& engine);
+  /// Writes the cache file if weights were packed since it was read or
+  /// written (after a plan is prepared). Never throws: a file that cannot
+  /// be written is reported by file_status().
+  void save();
   /// Bytes copied by reorders so far.
   size_t reordered_bytes() const;
+  /// Bytes of packed weights used from the cache file so far.
+  size_t file_bytes_used() const;
+  /// The cache file's path ("" without a cache directory) and what
+  /// happened to it: "read", "written", or why it was not.
+  std::string file_path() const { return path_; }
+  uint64_t model_checksum() const { return model_checksum_; }
+  std::string file_status() const;
 
  private:
   struct Entry {
-    Entry(uint32_t v, dnnl::memory::desc d, uint8_t* b) : value(v), desc(std::move(d)), bytes(b) {}
+    Entry(uint32_t v, uint64_t s, uint64_t p, dnnl::memory::desc d, uint8_t* b)
+        : value(v), source_key(s), packed_key(p), desc(std::move(d)), bytes(b) {}
     uint32_t value;
-    dnnl::memory::desc desc;
-    uint8_t* bytes;  // in one of pages_
+    uint64_t source_key = 0, packed_key = 0;  // layout_key(); 0: not persisted
+    dnnl::memory::desc desc;                  // zero for one from the file
+    // In one of pages_, or in a file's mapping (read-only: never written,
+    // as the entry is reordered already).
+    uint8_t* bytes;
+    size_t size = 0;
+    bool from_file = false;
+    bool used = false;  // a file entry some plan has asked for
+    bool done = false;  // reordered (under mutex_)
     std::once_flag reordered;
   };
   /// `bytes` (64-byte aligned) from the current block of pages, a new
@@ -46,6 +79,11 @@ class WeightCache {
   std::vector<HostPages> pages_;
   size_t used_ = 0;  // of pages_.back()
   std::atomic<size_t> reordered_bytes_{0};
+  std::atomic<size_t> file_bytes_used_{0};
+  std::string directory_, path_, status_;
+  uint64_t model_checksum_ = 0, build_key_ = 0;
+  std::vector<PackedWeightFile> files_;  // mappings entries point into
+  bool unsaved_ = false;                 // entries packed since the last read or write
 };
 
 struct CpuContext {

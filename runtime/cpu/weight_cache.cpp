@@ -1,4 +1,7 @@
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
 
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_context.h"
@@ -13,7 +16,42 @@ namespace {
 constexpr size_t kBlockBytes = size_t{64} << 20;
 constexpr size_t kAlignment = 64;
 
+std::string megabytes(size_t bytes) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.2f MB", static_cast<double>(bytes) / 1e6);
+  return s;
+}
+
 }  // namespace
+
+WeightCache::WeightCache(const std::string& directory, uint64_t model_checksum,
+                         const std::string& engine_version)
+    : directory_(directory),
+      model_checksum_(model_checksum),
+      build_key_(packed_build_key(engine_version)) {
+  path_ = (std::filesystem::path(directory) / packed_weight_file_name(model_checksum, build_key_))
+              .string();
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) {
+    status_ = "not written yet";
+    return;
+  }
+  try {
+    PackedWeightFile& file =
+        files_.emplace_back(PackedWeightFile::open(path_, model_checksum_, build_key_));
+    for (const PackedWeight& w : file.weights()) {
+      Entry& e = entries_.emplace_back(w.value, w.source_key, w.packed_key, dnnl::memory::desc(),
+                                       const_cast<uint8_t*>(w.bytes.data()));
+      e.size = w.bytes.size();
+      e.from_file = true;
+    }
+    status_ = "read";
+  } catch (const Error& e) {
+    files_.clear();
+    status_ = std::string("not used (") + e.what() + "), packed again";
+    unsaved_ = true;  // replace it even if nothing new is packed
+  }
+}
 
 uint8_t* WeightCache::take(size_t bytes) {
   bytes = (bytes + kAlignment - 1) / kAlignment * kAlignment;
@@ -29,13 +67,28 @@ uint8_t* WeightCache::take(size_t bytes) {
 const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memory::desc& src_desc,
                              const dnnl::memory::desc& want, const dnnl::engine& engine) {
   if (want == src_desc) return src;
+  const std::optional<uint64_t> source_key = layout_key(src_desc), packed_key = layout_key(want);
+  const size_t size = want.get_size();
   Entry* entry = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (Entry& e : entries_) {
-      if (e.value == value && e.desc == want) entry = &e;
+      if (e.value != value || e.source_key != source_key.value_or(0)) continue;
+      const bool same = e.from_file ? packed_key && e.packed_key == *packed_key && e.size == size
+                                    : e.desc == want;
+      if (same) entry = &e;
     }
-    if (entry == nullptr) entry = &entries_.emplace_back(value, want, take(want.get_size()));
+    if (entry != nullptr && entry->from_file) {
+      if (!entry->used) file_bytes_used_ += size;
+      entry->used = true;
+      return entry->bytes;
+    }
+    if (entry == nullptr) {
+      entry = &entries_.emplace_back(value, source_key.value_or(0), packed_key.value_or(0), want,
+                                     take(size));
+      entry->size = size;
+      unsaved_ = unsaved_ || (source_key && packed_key);
+    }
   }
   // The reorder runs outside the lock, so that kernels prepared
   // concurrently reorder their weights at once.
@@ -45,13 +98,56 @@ const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memor
     dnnl::stream stream(engine);
     dnnl::reorder(from, to).execute(stream, from, to);
     stream.wait();
-    reordered_bytes_ += want.get_size();
+    reordered_bytes_ += size;
+    std::lock_guard<std::mutex> lock(mutex_);
+    entry->done = true;
   });
   return entry->bytes;
 }
 
+void WeightCache::save() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (directory_.empty() || !unsaved_) return;
+  // Every finished entry with persistable layouts; one another session is
+  // still reordering waits for the next save.
+  std::vector<PackedWeight> weights;
+  bool all = true;
+  for (const Entry& e : entries_) {
+    if (e.source_key == 0 || e.packed_key == 0) continue;
+    if (!e.from_file && !e.done) {
+      all = false;
+      continue;
+    }
+    weights.push_back({e.value, e.source_key, e.packed_key, {e.bytes, e.size}});
+  }
+  size_t bytes = 0;
+  for (const PackedWeight& w : weights) bytes += w.bytes.size();
+  try {
+    std::filesystem::create_directories(directory_);
+    write_packed_weight_file(path_, model_checksum_, build_key_, weights);
+    // After a file that was refused, its reason stays in front.
+    status_ = (status_.starts_with("not used") ? status_ + "; " : "") + "written (" +
+              std::to_string(weights.size()) + " weights, " + megabytes(bytes) + ")";
+    unsaved_ = !all;
+  } catch (const std::exception& e) {
+    // Not retried: each plan would pay for the attempt again.
+    status_ =
+        (status_.starts_with("not used") ? status_ + "; " : "") + "not written (" + e.what() + ")";
+    unsaved_ = false;
+  }
+}
+
 size_t WeightCache::reordered_bytes() const {
   return reordered_bytes_.load();
+}
+
+size_t WeightCache::file_bytes_used() const {
+  return file_bytes_used_.load();
+}
+
+std::string WeightCache::file_status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return status_;
 }
 
 }  // namespace ravlt::runtime::cpu

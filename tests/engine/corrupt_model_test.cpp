@@ -63,8 +63,10 @@ struct Reference {
 
 Outcome load_and_run(const std::string& path, bool checksum, const Reference& ref) {
   std::shared_ptr<const Model> model;
+  LoadOptions options;
+  options.verify_checksum = checksum;
   try {
-    model = Model::load(path, LoadOptions{checksum});
+    model = Model::load(path, options);
   } catch (const Error& e) {
     REQUIRE(std::strlen(e.what()) > 0);
     return Outcome::kRefusedAtLoad;

@@ -391,14 +391,15 @@ TEST_CASE("a weight packed for oneDNN is resident once: its mapped pages are giv
   ::fdatasync(fd);
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   ::close(fd);
-  const auto model = Model::load(path);  // verifying the checksum reads every page
-  const size_t file_bytes = std::filesystem::file_size(path);
-  const size_t before = model->mapped_resident_bytes();
-  if (before == 0) {
+  if (!std::filesystem::exists("/proc/self/smaps")) {
     MESSAGE("skipped: this system does not report a mapping's resident memory");
     return;
   }
-  CHECK(before > file_bytes / 2);
+  // Verifying the checksum reads every page, and gives each part back once
+  // hashed: the file is not resident beside the packed copies.
+  const auto model = Model::load(path);
+  const size_t file_bytes = std::filesystem::file_size(path);
+  CHECK(model->mapped_resident_bytes() < file_bytes / 20);
   const std::vector<int64_t> shape{1, 3, 64, 64};
   const auto input = random_vector(3 * 64 * 64, 3);
   Session first(model, SessionOptions{1});

@@ -53,6 +53,21 @@ def test_model_properties_and_info_equal_inspect(models):
     assert b.labels == [] and b.preprocessing["crop"] is None
 
 
+def test_packed_weight_cache_written_then_read(models, tmp_path):
+    x = random_input((1, 3, 64, 64), seed=3)
+    assert ravlt.Model.load(models["digits"]).weight_cache == {
+        "path": "", "status": "", "bytes_used": 0}
+    results = []
+    for expected in ("written (", "read"):
+        m = ravlt.Model.load(models["digits"], cache_dir=tmp_path / "cache")
+        y = ravlt.Session(m, threads=2).run(x)
+        assert m.weight_cache["status"].startswith(expected)
+        assert pathlib.Path(m.weight_cache["path"]).parent == tmp_path / "cache"
+        results.append((y, m.weight_cache["bytes_used"]))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert results[0][1] == 0 and results[1][1] > 0
+
+
 @pytest.mark.parametrize("name,shape", [("digits", (3, 3, 64, 64)), ("t", (2, 3, 97, 75)),
                                         ("t", (1, 3, 224, 224))])
 def test_session_run_equals_cli_bit_for_bit(models, tmp_path, name, shape):

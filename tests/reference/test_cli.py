@@ -264,6 +264,36 @@ class Cli(unittest.TestCase):
                                      "--warmup", "0", "--profile", "--json").stdout)
         self.assertIn("RalaAttention", r["profile_ms_per_run"])
 
+    def test_cache_dir(self):
+        import numpy as np
+        harness.ravlt("convert", harness.data("custom_bare.pth"), "-o", self.out(), "-q")
+        cache = self.out("cache")
+        seen = []
+        for expected in ("written (", "read"):
+            r = json.loads(harness.ravlt("bench", "-m", self.out(), "--size", "64x48",
+                                         "--iterations", "1", "--warmup", "0", "--cache-dir",
+                                         cache, "--json").stdout)
+            self.assertTrue(r["weight_cache_status"].startswith(expected), r)
+            self.assertEqual(os.path.dirname(r["weight_cache_path"]), cache)
+            seen.append(r)
+        self.assertEqual(seen[0]["weight_cache_bytes_used"], 0)
+        self.assertEqual(seen[1]["weight_cache_bytes_used"], seen[0]["copied_weight_bytes"])
+        self.assertEqual(seen[1]["copied_weight_bytes"], 0)
+        text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "1",
+                             "--warmup", "0", "--cache-dir", cache).stdout
+        self.assertRegex(text, r"weight cache .*\.rvltpack: read; [0-9.]+ MB of packed weights used")
+        # run with and without the cache: the same bytes.
+        np.save(self.out("x.npy"), np.random.RandomState(1).randn(1, 3, 40, 36).astype(np.float32))
+        harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o", self.out("a.npy"))
+        harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o", self.out("b.npy"),
+                      "--cache-dir", cache)
+        np.testing.assert_array_equal(np.load(self.out("a.npy")), np.load(self.out("b.npy")))
+        # A cache directory that cannot be made is no error: the weights are packed.
+        r = json.loads(harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations",
+                                     "1", "--warmup", "0", "--cache-dir", self.out("x.npy"),
+                                     "--json").stdout)
+        self.assertTrue(r["weight_cache_status"].startswith("not written ("), r)
+
     def test_narrower_instruction_sets(self):
         """RAVLT_MAX_CPU_ISA runs our kernels as on an older CPU (AVX2 only,
         or SSE only): RAVLT-T's logits agree with the widest path's within

@@ -22,6 +22,14 @@ struct LoadOptions {
   /// Verify the file's checksum (one pass over the file). The structure of
   /// the file is verified either way.
   bool verify_checksum = true;
+  /// A directory for the model's weights packed into the layouts the CPU
+  /// kernels read (created if missing; "" for none). The first plan packs
+  /// them and writes one file per model and engine build there; a later
+  /// load of the same model maps that file instead of packing again
+  /// (verified by its checksum; a damaged or stale file is packed and
+  /// written anew), which makes the first run ready sooner. Like
+  /// OpenVINO's CACHE_DIR; `ravlt --cache-dir`.
+  std::string cache_dir;
 };
 
 /// How an image becomes the network's input (stored in every model file;
@@ -81,6 +89,13 @@ class RAVLT_API Model {
   /// header. A weight packed into a copy gives its mapped pages back, so
   /// that it is resident once (0 where the system does not say).
   size_t mapped_resident_bytes() const;
+  /// The packed-weight file of LoadOptions::cache_dir ("" without one),
+  /// the bytes of packed weights plans have used from it, and what
+  /// happened to it: "read", "written (...)", "not written yet", or why it
+  /// was not used or written.
+  std::string weight_cache_path() const;
+  size_t weight_cache_bytes_used() const;
+  std::string weight_cache_status() const;
   /// Names of the graph's nodes in execution order (what Session::capture
   /// and `ravlt run --capture` take), e.g. "patch_embed.proj.9",
   /// "layers.0.downsample.reduction", "head".

@@ -1,0 +1,61 @@
+#include "formats/checksummed_file_writer.h"
+
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "ravlt/error.h"
+
+namespace ravlt {
+
+ChecksummedFileWriter::ChecksummedFileWriter(std::string path)
+    : path_(std::move(path)), temp_path_(path_ + ".partial." + std::to_string(getpid())) {
+  file_ = std::fopen(temp_path_.c_str(), "wb");
+  if (file_ == nullptr) throw Error(path_ + ": cannot create: " + std::strerror(errno));
+  state_ = XXH3_createState();
+  XXH3_64bits_reset(state_);
+}
+
+ChecksummedFileWriter::~ChecksummedFileWriter() {
+  if (file_ != nullptr) std::fclose(file_);
+  if (!committed_) std::remove(temp_path_.c_str());
+  XXH3_freeState(state_);
+}
+
+void ChecksummedFileWriter::write_unhashed(const void* data, size_t n) {
+  if (n == 0) return;
+  if (std::fwrite(data, 1, n, file_) != n) {
+    throw Error(path_ + ": write failed: " + std::strerror(errno));
+  }
+  position_ += n;
+}
+
+void ChecksummedFileWriter::write(const void* data, size_t n) {
+  write_unhashed(data, n);
+  XXH3_64bits_update(state_, data, n);
+}
+
+void ChecksummedFileWriter::pad_to(uint64_t offset) {
+  static const uint8_t zeros[4096] = {};
+  while (position_ < offset) write(zeros, std::min<uint64_t>(offset - position_, sizeof zeros));
+}
+
+void ChecksummedFileWriter::commit(const char (&magic)[8]) {
+  const uint64_t digest = XXH3_64bits_digest(state_);
+  uint8_t footer[16];
+  std::memcpy(footer, magic, 8);
+  for (int b = 0; b < 8; ++b) footer[8 + b] = static_cast<uint8_t>(digest >> (8 * b));
+  write_unhashed(footer, sizeof footer);
+  const int rc = std::fclose(file_);
+  file_ = nullptr;
+  if (rc != 0) throw Error(path_ + ": close failed: " + std::strerror(errno));
+  if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    throw Error(path_ + ": cannot move the written file into place: " + std::strerror(errno));
+  }
+  committed_ = true;
+}
+
+}  // namespace ravlt

@@ -1,0 +1,162 @@
+// LoadOptions::cache_dir: the first plan writes the model's packed weights,
+// a later load uses them instead of packing (the same results, bit for
+// bit), and a cache file that is damaged, stale or cannot be written costs
+// a packing, never a wrong answer or an error.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "ravlt/convert.h"
+#include "ravlt/error.h"
+#include "ravlt/model.h"
+#include "tests/test_util.h"
+
+using namespace ravlt;
+using ravlt::test::random_vector;
+using ravlt::test::read_file;
+using ravlt::test::TempDir;
+using ravlt::test::testdata;
+using ravlt::test::write_file;
+
+namespace {
+
+const std::vector<int64_t> kShape{2, 3, 45, 37};
+
+struct Result {
+  std::vector<float> logits;
+  size_t packed = 0;     // bytes reordered by this model's plans
+  size_t from_file = 0;  // bytes used from the cache file
+  std::string status;
+};
+
+Result load_and_run(const std::string& model_path, const std::string& cache_dir,
+                    Precision precision = Precision::kFloat32) {
+  LoadOptions load;
+  load.cache_dir = cache_dir;
+  const auto model = Model::load(model_path, load);
+  SessionOptions options;
+  options.precision = precision;
+  Session session(model, options);
+  const auto input = random_vector(2 * 3 * 45 * 37, 11);
+  const std::span<const float> out = session.run(input.data(), kShape);
+  return {{out.begin(), out.end()},
+          model->copied_weight_bytes(),
+          model->weight_cache_bytes_used(),
+          model->weight_cache_status()};
+}
+
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().string());
+  }
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("packed weights are written by the first plan and read by the next load") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt"), cache = dir.file("cache/sub");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const size_t file_bytes = std::filesystem::file_size(path);
+
+  const Result plain = load_and_run(path, "");
+  const Result first = load_and_run(path, cache);  // the directory is created
+  CHECK(first.status.starts_with("written ("));
+  CHECK(first.packed > file_bytes * 9 / 10);
+  CHECK(first.from_file == 0);
+  REQUIRE(files_in(cache).size() == 1);
+  CHECK(files_in(cache)[0].ends_with(".rvltpack"));
+
+  const Result second = load_and_run(path, cache);
+  CHECK(second.status == "read");
+  CHECK(second.packed == 0);  // nothing reordered
+  CHECK(second.from_file == first.packed);
+  CHECK(second.logits == first.logits);  // the same bytes, bit for bit
+  CHECK(second.logits == plain.logits);
+  CHECK(files_in(cache).size() == 1);  // read, not rewritten
+
+  // The file serves another thread count and batch too (the same layouts).
+  {
+    LoadOptions load;
+    load.cache_dir = cache;
+    const auto model = Model::load(path, load);
+    Session session(model, SessionOptions{1});
+    const auto input = random_vector(3 * 3 * 64 * 64, 5);
+    session.run(input.data(), std::vector<int64_t>{3, 3, 64, 64});
+    CHECK(model->copied_weight_bytes() == 0);
+    CHECK(model->weight_cache_status() == "read");
+  }
+}
+
+TEST_CASE("a damaged, truncated or stale cache file is packed again and replaced") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt"), other = dir.file("other.rvlt");
+  const std::string cache = dir.file("cache");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  convert_checkpoint(testdata("custom_bare.pth"), other);
+  const Result good = load_and_run(path, cache);
+  const std::string cache_file = files_in(cache)[0];
+  const std::vector<uint8_t> bytes = read_file(cache_file);
+
+  auto check_repacked = [&](const std::vector<uint8_t>& bad, const std::string& why) {
+    CAPTURE(why);
+    write_file(cache_file, bad);
+    const Result r = load_and_run(path, cache);
+    CHECK(r.status.starts_with("not used (" + cache_file + ": " + why));
+    CHECK(r.status.find("packed again; written (") != std::string::npos);
+    CHECK(r.packed == good.packed);
+    CHECK(r.logits == good.logits);
+    // ... and the file was replaced by a good one.
+    const Result again = load_and_run(path, cache);
+    CHECK(again.status == "read");
+    CHECK(again.packed == 0);
+    CHECK(again.logits == good.logits);
+  };
+  std::vector<uint8_t> bad = bytes;
+  bad[bytes.size() / 3] ^= 4;
+  check_repacked(bad, "checksum mismatch");
+  check_repacked(std::vector<uint8_t>(bytes.begin(), bytes.begin() + 5000), "truncated");
+  check_repacked({}, "file is empty");
+  // Another model's packed weights under this model's name.
+  const Result r = load_and_run(other, cache);
+  REQUIRE(files_in(cache).size() == 2);
+  for (const std::string& f : files_in(cache)) {
+    if (f != cache_file) check_repacked(read_file(f), "made for another model");
+  }
+  CHECK(r.status.starts_with("written ("));
+}
+
+TEST_CASE("a cache directory that cannot be written costs only the packing") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const Result plain = load_and_run(path, "");
+  // Under a regular file: the directory cannot be created.
+  const Result r = load_and_run(path, path + "/cache");
+  CHECK(r.status.starts_with("not written ("));
+  CHECK(r.logits == plain.logits);
+  CHECK(plain.status.empty());
+}
+
+TEST_CASE("bf16 packed weights are cached beside float32 ones") {
+  std::string why;
+  if (!precision_available(Device::kCpu, Precision::kBFloat16, &why)) {
+    MESSAGE("skipped: this CPU has no bf16: " << why);
+    return;
+  }
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt"), cache = dir.file("cache");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const Result f32 = load_and_run(path, cache);
+  const Result bf16 = load_and_run(path, cache, Precision::kBFloat16);
+  CHECK(bf16.status.starts_with("written ("));  // bf16 layouts added
+  CHECK(bf16.packed > 0);
+  const Result bf16_again = load_and_run(path, cache, Precision::kBFloat16);
+  CHECK(bf16_again.packed == 0);
+  CHECK(bf16_again.logits == bf16.logits);
+  const Result f32_again = load_and_run(path, cache);
+  CHECK(f32_again.packed == 0);
+  CHECK(f32_again.logits == f32.logits);
+}
