@@ -85,9 +85,12 @@ def test_batch_command_writes_parquet(cluster, models, broken, expected, tmp_pat
     out = tmp_path / "results.parquet"
     p = subprocess.run([sys.executable, "-m", "ravlt.ray.batch", "--model", str(models["digits"]),
                         "--input", str(DIGITS), broken, "--output", str(out), "--address", cluster,
-                        "--concurrency", "2"], capture_output=True, text=True, timeout=600)
+                        "--concurrency", "2", "--cache-dir", str(tmp_path / "cache")],
+                       capture_output=True, text=True, timeout=600)
     assert p.returncode == 1, p.stderr  # one image failed
     assert "classified 360 images (1 failed)" in p.stdout, p.stdout + p.stderr
+    # The actors kept the packed weights there, one file for the model.
+    assert [f.suffix for f in (tmp_path / "cache").iterdir()] == [".rvltpack"]
     check_rows(pq.read_table(out).to_pylist(), expected)
 
 

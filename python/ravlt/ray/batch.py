@@ -31,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="network threads per actor, and CPUs each reserves (default 1)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--cache-dir", default=None,
+                   help="a directory on each node for the packed weights: actors start sooner")
     return p.parse_args(argv)
 
 
@@ -52,7 +54,8 @@ def main(argv=None) -> int:
     try:
         ds = ravlt.ray.classify(args.input, args.model, batch_size=args.batch_size,
                                 concurrency=args.concurrency,
-                                threads_per_actor=args.threads_per_actor, top_k=args.top_k)
+                                threads_per_actor=args.threads_per_actor, top_k=args.top_k,
+                                cache_dir=args.cache_dir)
         ds.write_parquet(args.output)
     except ravlt.Error as e:
         print(f"ravlt.ray.batch: error: {e}", file=sys.stderr)

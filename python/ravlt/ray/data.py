@@ -89,8 +89,8 @@ class ClassifyBatch:
     ``path, indices, labels, probabilities, error``."""
 
     def __init__(self, model_path: str, *, threads: int = 1, top_k: int = 5,
-                 batch_size: int = 64):
-        self.model = ravlt.Model.load(model_path)
+                 batch_size: int = 64, cache_dir: Optional[str] = None):
+        self.model = ravlt.Model.load(model_path, cache_dir=cache_dir)
         self.classifier = ravlt.Classifier(self.model, top_k=top_k, threads=threads,
                                            batch_size=batch_size)
 
@@ -113,7 +113,8 @@ class ClassifyBatch:
 
 def classify(source: Source, model_path: Union[str, os.PathLike], *, batch_size: int = 64,
              concurrency: int = 2, threads_per_actor: int = 1,
-             num_cpus_per_actor: Optional[float] = None, top_k: int = 5) -> "ray.data.Dataset":
+             num_cpus_per_actor: Optional[float] = None, top_k: int = 5,
+             cache_dir: Optional[Union[str, os.PathLike]] = None) -> "ray.data.Dataset":
     """Classifies every image of `source` on the Ray cluster; returns a lazy
     Dataset of rows ``path: str, indices: list[int], labels: list[str],
     probabilities: list[float], error: str or None`` (an image that cannot be
@@ -128,6 +129,9 @@ def classify(source: Source, model_path: Union[str, os.PathLike], *, batch_size:
     threads_per_actor). Ray's read tasks need CPUs too: on a small machine
     start Ray with more logical CPUs than the actors reserve
     (``ray.init(num_cpus=4)`` on 2 cores) or give actors fractions of one.
+    cache_dir: a directory on each node for the packed weights
+    (``ravlt.Model.load``'s cache_dir): the first actor on a node writes
+    them, the later ones start sooner.
     """
     model_path = checked_classifier(model_path)
     if batch_size < 1 or concurrency < 1 or threads_per_actor < 1 or top_k < 1:
@@ -136,7 +140,8 @@ def classify(source: Source, model_path: Union[str, os.PathLike], *, batch_size:
     return image_dataset(source).map_batches(
         ClassifyBatch,
         fn_constructor_kwargs={"model_path": model_path, "threads": threads_per_actor,
-                               "top_k": top_k, "batch_size": batch_size},
+                               "top_k": top_k, "batch_size": batch_size,
+                               "cache_dir": None if cache_dir is None else os.fspath(cache_dir)},
         batch_size=batch_size,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=concurrency),

@@ -28,6 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="largest request body accepted (default 20 MiB); larger is HTTP 413")
     p.add_argument("--address", default=None,
                    help="a Ray cluster's address ('auto': the running one); default: a local instance")
+    p.add_argument("--cache-dir", default=None,
+                   help="a directory on each node for the packed weights: replicas start sooner")
     return p.parse_args(argv)
 
 
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     try:
         application = ravlt.ray.app(
             args.model, num_replicas=args.replicas, threads_per_replica=args.threads_per_replica,
-            max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES)
+            max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES, cache_dir=args.cache_dir)
     except ravlt.Error as e:
         print(f"ravlt.ray.serve: error: {e}", file=sys.stderr)
         return 1
