@@ -1,7 +1,8 @@
 // The fuzzing build switch. Configured with -DRAVLT_FUZZ=ON (clang,
 // libFuzzer; see tests/fuzz/), the build defines RAVLT_FUZZING and skips the
 // integrity checks that would stop almost every mutated input before the
-// parsers behind them: zip entry CRCs, PNG chunk CRCs and zlib checksums.
+// parsers behind them: zip entry CRCs, PNG chunk CRCs, zlib checksums and
+// the packed-weight file's checksum.
 // (The .rvlt checksum needs no switch: the loader's fuzzer opens files with
 // verify_checksum off.) Never defined in a normal build.
 #pragma once

@@ -13,7 +13,7 @@ seconds=${1:-60}
 jobs=${2:-2}
 shift $(( $# > 2 ? 2 : $# ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_checkpoint fuzz_pickle fuzz_model_file fuzz_image fuzz_npy)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_checkpoint fuzz_pickle fuzz_model_file fuzz_image fuzz_npy fuzz_packed_weights)
 
 [ -x build/ravlt ] || { echo "fuzz.sh: build/ravlt is needed to make seeds (bash scripts/test.sh)" >&2; exit 1; }
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \

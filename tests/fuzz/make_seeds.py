@@ -7,7 +7,8 @@ broken ones) from tests/reference/image_samples.py, and .npy files.
     make_seeds.py OUT_DIR --ravlt build/ravlt
 
 Writes OUT_DIR/<target>/ for fuzz_checkpoint, fuzz_pickle, fuzz_model_file,
-fuzz_image and fuzz_npy. The models are tiny (dims 8-8-12-16, one block per
+fuzz_image, fuzz_npy and fuzz_packed_weights (the packed weights `ravlt bench
+--cache-dir` writes for the micro models). The models are tiny (dims 8-8-12-16, one block per
 stage, about 10,000 parameters) so that each execution is fast."""
 
 import argparse
@@ -37,7 +38,8 @@ def main():
     ap.add_argument("--ravlt", required=True)
     a = ap.parse_args()
     dirs = {t: os.path.join(a.out, t) for t in
-            ("fuzz_checkpoint", "fuzz_pickle", "fuzz_model_file", "fuzz_image", "fuzz_npy")}
+            ("fuzz_checkpoint", "fuzz_pickle", "fuzz_model_file", "fuzz_image", "fuzz_npy",
+             "fuzz_packed_weights")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
 
@@ -77,6 +79,15 @@ def main():
     subprocess.run([a.ravlt, "convert", os.path.join(ckpt, "half.pth"), "-o",
                     os.path.join(dirs["fuzz_model_file"], "micro_fp16.rvlt"), "-q", "--dtype", "fp16"],
                    check=True)
+    # Packed weights of the micro models, as a first plan writes them.
+    for name in ("micro0.rvlt", "micro_backbone.rvlt"):
+        cache = os.path.join(a.out, "cache_" + name)
+        subprocess.run([a.ravlt, "bench", "-m", os.path.join(dirs["fuzz_model_file"], name),
+                        "--size", "40x40", "--iterations", "1", "--warmup", "0", "--threads", "1",
+                        "--cache-dir", cache], check=True, stdout=subprocess.DEVNULL)
+        for f in os.listdir(cache):
+            shutil.copy(os.path.join(cache, f), os.path.join(dirs["fuzz_packed_weights"], name + ".rvltpack"))
+        shutil.rmtree(cache)
     # Images: small ones (the fuzzer mutates bytes; large files slow it).
     image_samples.write_samples(os.path.join(a.out, "images_all"))
     image_samples.write_broken(os.path.join(a.out, "images_broken"))
