@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "formats/little_endian.h"
 #include "ravlt/error.h"
 
 namespace ravlt {
@@ -47,7 +48,7 @@ void ChecksummedFileWriter::commit(const char (&magic)[8]) {
   const uint64_t digest = XXH3_64bits_digest(state_);
   uint8_t footer[16];
   std::memcpy(footer, magic, 8);
-  for (int b = 0; b < 8; ++b) footer[8 + b] = static_cast<uint8_t>(digest >> (8 * b));
+  store_le(footer + 8, digest, 8);
   write_unhashed(footer, sizeof footer);
   const int rc = std::fclose(file_);
   file_ = nullptr;

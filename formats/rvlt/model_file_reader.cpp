@@ -7,22 +7,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "formats/little_endian.h"
 #include "formats/rvlt/graph_checks.h"
 #include "formats/rvlt/model_file.h"
 #include "ravlt/error.h"
 
 namespace ravlt::rvlt {
 namespace {
-
-uint32_t load_u32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
-
-uint64_t load_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int b = 7; b >= 0; --b) v = v << 8 | p[b];
-  return v;
-}
 
 // file_checksum() of the first `end` bytes of `file`, a few MB at a time,
 // each part's pages released once hashed: most of them are weights that a
@@ -58,7 +49,7 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
   if (!flatbuffers::BufferHasIdentifier(bytes, fb::ModelIdentifier(), /*size_prefixed=*/true)) {
     throw fail("not a .rvlt model file (identifier 'RVLT' missing)");
   }
-  const uint64_t flatbuffer_size = load_u32(bytes);
+  const uint64_t flatbuffer_size = load_le(bytes, 4);
   const uint64_t body_end = size - kFooterSize;
   if (flatbuffer_size > body_end - 4) throw fail("truncated (metadata extends past the end)");
   if (std::memcmp(bytes + body_end, kFooterMagic, 8) != 0) {
@@ -99,7 +90,7 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
 
   // 5. Checksum of everything before the footer.
   if (options.verify_checksum) {
-    const uint64_t expected = load_u64(bytes + body_end + 8);
+    const uint64_t expected = load_le(bytes + body_end + 8, 8);
     if (checksum_releasing(mapped, body_end) != expected) {
       throw fail("checksum mismatch: the file is corrupt");
     }
@@ -121,11 +112,11 @@ std::optional<uint64_t> read_footer_checksum(const std::string& path) {
                         static_cast<ssize_t>(kFooterSize);
   ::close(fd);
   if (!read || std::memcmp(footer, kFooterMagic, 8) != 0) return std::nullopt;
-  return load_u64(footer + 8);
+  return load_le(footer + 8, 8);
 }
 
 uint64_t ModelFile::checksum() const {
-  return load_u64(file_.data() + file_.size() - 8);
+  return load_le(file_.data() + file_.size() - 8, 8);
 }
 
 std::span<const uint8_t> ModelFile::constant_bytes(uint32_t tensor_index) const {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "formats/little_endian.h"
 #include "formats/torch/global_policy.h"
 #include "ravlt/error.h"
 
@@ -111,10 +112,7 @@ uint8_t Unpickler::u8() {
 }
 
 uint64_t Unpickler::uint_le(size_t n) {
-  const uint8_t* p = take(n);
-  uint64_t v = 0;
-  for (size_t i = n; i-- > 0;) v = v << 8 | p[i];
-  return v;
+  return load_le(take(n), n);
 }
 
 std::string_view Unpickler::line() {
@@ -290,8 +288,7 @@ Value* Unpickler::load() {
   auto push_long = [&](size_t n) {
     const uint8_t* p = take(n);
     if (n <= 8) {
-      uint64_t v = 0;
-      for (size_t i = n; i-- > 0;) v = v << 8 | p[i];
+      uint64_t v = load_le(p, n);
       if (n > 0 && n < 8 && (p[n - 1] & 0x80)) v |= ~uint64_t{0} << (8 * n);  // sign-extend
       push_int(static_cast<int64_t>(v));
     } else {

@@ -6,6 +6,7 @@
 
 #include "formats/checksummed_file_writer.h"
 #include "formats/fuzzing.h"
+#include "formats/little_endian.h"
 #include "ravlt/error.h"
 
 namespace ravlt::runtime::cpu {
@@ -22,16 +23,6 @@ constexpr uint64_t kWeightAlignment = 64;  // oneDNN's preferred alignment
 
 uint64_t align_up(uint64_t n, uint64_t to) {
   return (n + to - 1) / to * to;
-}
-
-uint64_t load_le(const uint8_t* p, int bytes) {
-  uint64_t v = 0;
-  for (int b = bytes - 1; b >= 0; --b) v = v << 8 | p[b];
-  return v;
-}
-
-void store_le(uint8_t* p, uint64_t v, int bytes) {
-  for (int b = 0; b < bytes; ++b) p[b] = static_cast<uint8_t>(v >> (8 * b));
 }
 
 std::string hex16(uint64_t v) {
