@@ -32,10 +32,6 @@ void apply_device_options(const DeviceArgs& args, SessionOptions& options) {
   if (args.tf32 && options.device != Device::kCuda) throw Error("--tf32 applies to --device cuda");
 }
 
-}  // namespace ravlt::tools
-
-namespace ravlt::tools {
-
 LoadOptions load_options(const DeviceArgs& args, bool no_checksum) {
   LoadOptions load;
   load.verify_checksum = !no_checksum;

@@ -31,7 +31,8 @@ std::string paths_file(const std::string& output) {
 
 int run(const EmbedArgs& a) {
   const std::vector<std::string> files = collect_images(a.inputs);
-  const std::unique_ptr<Classifier> classifier = open_classifier(a);
+  std::shared_ptr<const Model> model;
+  const std::unique_ptr<Classifier> classifier = open_classifier(a, 5, &model);
 
   ProgressBar bar;
   const bool show_progress = files.size() > 8;
@@ -60,8 +61,9 @@ int run(const EmbedArgs& a) {
   }
   bar.finish();
   if (width == 0) {
-    // No image decoded: still a (0, width) array, the width from the model.
-    Session session(Model::load(a.model));
+    // No image decoded: still a (0, width) array, the width from the model
+    // (asked of a session, which plans nothing for it).
+    Session session(model);
     const std::vector<int64_t> one = {1, 3, 224, 224};
     width = static_cast<size_t>(session.output_shapes(one, {"embedding"})[0].shape[1]);
   }

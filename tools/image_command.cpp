@@ -40,7 +40,8 @@ std::vector<std::string> collect_images(const std::vector<std::string>& inputs) 
   return files;
 }
 
-std::unique_ptr<Classifier> open_classifier(const ImageArgs& a, int top_k) {
+std::unique_ptr<Classifier> open_classifier(const ImageArgs& a, int top_k,
+                                            std::shared_ptr<const Model>* model_out) {
   ClassifierOptions options;
   options.session.threads = a.threads;
   options.top_k = top_k;
@@ -51,6 +52,7 @@ std::unique_ptr<Classifier> open_classifier(const ImageArgs& a, int top_k) {
     throw Error(a.model + " is a backbone: it outputs feature maps, not classes; write them " +
                 "with `ravlt run -m " + a.model + " -i input.npy -o out.npz`");
   }
+  if (model_out != nullptr) *model_out = model;
   return std::make_unique<Classifier>(model, options);
 }
 

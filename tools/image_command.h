@@ -33,9 +33,11 @@ void add_image_options(CLI::App* cmd, ImageArgs* args, const std::string& json_h
 /// nothing is found.
 std::vector<std::string> collect_images(const std::vector<std::string>& inputs);
 
-/// The classifier the arguments ask for (`top_k` classes per image).
-/// Throws ravlt::Error with a one-line reason on a backbone, pointing at
-/// `ravlt run`.
-std::unique_ptr<Classifier> open_classifier(const ImageArgs& args, int top_k = 5);
+/// The classifier the arguments ask for (`top_k` classes per image), and
+/// its model in `model` where given (opened once: loading verifies the
+/// whole file). Throws ravlt::Error with a one-line reason on a backbone,
+/// pointing at `ravlt run`.
+std::unique_ptr<Classifier> open_classifier(const ImageArgs& args, int top_k = 5,
+                                            std::shared_ptr<const Model>* model = nullptr);
 
 }  // namespace ravlt::tools

@@ -299,6 +299,13 @@ class DenseCli(Case):
         self.assertEqual(p.returncode, 1)
         self.assertIn("broken.jpg", p.stderr)
         self.assertTrue(torch.equal(torch.from_numpy(np.load(out)), emb))
+        # Nothing decoded: still a (0, width) array and an empty list.
+        p = harness.ravlt("embed", "-m", model, broken, "-o", out, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("broken.jpg", p.stderr)
+        self.assertEqual(np.load(out).shape, (0, 96))
+        with open(self.path("emb.txt")) as f:
+            self.assertEqual(f.read(), "")
 
 
 if __name__ == "__main__":
