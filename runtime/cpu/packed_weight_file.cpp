@@ -3,6 +3,8 @@
 #include <xxhash.h>
 
 #include <cstring>
+#include <filesystem>
+#include <string_view>
 
 #include "formats/checksummed_file_writer.h"
 #include "formats/fuzzing.h"
@@ -63,6 +65,42 @@ uint64_t packed_build_key(const std::string& engine_version) {
 
 std::string packed_weight_file_name(uint64_t model_checksum, uint64_t build_key) {
   return hex16(model_checksum) + "-" + hex16(build_key) + ".rvltpack";
+}
+
+size_t remove_stale_packed_weight_files(const std::string& directory, uint64_t model_checksum,
+                                        uint64_t build_key, std::chrono::seconds abandoned_after) {
+  namespace fs = std::filesystem;
+  // <model>-<build>.rvltpack, and <that>.partial.<pid> while being written
+  // (ChecksummedFileWriter).
+  const std::string model = hex16(model_checksum) + "-";
+  const std::string ours = packed_weight_file_name(model_checksum, build_key);
+  auto is_hex = [](std::string_view s) {
+    return s.size() == 16 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  };
+  size_t removed = 0;
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (fs::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(model)) continue;
+    const std::string_view rest = std::string_view(name).substr(model.size());
+    if (rest.size() < 16 + 9 || !is_hex(rest.substr(0, 16)) || rest.substr(16, 9) != ".rvltpack") {
+      continue;
+    }
+    const std::string_view tail = rest.substr(16 + 9);
+    bool stale = false;
+    if (tail.empty()) {
+      stale = name != ours;  // another build's
+    } else if (tail.starts_with(".partial.") && tail.size() > 9 &&
+               tail.substr(9).find_first_not_of("0123456789") == std::string_view::npos) {
+      std::error_code time_ec;
+      const auto written = fs::last_write_time(it->path(), time_ec);
+      stale = !time_ec && now - written > abandoned_after;
+    }
+    std::error_code remove_ec;
+    if (stale && fs::remove(it->path(), remove_ec)) ++removed;
+  }
+  return removed;
 }
 
 PackedWeightFile PackedWeightFile::open(const std::string& path, uint64_t model_checksum,

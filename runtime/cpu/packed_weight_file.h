@@ -23,6 +23,7 @@
 // model or build is refused whole, and the weights are packed again.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <dnnl.hpp>
 #include <optional>
@@ -55,6 +56,16 @@ uint64_t packed_build_key(const std::string& engine_version);
 
 /// The file's name in the cache directory.
 std::string packed_weight_file_name(uint64_t model_checksum, uint64_t build_key);
+
+/// Removes from `directory` what no process of this build will use again
+/// for the model `model_checksum`: its files of other builds (an engine or
+/// oneDNN version since replaced, whose layouts this build cannot trust),
+/// and temporary files of writers that stopped more than `abandoned_after`
+/// ago (killed mid-write). Other models' files and anything not named by
+/// this scheme stay. Never throws; returns the number of files removed.
+size_t remove_stale_packed_weight_files(
+    const std::string& directory, uint64_t model_checksum, uint64_t build_key,
+    std::chrono::seconds abandoned_after = std::chrono::hours(1));
 
 /// A mapped, verified packed-weight file.
 class PackedWeightFile {

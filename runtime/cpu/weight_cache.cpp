@@ -129,6 +129,14 @@ void WeightCache::save() {
     status_ = (status_.starts_with("not used") ? status_ + "; " : "") + "written (" +
               std::to_string(weights.size()) + " weights, " + megabytes(bytes) + ")";
     unsaved_ = !all;
+    // Writing means this build packed the model: files of earlier builds
+    // of it are dead weight from here on (an upgrade leaves one per
+    // version otherwise).
+    if (const size_t removed =
+            remove_stale_packed_weight_files(directory_, model_checksum_, build_key_)) {
+      status_ += "; removed " + std::to_string(removed) + " stale file" +
+                 (removed == 1 ? "" : "s") + " of this model";
+    }
   } catch (const std::exception& e) {
     // Not retried: each plan would pay for the attempt again.
     status_ =

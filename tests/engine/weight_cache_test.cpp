@@ -4,6 +4,8 @@
 // a packing, never a wrong answer or an error.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "ravlt/convert.h"
@@ -126,6 +128,56 @@ TEST_CASE("a damaged, truncated or stale cache file is packed again and replaced
     if (f != cache_file) check_repacked(read_file(f), "made for another model");
   }
   CHECK(r.status.starts_with("written ("));
+}
+
+TEST_CASE("writing the cache removes the model's files of other builds and abandoned writes") {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt"), cache = dir.file("cache");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  load_and_run(path, cache);
+  REQUIRE(files_in(cache).size() == 1);
+  const std::string ours = files_in(cache)[0];
+  const std::string name = fs::path(ours).filename().string();  // <model>-<build>.rvltpack
+  const std::string model = name.substr(0, 17);
+  const std::string other_build = model + "0123456789abcdef.rvltpack";
+  const std::string old_partial = name + ".partial.12345";
+  const std::string fresh_partial = name + ".partial.23456";
+  const std::vector<std::string> kept = {
+      fresh_partial,                                 // another process writing now
+      "ffffffffffffffff-0123456789abcdef.rvltpack",  // another model's
+      model + "0123456789abcdef.rvltpack.bak",       // not a name of ours
+      model + "0123456789abcdeX.rvltpack",
+      name + ".partial.12x",
+      "notes.txt"};
+  for (const std::string& f : kept) write_file(dir.file("cache/" + f), {1, 2, 3});
+  write_file(dir.file("cache/" + other_build), {1, 2, 3});
+  write_file(dir.file("cache/" + old_partial), {1, 2, 3});
+  fs::last_write_time(dir.file("cache/" + old_partial),
+                      fs::file_time_type::clock::now() - std::chrono::hours(2));
+  fs::last_write_time(dir.file("cache/" + name + ".partial.12x"),
+                      fs::file_time_type::clock::now() - std::chrono::hours(2));
+
+  // Read, not written: nothing is removed.
+  CHECK(load_and_run(path, cache).status == "read");
+  CHECK(files_in(cache).size() == kept.size() + 3);
+
+  // Written (the file was damaged): the other build's file and the
+  // abandoned write go, with the status saying so.
+  std::vector<uint8_t> bad = read_file(ours);
+  bad[bad.size() / 2] ^= 1;
+  write_file(ours, bad);
+  const Result r = load_and_run(path, cache);
+  CHECK(r.status.find("written (") != std::string::npos);
+  CHECK(r.status.ends_with("; removed 2 stale files of this model"));
+  std::vector<std::string> want = kept;
+  want.push_back(name);
+  std::vector<std::string> have;
+  for (const std::string& f : files_in(cache)) have.push_back(fs::path(f).filename().string());
+  std::sort(want.begin(), want.end());
+  std::sort(have.begin(), have.end());
+  CHECK(have == want);
+  CHECK(load_and_run(path, cache).status == "read");
 }
 
 TEST_CASE("a cache directory that cannot be written costs only the packing") {
