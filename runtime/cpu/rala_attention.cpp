@@ -20,11 +20,13 @@
 // when every pass went over the whole batch first). Otherwise passes 1-2
 // split each task's tokens into parts so that every thread has work even
 // for one image with one head; partial sums are combined between passes,
-// and pass 3 shares chunks of tokens. Inner loops:
+// and pass 3 gives every thread an equal run of tokens. Inner loops:
 // rala_attention_loops.inc, one build per instruction set. With bfloat16
 // operands every pass works on chunks of tokens widened into float32
 // buffers of its thread (typed_rows.h); sums, logits and KV stay
 // float32/double as in float32.
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -230,12 +232,18 @@ class RalaKernel : public AttentionKernel {
     for (int64_t s = 0; s < slots; ++s) kv_pass(s);
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) finish_kv(t);
-    const int64_t chunks = (l_count + kTokensPerChunk - 1) / kTokensPerChunk;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads_)
-    for (int64_t t = 0; t < tasks; ++t) {
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-        const int64_t l0 = chunk * kTokensPerChunk;
-        output_pass(t, l0, std::min(l0 + kTokensPerChunk, l_count));
+    // Pass 3: every thread an equal, contiguous share of all the tasks'
+    // tokens, so that its loop asks for the rows ahead without a break.
+    const int64_t total = tasks * l_count;
+#pragma omp parallel num_threads(threads_)
+    {
+      const int64_t shares = omp_get_num_threads(), me = omp_get_thread_num();
+      const int64_t end = total * (me + 1) / shares;
+      for (int64_t at = total * me / shares; at < end;) {
+        const int64_t t = at / l_count, l0 = at % l_count;
+        const int64_t l1 = std::min(l_count, l0 + (end - at));
+        output_pass(t, l0, l1);
+        at += l1 - l0;
       }
     }
   }
