@@ -9,6 +9,14 @@
 
 namespace ravlt::runtime::cpu {
 
+/// Whether `tasks` (image, head) pairs share out as whole tasks over
+/// `threads`: as many tasks as threads, a multiple of them, or at least four
+/// per thread, so that the busiest thread has at most a quarter more than
+/// the mean. Else the attention kernels split each task's tokens.
+inline bool whole_tasks_per_thread(int64_t tasks, int64_t threads) {
+  return tasks >= threads && (tasks % threads == 0 || tasks >= 4 * threads);
+}
+
 class AttentionKernel : public Kernel {
  protected:
   /// The gated output of `rows` rows of d_ floats each, in place:

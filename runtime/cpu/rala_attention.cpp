@@ -53,10 +53,8 @@ class RalaKernel : public AttentionKernel {
     if (!all_float32({input_dtype(a, 0), input_dtype(a, 1), output_dtype(a)})) {
       buffers_ = ThreadBuffers(a.context.threads, 4 * kTokensPerChunk * d_);
     }
-    // Whole tasks per thread where they keep every thread busy: as many as
-    // the threads, a multiple of them, or at least four per thread, so that
-    // the busiest thread has at most a quarter more than the mean.
-    whole_tasks_ = tasks >= threads && (tasks % threads == 0 || tasks >= 4 * threads);
+    // Whole tasks per thread where they keep every thread busy.
+    whole_tasks_ = whole_tasks_per_thread(tasks, threads);
     // Else split the tokens when there are fewer (image, head) tasks than
     // the session's threads, so that every thread has a part.
     parts_ = whole_tasks_

@@ -250,6 +250,10 @@ std::vector<OpCase> attention_cases(Op op) {
   // past the size where softmax attention hands whole 128-query tiles to a
   // thread, and leaves a 7-query tail and a 7-key last block.
   cases.push_back(attention_case(op, 1, 1, 1031, 2, 64, 11u, 3.0f));
+  // Three (image, head) tasks: on two or more threads, softmax attention
+  // prepares every task's keys first and shares out its queries, where
+  // the cases above (tasks a multiple of two) run whole tasks per thread.
+  cases.push_back(attention_case(op, 1, 1, 1031, 3, 64, 13u, 3.0f));
   return cases;
 }
 
