@@ -15,6 +15,17 @@
 // fc1 at its top); the depthwise convolution into a second buffer; fc2 of
 // it, with the residual, into the output. Both buffers stay in the
 // thread's second-level cache.
+// Where image rows are so wide that fewer than two fit a band (detection
+// sizes: 304 x 224 floats a row at 800 x 1216), bands are one row and
+// fc1's last three rows stay in a ring of row buffers (carrying two rows
+// from band to band would copy twice what a band computes), and the rows
+// are cut into tiles of columns, each walked down the task's rows in
+// turn, so that the ring and the convolution's row stay in the cache
+// (four whole rows there: 1.1 MB). A tile's hidden rows reach one column
+// past it on each side, the convolution's neighbours, computed by fc1
+// twice. On AMD Zen 4 (RAVLT-T's backbone, alternated runs) the FFNs of
+// stages 1-2 took 0.965x the time of bands of one whole row at 800 x 1216
+// (ten rounds) and 0.95x at 1024 x 2048 (seven).
 //
 // The GEMMs are oneDNN matmuls run single-threaded inside our parallel
 // region (oneDNN's OpenMP runtime runs a nested call on its caller's
@@ -55,20 +66,32 @@ constexpr int64_t kMostWidthPerBandRow = 2;
 
 // How a kernel cuts its work: `parts` tasks per image (whole images per
 // thread where they share out evenly or are many; else each image in
-// parts, so that every thread has the same rows), bands of `band` rows.
+// parts, so that every thread has the same rows), bands of `band` rows;
+// where bands are one row (`ring`), rows in `tiles` tiles of columns.
+// `least_gemm_rows`: the fewest rows a tile's GEMMs may have.
 struct Bands {
-  Bands(int64_t n, int64_t h, int64_t w, int64_t f, int64_t threads) {
+  Bands(int64_t n, int64_t h, int64_t w, int64_t f, int64_t threads, int64_t least_gemm_rows) {
     parts = n >= 4 * threads || n % threads == 0
                 ? 1
                 : std::min<int64_t>(h, threads / std::gcd(n, threads));
-    const int64_t row_bytes = w * f * static_cast<int64_t>(sizeof(float));
-    const int64_t most =
-        std::max<int64_t>(1, (static_cast<int64_t>(kBandBufferBytes) / row_bytes - 2) / 2);
+    const int64_t budget = static_cast<int64_t>(kBandBufferBytes);
     const int64_t part_rows = (h + parts - 1) / parts;
-    const int64_t bands = (part_rows + most - 1) / most;
-    band = (part_rows + bands - 1) / bands;
+    const int64_t most = (budget / (w * f * kFloat) - 2) / 2;
+    if (most >= 2) {
+      const int64_t bands = (part_rows + most - 1) / most;
+      band = (part_rows + bands - 1) / bands;
+      return;
+    }
+    ring = true;
+    // The ring's three rows and the convolution's one, each a tile and its
+    // two neighbouring columns wide, within the budget.
+    auto fits = [&](int64_t t) { return 4 * (ceil_div(w, t) + 2) * f * kFloat <= budget; };
+    while (!fits(tiles) && ceil_div(w, tiles + 1) >= least_gemm_rows) ++tiles;
   }
-  int64_t parts = 1, band = 1;
+  static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+  static constexpr int64_t kFloat = sizeof(float);
+  int64_t parts = 1, band = 1, tiles = 1;
+  bool ring = false;
 };
 
 bool is_ffn(const std::vector<Shape>& shapes, const Node& fc1, const Node& dw, const Node& fc2,
@@ -106,8 +129,9 @@ bool is_ffn(const std::vector<Shape>& shapes, const Node& fc1, const Node& dw, c
   // 196 rows) 8.5 against 9.2 ms, stage 3 (512, 98 rows) 7.4-8.3 against
   // 7.3-7.7 ms, stage 4 (1024, 49 rows) 7.3-8.1 against 6.9-7.4 ms.
   // (Bands of whole images, for the same reason.)
-  const Bands whole(1, x[1], x[2], f, 1);
-  return x[3] + w2[0] <= kMostWidthPerBandRow * whole.band * x[2];
+  const int64_t least_gemm_rows = Bands::ceil_div(x[3] + w2[0], kMostWidthPerBandRow);
+  const Bands whole(1, x[1], x[2], f, 1, least_gemm_rows);
+  return x[3] + w2[0] <= kMostWidthPerBandRow * whole.band * (x[2] / whole.tiles);
 }
 
 class FusedFfnKernel : public Kernel {
@@ -124,17 +148,28 @@ class FusedFfnKernel : public Kernel {
     c2_ = shapes[fc2_node_.inputs[1]][0];
     gelu_ = fc1_node_.activation == Activation::kGelu;
     residual_ = fc2_node_.inputs.size() == 4;
-    const Bands bands(n_, h_, w_, f_, threads_);
+    const Bands bands(n_, h_, w_, f_, threads_, Bands::ceil_div(c_ + c2_, kMostWidthPerBandRow));
     parts_ = bands.parts;
     band_ = bands.band;
+    ring_ = bands.ring;
+    tiles_ = bands.tiles;
     const int64_t row_bytes = w_ * f_ * static_cast<int64_t>(sizeof(float));
 
     // The row counts of every GEMM the schedule runs, one primitive each.
     std::set<int64_t> fc1_rows, fc2_rows;
-    for (int64_t task = 0; task < n_ * parts_; ++task) {
-      walk(
-          task, [&](int64_t, int64_t rows, int64_t) { fc1_rows.insert(rows); },
-          [&](int64_t, int64_t rows, int64_t) { fc2_rows.insert(rows); });
+    if (ring_) {
+      for (int64_t i = 0; i < tiles_; ++i) {
+        const Tile t = tile(i);
+        fc1_rows.insert(t.hx1 - t.hx0);
+        fc2_rows.insert(t.x1 - t.x0);
+        widest_hidden_ = std::max(widest_hidden_, t.hx1 - t.hx0);
+      }
+    } else {
+      for (int64_t task = 0; task < n_ * parts_; ++task) {
+        walk(
+            task, [&](int64_t, int64_t rows, int64_t) { fc1_rows.insert(rows * w_); },
+            [&](int64_t, int64_t rows, int64_t) { fc2_rows.insert(rows * w_); });
+      }
     }
     PrepareArgs fc1_args{g, fc1_node_, shapes, context};
     PrepareArgs fc2_args{g, fc2_node_, shapes, context};
@@ -146,8 +181,14 @@ class FusedFfnKernel : public Kernel {
         gemm_scratch = std::max(gemm_scratch, gm.pd.scratchpad_desc().get_size());
       }
     }
-    hidden_bytes_ = cache_lines(static_cast<size_t>((band_ + 2) * row_bytes));
-    conv_bytes_ = cache_lines(static_cast<size_t>(band_ * row_bytes));
+    if (ring_) {  // the ring's three rows and a row of zeros; the convolution's row
+      const size_t tile_row_bytes = static_cast<size_t>(widest_hidden_ * f_) * sizeof(float);
+      hidden_bytes_ = 4 * cache_lines(tile_row_bytes);
+      conv_bytes_ = cache_lines(tile_row_bytes);
+    } else {
+      hidden_bytes_ = cache_lines(static_cast<size_t>((band_ + 2) * row_bytes));
+      conv_bytes_ = cache_lines(static_cast<size_t>(band_ * row_bytes));
+    }
     per_thread_bytes_ = hidden_bytes_ + conv_bytes_ + cache_lines(gemm_scratch);
     gear_.reserve(static_cast<size_t>(threads_));
     for (int i = 0; i < threads_; ++i) gear_.emplace_back(context.engine, *this);
@@ -172,13 +213,16 @@ class FusedFfnKernel : public Kernel {
     const int64_t tasks = n_ * parts_;
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t task = 0; task < tasks; ++task) {
-      errors.run([&] { run_task(in, output.f32(), scratch, task); });
+      errors.run([&] {
+        if (ring_) return run_ring_task(in, output.f32(), scratch, task);
+        run_task(in, output.f32(), scratch, task);
+      });
     }
     errors.rethrow();
   }
 
  private:
-  // One GEMM at a fixed row count: (rows x W, k) x (k, o) + bias, plus the
+  // One GEMM at a fixed row count: (m, k) x (k, o) + bias, plus the
   // residual where asked.
   struct Gemm {
     dnnl::matmul::primitive_desc pd;
@@ -186,8 +230,7 @@ class FusedFfnKernel : public Kernel {
     const void* weights;  // packed for this primitive
   };
 
-  Gemm gemm(const PrepareArgs& a, int64_t rows, int64_t k, int64_t o, bool residual) const {
-    const int64_t m = rows * w_;
+  Gemm gemm(const PrepareArgs& a, int64_t m, int64_t k, int64_t o, bool residual) const {
     const dnnl::memory::desc src({m, k}, dt::f32, tag::ab);
     const dnnl::memory::desc user_weights({k, o}, dt::f32, tag::ba);  // stored (o, k)
     const dnnl::memory::desc weights({k, o}, dt::f32, tag::any);
@@ -274,8 +317,8 @@ class FusedFfnKernel : public Kernel {
         [&](int64_t first, int64_t rows, int64_t slot) {
           if (slot == 1) std::memset(hidden, 0, static_cast<size_t>(row) * sizeof(float));
           float* dst = hidden + slot * row;
-          run_gemm(gear.fc1.at(rows), fc1_.at(rows), gear.stream, x + first * w_ * c_, dst,
-                   in[2].f32(), nullptr, gemm_scratch);
+          run_gemm(gear.fc1.at(rows * w_), fc1_.at(rows * w_), gear.stream, x + first * w_ * c_,
+                   dst, in[2].f32(), nullptr, gemm_scratch);
           if (gelu_) activation_.gelu_f32(dst, rows * row);
         },
         [&](int64_t y, int64_t rows, int64_t fresh) {
@@ -289,11 +332,66 @@ class FusedFfnKernel : public Kernel {
                                         conv + i * row);
           }
           const int64_t at = y * w_ * c2_;
-          run_gemm(gear.fc2.at(rows), fc2_.at(rows), gear.stream, conv, y_out + at, in[6].f32(),
-                   residual != nullptr ? residual + at : nullptr, gemm_scratch);
+          run_gemm(gear.fc2.at(rows * w_), fc2_.at(rows * w_), gear.stream, conv, y_out + at,
+                   in[6].f32(), residual != nullptr ? residual + at : nullptr, gemm_scratch);
           // Rows y + rows - 1 and y + rows become the next band's first two.
           std::memmove(hidden, hidden + rows * row, static_cast<size_t>(2 * row) * sizeof(float));
         });
+  }
+
+  // Tile i's output columns [x0, x1) and its hidden ones [hx0, hx1): one
+  // column more on each side, where the image has it.
+  struct Tile {
+    int64_t x0, x1, hx0, hx1;
+  };
+  Tile tile(int64_t i) const {
+    const int64_t x0 = w_ * i / tiles_, x1 = w_ * (i + 1) / tiles_;
+    return {x0, x1, std::max<int64_t>(0, x0 - 1), std::min(w_, x1 + 1)};
+  }
+
+  // Bands of one row (Bands::ring): per tile of columns, down the task's
+  // rows, fc1's rows y - 1, y, y + 1 in ring slots (y mod 3), a row of
+  // zeros standing for those outside the image.
+  void run_ring_task(const ConstView* in, float* out, uint8_t* scratch, int64_t task) {
+    const int me = omp_get_thread_num();
+    Gear& gear = gear_[static_cast<size_t>(me)];
+    uint8_t* mine = scratch + static_cast<size_t>(me) * per_thread_bytes_;
+    const size_t slot_bytes = hidden_bytes_ / 4;
+    auto slot = [&](int64_t i) { return reinterpret_cast<float*>(mine + i * slot_bytes); };
+    float* zeros = slot(3);
+    auto* conv = reinterpret_cast<float*>(mine + hidden_bytes_);
+    uint8_t* gemm_scratch = mine + hidden_bytes_ + conv_bytes_;
+    const int64_t image = task / parts_, part = task % parts_;
+    const int64_t ya = h_ * part / parts_, yb = h_ * (part + 1) / parts_;
+    const float* x = in[0].f32() + image * h_ * w_ * c_;
+    const float* residual = residual_ ? in[7].f32() + image * h_ * w_ * c2_ : nullptr;
+    float* y_out = out + image * h_ * w_ * c2_;
+    std::memset(zeros, 0, static_cast<size_t>(widest_hidden_ * f_) * sizeof(float));
+    for (int64_t i = 0; i < tiles_; ++i) {
+      const Tile t = tile(i);
+      const int64_t hidden = t.hx1 - t.hx0, cols = t.x1 - t.x0;
+      // fc1 and GELU of image row r's hidden columns into its slot.
+      auto fc1 = [&](int64_t r) {
+        float* dst = slot(r % 3);
+        run_gemm(gear.fc1.at(hidden), fc1_.at(hidden), gear.stream, x + (r * w_ + t.hx0) * c_, dst,
+                 in[2].f32(), nullptr, gemm_scratch);
+        if (gelu_) activation_.gelu_f32(dst, hidden * f_);
+      };
+      auto row = [&](int64_t r) -> const float* { return r < 0 || r >= h_ ? zeros : slot(r % 3); };
+      if (ya > 0) fc1(ya - 1);
+      fc1(ya);
+      for (int64_t y = ya; y < yb; ++y) {
+        if (y + 1 < h_) fc1(y + 1);
+        const float* taps_rows[3] = {row(y - 1), row(y), row(y + 1)};
+        // Every hidden column: the two outside the tile are wrong (their
+        // neighbours are missing) and left out.
+        depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), hidden, f_, conv);
+        const int64_t at = (y * w_ + t.x0) * c2_;
+        run_gemm(gear.fc2.at(cols), fc2_.at(cols), gear.stream, conv + (t.x0 - t.hx0) * f_,
+                 y_out + at, in[6].f32(), residual != nullptr ? residual + at : nullptr,
+                 gemm_scratch);
+      }
+    }
   }
 
   static void run_gemm(Call& call, const Gemm& gm, dnnl::stream& stream, const void* src,
@@ -313,7 +411,10 @@ class FusedFfnKernel : public Kernel {
   bool gelu_ = false, residual_ = false;
   int64_t parts_ = 1;                  // tasks per image
   int64_t band_ = 1;                   // image rows per band
-  std::map<int64_t, Gemm> fc1_, fc2_;  // by row count
+  bool ring_ = false;                  // bands of one row, in tiles (run_ring_task)
+  int64_t tiles_ = 1;                  // of columns, with ring_
+  int64_t widest_hidden_ = 0;          // a tile's hidden columns, at most (ring_)
+  std::map<int64_t, Gemm> fc1_, fc2_;  // by GEMM rows
   size_t hidden_bytes_ = 0, conv_bytes_ = 0, per_thread_bytes_ = 0;
   std::vector<Gear> gear_;
   std::vector<float> taps_;

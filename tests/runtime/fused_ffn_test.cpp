@@ -119,15 +119,19 @@ std::unique_ptr<cpu::CpuBackend> cpu_backend(int threads, bool fusing) {
 TEST_CASE("a fused FFN computes what its nodes compute one by one") {
   // 100 hidden channels: six registers of 16 and a tail of 4 (or 12 of 8,
   // and 4); 61 x 45 positions of 100 floats: 1.1 MB per image, enough for
-  // the backend to fuse.
+  // the backend to fuse, in bands of rows. Rows of 461 and 1501 positions
+  // (184 and 600 KB) run in bands of one row, whole and in three tiles of
+  // columns.
   const FfnGraph ffn(20, 100);
   struct Case {
-    int64_t n;
+    int64_t n, h, w;
     int threads;
   };
   // Images split in parts (1 on 2 threads, 3 on 2, 3 on 8), whole images
   // (2 on 2), and whole images unevenly (9 on 2: at least 4 per thread).
-  const Case cases[] = {{1, 2}, {3, 2}, {3, 8}, {2, 2}, {9, 2}};
+  const Case cases[] = {{1, 61, 45, 2},  {3, 61, 45, 2}, {3, 61, 45, 8}, {2, 61, 45, 2},
+                        {9, 61, 45, 2},  {1, 7, 461, 2}, {3, 7, 461, 2}, {1, 5, 1501, 2},
+                        {2, 5, 1501, 2}, {3, 5, 1501, 8}};
   for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
     if (static_cast<int>(isa) > static_cast<int>(cpu::detected_isa())) {
       MESSAGE("skipped: this CPU has no " << cpu::isa_name(isa) << " path");
@@ -135,7 +139,7 @@ TEST_CASE("a fused FFN computes what its nodes compute one by one") {
     }
     cpu::force_isa(isa);
     for (const Case& c : cases) {
-      const Shape shape = {c.n, 61, 45, ffn.c};
+      const Shape shape = {c.n, c.h, c.w, ffn.c};
       const std::vector<float> x =
           random_vector(static_cast<size_t>(element_count(shape)), static_cast<uint32_t>(c.n));
       const std::vector<double> want = ffn.reference(x, shape).back();
@@ -144,7 +148,8 @@ TEST_CASE("a fused FFN computes what its nodes compute one by one") {
         const float* got = executor.run(x.data(), shape)[0];
         const double err = test::rel_l2(got, want.data(), want.size());
         const std::string what = std::string(cpu::isa_name(isa)) + ", batch " +
-                                 std::to_string(c.n) + ", " + std::to_string(c.threads) +
+                                 std::to_string(c.n) + " of " + std::to_string(c.h) + "x" +
+                                 std::to_string(c.w) + ", " + std::to_string(c.threads) +
                                  " threads, " + (fusing ? "fused" : "node by node");
         INFO(what << ": rel L2 " << err);
         CHECK(err <= 1e-5);
@@ -161,21 +166,24 @@ TEST_CASE("a fused FFN computes what its nodes compute one by one") {
 
 TEST_CASE("an image's result does not depend on the batch it comes in") {
   // Batch 1 and 3 cut images into parts on 2 threads, batch 2 and 4 not:
-  // the rows of each image must come out the same, bit for bit.
+  // the rows of each image must come out the same, bit for bit, in bands
+  // of rows and in tiles of one row alike.
   const FfnGraph ffn(20, 100);
-  const Shape one = {1, 61, 45, ffn.c};
-  const auto image = static_cast<size_t>(element_count(one));
-  const std::vector<float> x = random_vector(4 * image, 11);
-  Executor executor(ffn.graph, cpu_backend(2, true), 2);
-  const float* alone = executor.run(x.data(), one)[0];
-  const std::vector<float> first(alone, alone + image);
-  for (int64_t n : {2, 3, 4}) {
-    const Shape shape = {n, 61, 45, ffn.c};
-    const float* batch = executor.run(x.data(), shape)[0];
-    INFO("batch " << n);
-    CHECK(std::equal(first.begin(), first.end(), batch));
+  for (const auto& [h, w] : {std::pair<int64_t, int64_t>{61, 45}, {5, 1501}}) {
+    const Shape one = {1, h, w, ffn.c};
+    const auto image = static_cast<size_t>(element_count(one));
+    const std::vector<float> x = random_vector(4 * image, 11);
+    Executor executor(ffn.graph, cpu_backend(2, true), 2);
+    const float* alone = executor.run(x.data(), one)[0];
+    const std::vector<float> first(alone, alone + image);
+    for (int64_t n : {2, 3, 4}) {
+      const Shape shape = {n, h, w, ffn.c};
+      const float* batch = executor.run(x.data(), shape)[0];
+      INFO(h << "x" << w << ", batch " << n);
+      CHECK(std::equal(first.begin(), first.end(), batch));
+    }
+    CHECK(executor.fused_kind(kFc1) != nullptr);
   }
-  CHECK(executor.fused_kind(kFc1) != nullptr);
 }
 
 TEST_CASE("fusion leaves alone what is asked for, what is observed, and small FFNs") {
