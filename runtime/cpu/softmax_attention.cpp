@@ -49,14 +49,14 @@ class SoftmaxAttentionKernel : public AttentionKernel {
   }
 
   size_t scratch_bytes() const override {
-    return static_cast<size_t>(blocks() * 2 * per_head()) * sizeof(float) + buffers_.bytes();
+    return static_cast<size_t>(kv_buffers() * 2 * per_head()) * sizeof(float) + buffers_.bytes();
   }
 
   void run(const ConstView* in, View output, uint8_t* scratch) override {
     const int64_t l_count = h_ * w_, c = int64_t{heads_} * d_, tasks = n_ * heads_;
-    auto* blocks = reinterpret_cast<float*>(scratch);  // per block: keys, then values
+    auto* kv = reinterpret_cast<float*>(scratch);  // per buffer: keys, then values
     uint8_t* buffer_scratch =
-        scratch + static_cast<size_t>(this->blocks() * 2 * per_head()) * sizeof(float);
+        scratch + static_cast<size_t>(kv_buffers() * 2 * per_head()) * sizeof(float);
     const bool typed = buffers_.threads() > 0;
     const RopeView rope = rope_.view();
 
@@ -103,21 +103,21 @@ class SoftmaxAttentionKernel : public AttentionKernel {
     if (whole_tasks_) {
 #pragma omp parallel for schedule(static) num_threads(threads_)
       for (int64_t t = 0; t < tasks; ++t) {
-        float* kt = blocks + omp_get_thread_num() * 2 * per_head();
+        float* kt = kv + omp_get_thread_num() * 2 * per_head();
         prepare(t, kt);
         attend(t, 0, l_count, kt);
       }
       return;
     }
 #pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int64_t t = 0; t < tasks; ++t) prepare(t, blocks + t * 2 * per_head());
+    for (int64_t t = 0; t < tasks; ++t) prepare(t, kv + t * 2 * per_head());
     const int64_t per_task = queries_per_task(l_count);
     const int64_t chunks = (l_count + per_task - 1) / per_task;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads_)
     for (int64_t t = 0; t < tasks; ++t) {
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t l0 = chunk * per_task;
-        attend(t, l0, std::min(l0 + per_task, l_count), blocks + t * 2 * per_head());
+        attend(t, l0, std::min(l0 + per_task, l_count), kv + t * 2 * per_head());
       }
     }
   }
@@ -127,7 +127,7 @@ class SoftmaxAttentionKernel : public AttentionKernel {
     return softmax_buffer_floats(h_ * w_, d_);
   }
   // Key and value buffers in the scratch: one per thread (whole tasks) or per task.
-  int64_t blocks() const {
+  int64_t kv_buffers() const {
     return whole_tasks_ ? threads_ : n_ * heads_;
   }
 
