@@ -169,7 +169,9 @@ TEST_CASE("an image's result does not depend on the batch it comes in") {
   // the rows of each image must come out the same, bit for bit, in bands
   // of rows and in tiles of one row alike.
   const FfnGraph ffn(20, 100);
-  for (const auto& [h, w] : {std::pair<int64_t, int64_t>{61, 45}, {5, 1501}}) {
+  for (const std::pair<int64_t, int64_t>& size : {std::pair<int64_t, int64_t>{61, 45}, {5, 1501}}) {
+    // (Named copies: doctest's INFO captures them, which C++20 forbids for bindings.)
+    const int64_t h = size.first, w = size.second;
     const Shape one = {1, h, w, ffn.c};
     const auto image = static_cast<size_t>(element_count(one));
     const std::vector<float> x = random_vector(4 * image, 11);
