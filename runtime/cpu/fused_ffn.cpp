@@ -27,7 +27,8 @@
 // stages 1-2 took 0.965x the time of bands of one whole row at 800 x 1216
 // (ten rounds) and 0.95x at 1024 x 2048 (seven).
 //
-// The GEMMs are oneDNN matmuls run single-threaded inside our parallel
+// The GEMMs are oneDNN matmuls (below AVX-512, their 1x1 convolution form:
+// gemm_primitive.h) run single-threaded inside our parallel
 // region (oneDNN's OpenMP runtime runs a nested call on its caller's
 // thread), one primitive per distinct row count of the schedule, each with
 // its weights packed for it: a run-time row count takes oneDNN's gemm:jit
@@ -45,6 +46,7 @@
 #include <set>
 
 #include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/gemm_primitive.h"
 #include "runtime/cpu/isa.h"
 #include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
@@ -178,7 +180,7 @@ class FusedFfnKernel : public Kernel {
     size_t gemm_scratch = 0;
     for (const auto* set : {&fc1_, &fc2_}) {
       for (const auto& [rows, gm] : *set) {
-        gemm_scratch = std::max(gemm_scratch, gm.pd.scratchpad_desc().get_size());
+        gemm_scratch = std::max(gemm_scratch, gm.form.scratchpad.get_size());
       }
     }
     if (ring_) {  // the ring's three rows and a row of zeros; the convolution's row
@@ -223,47 +225,38 @@ class FusedFfnKernel : public Kernel {
 
  private:
   // One GEMM at a fixed row count: (m, k) x (k, o) + bias, plus the
-  // residual where asked.
+  // residual where asked; its weight packed for its primitive.
   struct Gemm {
-    dnnl::matmul::primitive_desc pd;
-    dnnl::matmul primitive;
-    const void* weights;  // packed for this primitive
+    GemmPrimitive form;
+    const void* weights;
   };
 
   Gemm gemm(const PrepareArgs& a, int64_t m, int64_t k, int64_t o, bool residual) const {
-    const dnnl::memory::desc src({m, k}, dt::f32, tag::ab);
-    const dnnl::memory::desc user_weights({k, o}, dt::f32, tag::ba);  // stored (o, k)
-    const dnnl::memory::desc weights({k, o}, dt::f32, tag::any);
-    const dnnl::memory::desc bias({1, o}, dt::f32, tag::ab);
-    const dnnl::memory::desc dst({m, o}, dt::f32, tag::ab);
-    dnnl::primitive_attr attr = base_attr();
-    if (residual) {
-      dnnl::post_ops ops;
-      ops.append_binary(dnnl::algorithm::binary_add, dst);
-      attr.set_post_ops(ops);
-    }
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr,
-                                    a.context.engine);
-    const void* packed = packed_weight(a, 1, user_weights, pd.weights_desc());
-    return {pd, dnnl::matmul(pd), packed};
+    GemmShape shape{m, k, o, dt::f32, dt::f32, std::nullopt};
+    if (residual) shape.residual = dt::f32;
+    GemmPrimitive form = make_gemm_primitive(shape, nullptr, GemmForm::kBest, a.context.engine);
+    const void* packed = packed_weight(a, 1, form.stored_weights, form.weights);
+    return {std::move(form), packed};
   }
 
   // One thread's handles for one Gemm, re-pointed per call.
   struct Call {
     Call(const dnnl::engine& engine, const Gemm& gm, bool adds, const std::string& node)
-        : src(gm.pd.src_desc(), engine, DNNL_MEMORY_NONE),
-          weights(gm.pd.weights_desc(), engine, const_cast<void*>(gm.weights)),
-          bias(gm.pd.bias_desc(), engine, DNNL_MEMORY_NONE),
-          dst(gm.pd.dst_desc(), engine, DNNL_MEMORY_NONE),
-          residual(gm.pd.dst_desc(), engine, DNNL_MEMORY_NONE),
-          scratch(gm.pd.scratchpad_desc(), engine, DNNL_MEMORY_NONE),
+        : src(gm.form.src, engine, DNNL_MEMORY_NONE),
+          weights(gm.form.weights, engine, const_cast<void*>(gm.weights)),
+          bias(gm.form.bias, engine, DNNL_MEMORY_NONE),
+          dst(gm.form.dst, engine, DNNL_MEMORY_NONE),
+          residual(gm.form.residual, engine, DNNL_MEMORY_NONE),
+          scratch(gm.form.scratchpad, engine, DNNL_MEMORY_NONE),
           args(node) {
       args.add(DNNL_ARG_SRC, src);
       args.add(DNNL_ARG_WEIGHTS, weights);
       args.add(DNNL_ARG_BIAS, bias);
       args.add(DNNL_ARG_DST, dst);
       args.add(DNNL_ARG_SCRATCHPAD, scratch);
-      if (adds) args.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, residual);
+      if (adds) {
+        args.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(gm.form.residual_index) | DNNL_ARG_SRC_1, residual);
+      }
     }
     dnnl::memory src, weights, bias, dst, residual, scratch;
     PrimitiveArgs args;
@@ -401,7 +394,7 @@ class FusedFfnKernel : public Kernel {
     call.bias.set_data_handle(const_cast<float*>(bias));
     call.scratch.set_data_handle(scratch);
     if (residual != nullptr) call.residual.set_data_handle(const_cast<float*>(residual));
-    call.args.execute(gm.primitive, stream);
+    call.args.execute(gm.form.primitive, stream);
   }
 
   const Node& fc1_node_;

@@ -1,5 +1,6 @@
-// Linear (every 1x1 convolution) on oneDNN's matmul: (M, K) x (K, O) with
-// M = all positions of the batch. Bias, swish and the residual add are
+// Linear (every 1x1 convolution) as one GEMM, (M, K) x (K, O) with M = all
+// positions of the batch, on oneDNN's matmul or, where that is slow, its
+// 1x1 convolution (gemm_primitive.h). Bias, swish and the residual add are
 // fused as post-ops; GELU is ours, right after or by pieces of rows
 // (output_activation.h). In bfloat16 the source and weights are bfloat16 (a
 // float32 source narrowed first), the destination and residual as the plan
@@ -8,6 +9,7 @@
 #include <optional>
 
 #include "runtime/cpu/dnnl_util.h"
+#include "runtime/cpu/gemm_primitive.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/output_activation.h"
 #include "runtime/cpu/typed_rows.h"
@@ -35,42 +37,30 @@ class LinearKernel : public Kernel {
     width_ = o;
     piece_rows_ = by_pieces ? OutputActivation::piece_rows(m, o) : m;
     source_row_bytes_ = static_cast<size_t>(k) * (compute_type == DType::kBFloat16 ? 2 : 4);
-    const dnnl::memory::desc src({piece_rows_, k}, compute, tag::ab);
-    // The stored (O, K) weight is the (K, O) operand in layout ba; the
-    // primitive picks its own layout (any), into which the weight is
-    // reordered (and narrowed) once per model.
-    const dnnl::memory::desc user_weights({k, o}, dt::f32, tag::ba);
-    const dnnl::memory::desc weights({k, o}, compute, tag::any);
-    const dnnl::memory::desc bias({1, o}, dt::f32, tag::ab);
-    const dnnl::memory::desc dst({piece_rows_, o}, by_pieces ? dt::f32 : dnnl_type(output_dtype(a)),
-                                 tag::ab);
-    dnnl::primitive_attr attr = base_attr();
-    dnnl::post_ops ops;
-    activation_->append_to(ops);
-    const dnnl::memory::desc residual =
-        has_residual_ ? dnnl::memory::desc({m, o}, dnnl_type(input_dtype(a, 3)), tag::ab) : dst;
-    if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, residual);
-    attr.set_post_ops(ops);
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr,
-                                          context_.engine);
-    primitive_ = dnnl::matmul(pd);
-    scratch_bytes_ = cache_lines(pd.scratchpad_desc().get_size());
+    GemmShape shape{piece_rows_, k, o, compute, by_pieces ? dt::f32 : dnnl_type(output_dtype(a)),
+                    std::nullopt};
+    if (has_residual_) shape.residual = dnnl_type(input_dtype(a, 3));
+    // By pieces, the primitive runs on row offsets of a larger output: the
+    // matmul form, whose rows are its own (m, o) block.
+    const GemmPrimitive gemm = make_gemm_primitive(
+        shape, &*activation_, by_pieces ? GemmForm::kMatmul : GemmForm::kBest, context_.engine);
+    primitive_ = gemm.primitive;
+    scratch_bytes_ = cache_lines(gemm.scratchpad.get_size());
     piece_bytes_ = by_pieces ? cache_lines(static_cast<size_t>(piece_rows_ * o) * 4) : 0;
-    src_ = dnnl::memory(src, context_.engine, DNNL_MEMORY_NONE);
-    const void* packed = packed_weight(a, 1, user_weights, pd.weights_desc());
-    weights_ = dnnl::memory(pd.weights_desc(), context_.engine, const_cast<void*>(packed));
-    bias_ = dnnl::memory(bias, context_.engine, DNNL_MEMORY_NONE);
-    dst_ = dnnl::memory(dst, context_.engine, DNNL_MEMORY_NONE);
-    residual_ = dnnl::memory(residual, context_.engine, DNNL_MEMORY_NONE);
-    scratch_ = dnnl::memory(pd.scratchpad_desc(), context_.engine, DNNL_MEMORY_NONE);
+    src_ = dnnl::memory(gemm.src, context_.engine, DNNL_MEMORY_NONE);
+    const void* packed = packed_weight(a, 1, gemm.stored_weights, gemm.weights);
+    weights_ = dnnl::memory(gemm.weights, context_.engine, const_cast<void*>(packed));
+    bias_ = dnnl::memory(gemm.bias, context_.engine, DNNL_MEMORY_NONE);
+    dst_ = dnnl::memory(gemm.dst, context_.engine, DNNL_MEMORY_NONE);
+    residual_ = dnnl::memory(gemm.residual, context_.engine, DNNL_MEMORY_NONE);
+    scratch_ = dnnl::memory(gemm.scratchpad, context_.engine, DNNL_MEMORY_NONE);
     args_.add(DNNL_ARG_SRC, src_);
     args_.add(DNNL_ARG_WEIGHTS, weights_);
     args_.add(DNNL_ARG_BIAS, bias_);
     args_.add(DNNL_ARG_DST, dst_);
     args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
     if (has_residual_) {
-      const int index = ops.len() - 1;  // the add comes last
-      args_.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1, residual_);
+      args_.add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(gemm.residual_index) | DNNL_ARG_SRC_1, residual_);
     }
   }
 
@@ -108,7 +98,7 @@ class LinearKernel : public Kernel {
 
  private:
   CpuContext& context_;
-  dnnl::matmul primitive_;
+  dnnl::primitive primitive_;  // a matmul, or its 1x1 convolution form (gemm_primitive.h)
   dnnl::memory src_, weights_, bias_, dst_, residual_, scratch_;
   PrimitiveArgs args_;
   bool has_residual_ = false;

@@ -1,0 +1,81 @@
+#include "runtime/cpu/gemm_primitive.h"
+
+#include <string>
+
+namespace ravlt::runtime::cpu {
+namespace {
+
+// The attribute of either form: scratchpad ours, the activation, then the
+// residual add (described as the form's destination is).
+// `residual_index`: the add's place among the post-ops.
+dnnl::primitive_attr gemm_attr(const OutputActivation* activation,
+                               const std::optional<dnnl::memory::desc>& residual,
+                               int& residual_index) {
+  dnnl::primitive_attr attr = base_attr();
+  dnnl::post_ops ops;
+  if (activation != nullptr) activation->append_to(ops);
+  residual_index = ops.len();
+  if (residual) ops.append_binary(dnnl::algorithm::binary_add, *residual);
+  attr.set_post_ops(ops);
+  return attr;
+}
+
+// The 1x1 convolution form; with `only_jit_1x1`, none unless oneDNN runs
+// it with its jit_1x1 kernel.
+std::optional<GemmPrimitive> as_convolution(const GemmShape& s, const OutputActivation* activation,
+                                            bool only_jit_1x1, const dnnl::engine& engine) {
+  GemmPrimitive g;
+  g.src = dnnl::memory::desc({1, s.k, s.m, 1}, s.source, tag::nhwc);
+  g.dst = dnnl::memory::desc({1, s.o, s.m, 1}, s.output, tag::nhwc);
+  g.bias = dnnl::memory::desc({s.o}, dt::f32, tag::x);
+  g.residual = s.residual ? dnnl::memory::desc({1, s.o, s.m, 1}, *s.residual, tag::nhwc) : g.dst;
+  std::optional<dnnl::memory::desc> residual;
+  if (s.residual) residual = g.residual;
+  const dnnl::convolution_forward::primitive_desc pd(
+      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                      dnnl::algorithm::convolution_direct, g.src,
+                                      dnnl::memory::desc({s.o, s.k, 1, 1}, s.source, tag::any),
+                                      g.bias, g.dst, {1, 1}, {0, 0}, {0, 0}),
+      gemm_attr(activation, residual, g.residual_index), engine, /*allow_empty=*/only_jit_1x1);
+  if (only_jit_1x1 && (!pd || !std::string(pd.impl_info_str()).starts_with("jit_1x1"))) {
+    return std::nullopt;
+  }
+  g.weights = pd.weights_desc();
+  g.scratchpad = pd.scratchpad_desc();
+  g.stored_weights = dnnl::memory::desc({s.o, s.k, 1, 1}, dt::f32, tag::oihw);
+  g.primitive = dnnl::convolution_forward(pd);
+  g.convolution = true;
+  return g;
+}
+
+}  // namespace
+
+GemmPrimitive make_gemm_primitive(const GemmShape& s, const OutputActivation* activation,
+                                  GemmForm form, const dnnl::engine& engine) {
+  if (form == GemmForm::kConvolution) return *as_convolution(s, activation, false, engine);
+  GemmPrimitive g;
+  g.src = dnnl::memory::desc({s.m, s.k}, s.source, tag::ab);
+  g.dst = dnnl::memory::desc({s.m, s.o}, s.output, tag::ab);
+  g.bias = dnnl::memory::desc({1, s.o}, dt::f32, tag::ab);
+  g.residual = s.residual ? dnnl::memory::desc({s.m, s.o}, *s.residual, tag::ab) : g.dst;
+  std::optional<dnnl::memory::desc> residual;
+  if (s.residual) residual = g.residual;
+  // The stored (o, k) weight is the (k, o) operand in layout ba; the
+  // primitive picks its own layout (any), into which the weight is
+  // reordered (and narrowed) once per model.
+  const dnnl::matmul::primitive_desc pd(
+      dnnl::matmul::desc(g.src, dnnl::memory::desc({s.k, s.o}, s.source, tag::any), g.bias, g.dst),
+      gemm_attr(activation, residual, g.residual_index), engine);
+  if (form == GemmForm::kBest && std::string(pd.impl_info_str()).starts_with("gemm")) {
+    if (std::optional<GemmPrimitive> conv = as_convolution(s, activation, true, engine)) {
+      return *conv;
+    }
+  }
+  g.weights = pd.weights_desc();
+  g.scratchpad = pd.scratchpad_desc();
+  g.stored_weights = dnnl::memory::desc({s.k, s.o}, dt::f32, tag::ba);
+  g.primitive = dnnl::matmul(pd);
+  return g;
+}
+
+}  // namespace ravlt::runtime::cpu
