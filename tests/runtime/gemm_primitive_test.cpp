@@ -1,8 +1,8 @@
 // One GEMM on either oneDNN form (runtime/cpu/gemm_primitive.h): the matmul
 // and the 1x1 convolution compute (m, k) x (k, o) + bias, then swish or
-// nothing, then the residual, as a float64 loop does, at odd sizes, on the
-// same buffers; and the best form is the convolution exactly where the
-// matmul would take oneDNN's gemm:jit path. CTest runs this binary twice,
+// nothing, then the residual, as the reference Linear does in double, at
+// odd sizes, on the same buffers; and the best form is the convolution
+// exactly where the matmul would take oneDNN's gemm:jit path. CTest runs this binary twice,
 // the second time as an AVX2 CPU (DNNL_MAX_CPU_ISA=AVX2), where that is
 // every RAVLT shape.
 #include <doctest/doctest.h>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/cpu/gemm_primitive.h"
+#include "runtime/reference/reference_ops.h"
 #include "tests/test_util.h"
 
 using namespace ravlt::runtime;
@@ -60,25 +61,21 @@ double gemm_error(const Case& c, GemmForm form, bool* convolution = nullptr) {
                                                 {DNNL_ARG_BIAS, bias},
                                                 {DNNL_ARG_DST, dst},
                                                 {DNNL_ARG_SCRATCHPAD, pad}};
-  if (c.residual)
+  if (c.residual) {
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(g.residual_index) | DNNL_ARG_SRC_1] = residual;
+  }
   g.primitive.execute(stream, args);
   stream.wait();
+  // The reference Linear (runtime/reference/), in double.
+  Node linear;
+  linear.op = Op::kLinear;
+  linear.activation = c.swish ? Activation::kSwish : Activation::kNone;
+  std::vector<reference::Operand> operands = {
+      {{c.m, c.k}, x.data()}, {{c.o, c.k}, w.data()}, {{c.o}, b.data()}};
+  if (c.residual) operands.push_back({{c.m, c.o}, r.data()});
+  const std::vector<double> want = reference::run(linear, operands, {c.m, c.o});
   double worst = 0.0, largest = 0.0;
-  std::vector<double> want(y.size());
-  for (int64_t i = 0; i < c.m; ++i) {
-    for (int64_t j = 0; j < c.o; ++j) {
-      double acc = b[static_cast<size_t>(j)];
-      for (int64_t p = 0; p < c.k; ++p) {
-        acc += static_cast<double>(x[static_cast<size_t>(i * c.k + p)]) *
-               w[static_cast<size_t>(j * c.k + p)];
-      }
-      if (c.swish) acc = acc / (1.0 + std::exp(-acc));
-      if (c.residual) acc += r[static_cast<size_t>(i * c.o + j)];
-      want[static_cast<size_t>(i * c.o + j)] = acc;
-      largest = std::max(largest, std::fabs(acc));
-    }
-  }
+  for (double v : want) largest = std::max(largest, std::fabs(v));
   for (size_t i = 0; i < y.size(); ++i) {
     const double err = std::fabs(y[i] - want[i]);
     if (!(err <= worst)) worst = err;  // a NaN makes worst NaN
