@@ -135,6 +135,12 @@ class Backend {
                            std::vector<std::unique_ptr<Kernel>>& kernels);
   /// Called before each run: the thread count every kernel of the run uses.
   virtual void begin_run(int threads) = 0;
+  /// A run of several images takes its first nodes one image at a time,
+  /// up to a point past the last node whose output for the whole batch is
+  /// larger than this many bytes, and the rest batched (0: always batched).
+  /// Where the batch's activations outgrow the caches, a node per image
+  /// keeps its data in them; later nodes gain more from batched GEMMs.
+  virtual size_t image_by_image_bytes() const { return 0; }
 
   // --- Device backends override the rest. ---
 

@@ -17,10 +17,48 @@ size_t bytes_of(const Shape& shape, DType dtype) {
   return static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
 }
 
+// Where a batched run goes image by image up to: the position in `steps`
+// of the first step at or after the last one whose output (the whole
+// batch, in the backend's type) exceeds `limit` bytes, such that no later step reads
+// anything written before it or the graph's input (its own output is what
+// they read). -1: no such step, a batch of one, or a requested output
+// (`output_slot`) before it.
+int image_by_image_until(const Graph& g, const Backend& backend, const std::vector<size_t>& steps,
+                         const std::vector<Shape>& shapes, const std::vector<int>& output_slot) {
+  const size_t limit = backend.image_by_image_bytes();
+  if (limit == 0 || shapes[g.input()].empty() || shapes[g.input()][0] < 2) return -1;
+  const auto& nodes = g.nodes();
+  const int count = static_cast<int>(steps.size());
+  int last_large = -1;
+  std::vector<int> last_read(g.values().size(), -1);
+  for (int i = 0; i < count; ++i) {
+    const Node& node = nodes[steps[static_cast<size_t>(i)]];
+    if (bytes_of(shapes[node.output], backend.value_dtype(g, node.output)) > limit) last_large = i;
+    for (uint32_t in : node.inputs) last_read[in] = i;
+  }
+  if (last_large < 0) return -1;
+  int reach = last_read[g.input()];  // the last step reading anything written so far
+  for (int i = 0; i + 1 < count; ++i) {
+    const uint32_t v = nodes[steps[static_cast<size_t>(i)]].output;
+    if (output_slot[v] >= 0) return -1;
+    if (i >= last_large && reach <= i) return i;
+    reach = std::max(reach, last_read[v]);
+  }
+  return -1;
+}
+
 }  // namespace
 
 struct Executor::Plan {
   PlanStats stats;
+  // Image by image (see executor.h): the plan of the first nodes for one
+  // image, the node of theirs whose output the rest reads, where that
+  // output lies for the whole batch (in this plan's arena) and the bytes
+  // of one image's share. Its arena is a block of this plan's.
+  std::unique_ptr<Plan> per_image;
+  size_t per_image_last = 0;
+  uint8_t* boundary = nullptr;
+  size_t boundary_image_bytes = 0;
   std::vector<Shape> shapes;                     // per value
   std::vector<DType> dtypes;                     // per value, in the backend's memory
   std::vector<size_t> steps;                     // the nodes that run, in graph order
@@ -44,6 +82,7 @@ struct Executor::Plan {
   std::vector<const float*> results;  // per requested output: what run() hands out
   std::vector<float*> host_results;   // the same, where outputs are staged on the host
   size_t input_count = 0;
+  const float* input = nullptr;              // the caller's, for this run (start_run)
   std::unique_ptr<PlanState> backend_state;  // e.g. the recorded CUDA graph
   uint64_t last_use = 0;                     // Executor::uses_ when last used
 };
@@ -98,7 +137,7 @@ void Executor::evict_least_recent() {
   plans_.erase(oldest);
 }
 
-std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
+std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key, bool nested) {
   const Shape& input_shape = key.shape;
   const std::vector<uint32_t>& outputs = key.outputs;
   const Graph& g = *graph_;
@@ -129,6 +168,20 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
   const bool on_host = backend_->uses_host_memory();
   for (size_t k = 0; k < nodes.size(); ++k) {
     if (runs[k]) plan->steps.push_back(k);
+  }
+  // The first steps image by image, by a plan of their own; this plan
+  // keeps the rest, reading their last output (the boundary).
+  const int cut = nested || !key.fused || !on_host
+                      ? -1
+                      : image_by_image_until(g, *backend_, plan->steps, shapes, output_slot);
+  uint32_t boundary = 0;
+  if (cut >= 0) {
+    plan->per_image_last = plan->steps[static_cast<size_t>(cut)];
+    boundary = nodes[plan->per_image_last].output;
+    Shape one_image = input_shape;
+    one_image[0] = 1;
+    plan->per_image = make_plan(PlanKey{std::move(one_image), {boundary}, true}, true);
+    plan->steps.erase(plan->steps.begin(), plan->steps.begin() + cut + 1);
   }
   plan->step_inputs.resize(nodes.size());
   for (size_t k : plan->steps) plan->step_inputs[k] = nodes[k].inputs;
@@ -168,6 +221,12 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
   // what they need apart from the (float32) scratch.
   std::vector<BufferRequest> requests;
   std::vector<int> value_request(values.size(), -1), scratch_request(nodes.size(), -1);
+  if (plan->per_image) {  // the boundary: written image by image before the first step
+    first[boundary] = static_cast<int>(plan->per_image_last);
+    value_request[boundary] = static_cast<int>(requests.size());
+    requests.push_back(
+        {bytes_of(shapes[boundary], plan->dtypes[boundary]), first[boundary], last[boundary]});
+  }
   for (size_t k : plan->steps) {
     const uint32_t out = nodes[k].output;
     if (output_slot[out] < 0) {
@@ -175,7 +234,19 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
       requests.push_back({bytes_of(shapes[out], plan->dtypes[out]), first[out], last[out]});
     }
   }
+  // The image-by-image plan's block, live while the boundary is written:
+  // its activations alone here, its whole arena below.
+  int per_image_request = -1;
+  if (plan->per_image) {
+    per_image_request = static_cast<int>(requests.size());
+    const int at = static_cast<int>(plan->per_image_last);
+    requests.push_back({plan->per_image->stats.activation_bytes, at, at});
+  }
   const MemoryPlan activations_alone = plan_memory(requests, kAlignment);
+  if (plan->per_image) {
+    requests[static_cast<size_t>(per_image_request)].bytes = plan->per_image->stats.arena_bytes;
+    scratch_bytes = std::max(scratch_bytes, plan->per_image->stats.scratch_bytes);
+  }
   for (size_t k : plan->steps) {
     if (const size_t bytes = plan->kernels[k]->scratch_bytes(); bytes > 0) {
       scratch_request[k] = static_cast<int>(requests.size());
@@ -195,7 +266,11 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
     stage_output = stage_output || plan->dtypes[v] != DType::kFloat32;
   }
   plan->input_count = static_cast<size_t>(element_count(input_shape));
-  const bool stage_input = !on_host || input_dtype != DType::kFloat32;
+  bool reads_input = false;
+  for (size_t k : plan->steps) {
+    for (uint32_t v : plan->step_inputs[k]) reads_input = reads_input || v == g.input();
+  }
+  const bool stage_input = reads_input && (!on_host || input_dtype != DType::kFloat32);
   const size_t input_bytes = stage_input ? bytes_of(input_shape, input_dtype) : 0;
   const size_t total = memory.arena_bytes + output_bytes + input_bytes;
   if (max_plan_bytes_ > 0 && total > max_plan_bytes_) {
@@ -205,7 +280,7 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
   }
   // The plan is accepted: make room before allocating, freeing the least
   // recently used plan (a refused shape evicts nothing).
-  if (plans_.size() >= max_plans_) evict_least_recent();
+  if (!nested && plans_.size() >= max_plans_) evict_least_recent();
   plan->arena = backend_->allocate(memory.arena_bytes);
   plan->output_memory = backend_->allocate(output_bytes);
   if (stage_input) plan->staged_input = backend_->allocate(input_bytes);
@@ -261,6 +336,29 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key) {
           plan->arena->data() + memory.offsets[static_cast<size_t>(scratch_request[k])];
     }
   }
+  if (plan->per_image) {
+    plan->boundary = static_cast<uint8_t*>(address(boundary));
+    plan->boundary_image_bytes =
+        bytes_of(plan->per_image->shapes[boundary], plan->per_image->dtypes[boundary]);
+    // The image-by-image plan's views move from its own arena into its
+    // block of this one (kernels get their views only when they run).
+    Plan& part = *plan->per_image;
+    uint8_t* const from = part.arena->data();
+    uint8_t* const to =
+        plan->arena->data() + memory.offsets[static_cast<size_t>(per_image_request)];
+    const size_t size = part.stats.arena_bytes;
+    auto moved = [&](const void* p) -> uint8_t* {
+      auto* b = static_cast<uint8_t*>(const_cast<void*>(p));
+      return b != nullptr && b >= from && b < from + size ? to + (b - from) : b;
+    };
+    for (size_t k : part.steps) {
+      for (ConstView& in : part.inputs[k]) in.data = moved(in.data);
+      part.outputs[k].data = moved(part.outputs[k].data);
+      part.scratch[k] = moved(part.scratch[k]);
+    }
+    part.arena.reset();
+    plan->stats.image_by_image_nodes = static_cast<size_t>(cut) + 1;
+  }
   return plan;
 }
 
@@ -304,6 +402,7 @@ std::vector<Fusion> Executor::fuse_steps(Plan& plan, const std::vector<uint32_t>
 }
 
 void Executor::start_run(Plan& p, const float* input) {
+  p.input = input;
   backend_->begin_run(threads_);
   if (p.staged_input) {
     backend_->copy_in(p.staged_input->data(), p.dtypes[graph_->input()], input, p.input_count);
@@ -327,21 +426,38 @@ std::span<const float* const> Executor::run(const float* input,
   Plan& p = plan_for(input_shape, outputs);
   start_run(p, input);
   if (!profiling_) {
-    backend_->execute(p.backend_state, [&p] {
-      for (size_t k : p.steps) p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
-    });
+    // (Two pointers: std::function holds them without allocating.)
+    backend_->execute(p.backend_state, [this, &p] { run_steps(p); });
   } else {
     node_seconds_.resize(graph_->nodes().size(), 0.0);
-    for (size_t k : p.steps) {
-      const auto start = std::chrono::steady_clock::now();
-      p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
-      backend_->finish_run();  // a device's kernels are only enqueued
-      node_seconds_[k] +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    }
+    run_steps(p);
   }
   finish_run(p);
   return p.results;
+}
+
+void Executor::run_steps(Plan& p) {
+  if (p.per_image) {
+    Plan& part = *p.per_image;
+    const int64_t images = p.shapes[graph_->input()][0];
+    for (int64_t n = 0; n < images; ++n) {
+      start_run(part, p.input + static_cast<size_t>(n) * part.input_count);
+      part.outputs[p.per_image_last].data =
+          p.boundary + static_cast<size_t>(n) * p.boundary_image_bytes;
+      run_steps(part);
+    }
+  }
+  if (!profiling_) {
+    for (size_t k : p.steps) p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+    return;
+  }
+  for (size_t k : p.steps) {
+    const auto start = std::chrono::steady_clock::now();
+    p.kernels[k]->run(p.inputs[k].data(), p.outputs[k], p.scratch[k]);
+    backend_->finish_run();  // a device's kernels are only enqueued
+    node_seconds_[k] +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
 }
 
 void Executor::run_observed(const float* input, std::span<const int64_t> input_shape,

@@ -7,6 +7,12 @@
 // scratch placed in one arena by the memory planner. Requested outputs live
 // outside the arena, alive to the end of the run. Running a planned shape
 // again allocates nothing. An Executor is used by one thread at a time.
+//
+// A batch whose first activations outgrow the caches (see
+// Backend::image_by_image_bytes) runs those nodes one image at a time, by a
+// plan of their own for one image, up to a value that is then all the rest
+// reads: each image's copy of it lands in its place in the batch's, and
+// the rest of the nodes run batched.
 #pragma once
 
 #include <functional>
@@ -30,6 +36,7 @@ struct PlanStats {
   size_t scratch_bytes = 0;          // the largest scratch of one kernel
   size_t output_bytes = 0;           // the requested outputs, in the backend's memory
   std::vector<Shape> output_shapes;  // per requested output, in the order asked
+  size_t image_by_image_nodes = 0;   // the first nodes, run one image at a time
 };
 
 class Executor {
@@ -95,7 +102,9 @@ class Executor {
                  bool fused = true);
   // Plans `outputs` for `input_shape`; once the plan fits the memory bound,
   // frees the least recently used plan if the cache is full, then allocates.
-  std::unique_ptr<Plan> make_plan(const PlanKey& key);
+  // `nested`: the image-by-image part of another plan (never split again,
+  // never evicting: the plan being made is not cached yet).
+  std::unique_ptr<Plan> make_plan(const PlanKey& key, bool nested = false);
   // Asks the backend which steps of `plan` run fused, checks its answer,
   // and leaves each chain in plan.steps as its last node, reading the
   // chain's inputs (plan.step_inputs).
@@ -104,6 +113,9 @@ class Executor {
   // Around the kernels of one run: the input in, the outputs out.
   void start_run(Plan& plan, const float* input);
   void finish_run(Plan& plan);
+  // The plan's kernels in order (timed per node when profiling), its
+  // image-by-image part first, once per image.
+  void run_steps(Plan& plan);
 
   std::shared_ptr<const Graph> graph_;
   std::unique_ptr<Backend> backend_;

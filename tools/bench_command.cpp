@@ -126,7 +126,7 @@ int run(const BenchArgs& a) {
         "\"copied_weight_bytes\": %zu, \"mapped_resident_bytes\": %zu, \"peak_rss_mb\": %.1f, "
         "\"weight_cache_path\": %s, \"weight_cache_status\": %s, "
         "\"weight_cache_bytes_used\": %zu, \"gemm_gflops\": %.1f, "
-        "\"floor_ms\": %.4f, \"floor_ratio\": %.4f",
+        "\"floor_ms\": %.4f, \"floor_ratio\": %.4f, \"image_by_image_ops\": %zu",
         report::json_quote(a.model).c_str(),
         report::json_quote(device_description(options.device)).c_str(), a.batch,
         static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
@@ -135,7 +135,7 @@ int run(const BenchArgs& a) {
         model->copied_weight_bytes(), model->mapped_resident_bytes(), peak_mb,
         report::json_quote(model->weight_cache_path()).c_str(),
         report::json_quote(model->weight_cache_status()).c_str(), model->weight_cache_bytes_used(),
-        gemm, floor_ms, floor_ratio);
+        gemm, floor_ms, floor_ratio, memory.image_by_image_ops);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -171,6 +171,12 @@ int run(const BenchArgs& a) {
       static_cast<double>(memory.activation_bytes) / 1e6,
       static_cast<double>(memory.scratch_bytes) / 1e6,
       static_cast<double>(memory.lower_bound) / 1e6, ratio);
+  if (memory.image_by_image_ops > 0) {
+    std::printf(
+        "batch        the first %zu ops one image at a time (the batch's activations "
+        "there outgrow the caches), the rest batched\n",
+        memory.image_by_image_ops);
+  }
   std::printf("outputs      %.2f MB, kept apart from the arena\n",
               static_cast<double>(memory.output_bytes) / 1e6);
   std::printf(

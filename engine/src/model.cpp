@@ -429,7 +429,8 @@ PlanMemory Session::plan(std::span<const int64_t> shape) {
   const Model::Impl& model = model_impl(*impl_->model);
   const runtime::PlanStats& s =
       impl_->executor.plan(shape, model.planned_outputs(model.output_values));
-  return {s.arena_bytes, s.activation_bytes, s.scratch_bytes, s.lower_bound, s.output_bytes};
+  return {s.arena_bytes, s.activation_bytes, s.scratch_bytes,
+          s.lower_bound, s.output_bytes,     s.image_by_image_nodes};
 }
 
 }  // namespace ravlt

@@ -126,6 +126,7 @@ void bind_session(nb::module_& m) {
             d["scratch_bytes"] = p.scratch_bytes;
             d["lower_bound"] = p.lower_bound;
             d["output_bytes"] = p.output_bytes;
+            d["image_by_image_ops"] = p.image_by_image_ops;
             return d;
           },
           nb::arg("input_shape"),

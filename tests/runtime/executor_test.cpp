@@ -2,6 +2,10 @@
 // re-planned shape computes what it did before.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <set>
+
 #include "formats/rvlt/model_file.h"
 #include "ravlt/convert.h"
 #include "ravlt/error.h"
@@ -82,4 +86,113 @@ TEST_CASE("a plan computes the outputs asked, only what they need, each kept to 
   const std::vector<uint32_t> weight = {nodes[static_cast<size_t>(head)].inputs[1]};
   CHECK_THROWS_WITH_AS(executor.plan(shape, weight), doctest::Contains("is not computed"), Error);
   CHECK(executor.cached_plans() == 3);  // refused plans are not kept
+}
+
+namespace {
+
+struct LimitedRun {
+  std::vector<float> logits;
+  PlanStats stats;
+};
+
+// The declared output for `shape` on a fresh executor (2 threads) whose
+// CPU backend goes image by image from `limit` bytes (0: never).
+LimitedRun run_with_limit(const std::shared_ptr<const Graph>& graph, size_t limit,
+                          const Shape& shape, const std::vector<float>& input,
+                          DType precision = DType::kFloat32, bool profile = false) {
+  auto backend =
+      std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(), 2, precision);
+  backend->set_image_by_image_bytes(limit);
+  Executor executor(graph, std::move(backend), 2);
+  executor.set_profiling(profile);
+  LimitedRun r;
+  r.stats = executor.plan(shape);
+  const float* out = executor.run(input.data(), shape)[0];
+  r.logits.assign(out, out + element_count(r.stats.output_shapes[0]));
+  if (profile) {
+    // Every node that ran has its time, the image-by-image ones included.
+    CHECK(executor.node_seconds()[0] > 0.0);
+  }
+  return r;
+}
+
+double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("a batch runs its first nodes image by image where they outgrow the limit") {
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const auto graph = Graph::load(rvlt::ModelFile::open(path));
+  const Shape shape = {3, 3, 33, 47};
+  const std::vector<float> input = ravlt::test::random_vector(3 * 3 * 33 * 47, 9);
+  const LimitedRun batched = run_with_limit(graph, 0, shape, input);
+  CHECK(batched.stats.image_by_image_nodes == 0);
+  double scale = 0.0;
+  for (float x : batched.logits) scale = std::max(scale, std::abs(static_cast<double>(x)));
+  REQUIRE(scale > 0.0);
+
+  // Limits from 1 KB to 4 MB put the boundary at several places.
+  std::set<size_t> boundaries;
+  for (size_t limit = 1024; limit <= (size_t{4} << 20); limit *= 2) {
+    CAPTURE(limit);
+    const LimitedRun split = run_with_limit(graph, limit, shape, input);
+    const size_t nodes = split.stats.image_by_image_nodes;
+    CAPTURE(nodes);
+    CHECK(nodes < graph->nodes().size());
+    boundaries.insert(nodes);
+    CHECK(max_abs_difference(split.logits, batched.logits) <= 1e-5 * scale);
+    CHECK(split.stats.arena_bytes >= split.stats.lower_bound);
+    if (nodes > 0) CHECK(split.stats.arena_bytes < batched.stats.arena_bytes);
+  }
+  CHECK(boundaries.size() >= 3);  // none, and at least two places
+  CHECK(boundaries.count(0) == 1);
+
+  // Profiled: the same numbers.
+  const LimitedRun small = run_with_limit(graph, 1024, shape, input);
+  REQUIRE(small.stats.image_by_image_nodes > 0);
+  const LimitedRun profiled = run_with_limit(graph, 1024, shape, input, DType::kFloat32, true);
+  CHECK(profiled.stats.image_by_image_nodes == small.stats.image_by_image_nodes);
+  CHECK(profiled.logits == small.logits);
+
+  // One image: nothing to split.
+  const Shape one = {1, 3, 33, 47};
+  CHECK(run_with_limit(graph, 1024, one, input).stats.image_by_image_nodes == 0);
+
+  // An output asked of the first nodes keeps the run batched.
+  auto backend = std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(), 2);
+  backend->set_image_by_image_bytes(1024);
+  Executor executor(graph, std::move(backend), 2);
+  const std::vector<uint32_t> early = {graph->nodes()[0].output, graph->outputs()[0]};
+  CHECK(executor.plan(shape, early).image_by_image_nodes == 0);
+  const float* logits = executor.run(input.data(), shape, early)[1];
+  CHECK(max_abs_difference(std::vector<float>(logits, logits + batched.logits.size()),
+                           batched.logits) <= 1e-5 * scale);
+}
+
+TEST_CASE("image by image in bfloat16: the batched answer") {
+  if (!cpu::cpu_bf16_support()) {
+    MESSAGE("skipped: this CPU has no bfloat16 arithmetic");
+    return;
+  }
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const auto graph = Graph::load(rvlt::ModelFile::open(path));
+  const Shape shape = {3, 3, 33, 47};
+  const std::vector<float> input = ravlt::test::random_vector(3 * 3 * 33 * 47, 10);
+  const LimitedRun batched = run_with_limit(graph, 0, shape, input, DType::kBFloat16);
+  const LimitedRun split = run_with_limit(graph, 16384, shape, input, DType::kBFloat16);
+  REQUIRE(split.stats.image_by_image_nodes > 0);
+  double scale = 0.0;
+  for (float x : batched.logits) scale = std::max(scale, std::abs(static_cast<double>(x)));
+  CHECK(max_abs_difference(split.logits, batched.logits) <= 1e-3 * scale);
 }

@@ -210,6 +210,9 @@ struct PlanMemory {
   size_t scratch_bytes = 0;
   size_t lower_bound = 0;   ///< most bytes live at any one step
   size_t output_bytes = 0;  ///< the outputs, kept apart from the arena to the end of the run
+  /// The first ops, run one image at a time where a batch's activations
+  /// would outgrow the CPU's caches (0: the whole run batched).
+  size_t image_by_image_ops = 0;
 };
 
 /// Runs a Model: one per thread, holding its plans (one per input shape)
