@@ -157,6 +157,34 @@ TEST_CASE("a session runs any batch and size; a planned shape runs without alloc
   CHECK(memory.scratch_bytes > 0);  // RALA's and oneDNN's working memory
 }
 
+TEST_CASE(
+    "a batch run image by image first allocates nothing either, and equals each image's run") {
+  TempDir dir;
+  const auto model = custom_model(dir);
+  Session session(model, SessionOptions{2});
+  // Large enough that the first values of the batch outgrow the CPU's
+  // 8 MB limit (Backend::image_by_image_bytes).
+  const std::vector<int64_t> shape = {2, 3, 301, 333};
+  const size_t image = 3 * 301 * 333;
+  const auto input = random_vector(2 * image, 12);
+  const PlanMemory memory = session.plan(shape);
+  REQUIRE(memory.image_by_image_ops > 0);
+  CHECK(memory.arena_bytes >= memory.lower_bound);
+  session.run(input.data(), shape);  // warm
+  recorded = 0;
+  recording = true;
+  const auto out = session.run(input.data(), shape);
+  recording = false;
+  CHECK(classify_recorded().second == 0);
+  const std::vector<float> batched(out.begin(), out.end());
+  REQUIRE(batched.size() == 2 * 11);
+  for (size_t n = 0; n < 2; ++n) {
+    const auto alone = session.run(input.data() + n * image, std::vector<int64_t>{1, 3, 301, 333});
+    for (size_t j = 0; j < 11; ++j)
+      CHECK(batched[n * 11 + j] == doctest::Approx(alone[j]).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("plan() prepares what run() and run_all() then use: their first call plans nothing") {
   TempDir dir;
   const auto model = custom_model(dir);
