@@ -231,10 +231,12 @@ std::vector<OpCase> attention_cases(Op op) {
   struct Size {
     int64_t n, h, w;
   };
-  // L = 1, 7 (7 x 1), 3137 (1 x 3137, a prime) and two 2-D grids, one of
+  // L = 1, 7 (7 x 1), 3137 (1 x 3137, a prime) and three 2-D grids, one of
   // them past the most tokens softmax attention takes in whole rows (256:
   // softmax_attention_whole.h), so that each head dimension runs both ways.
-  const Size sizes[] = {{2, 1, 1}, {2, 7, 1}, {1, 1, 3137}, {2, 9, 13}, {1, 17, 19}};
+  // Their last key blocks (64 keys) hold 1, 7, 1, 53, 27 and 3 keys: the
+  // float32 kernel scores a quarter, half or all of that block.
+  const Size sizes[] = {{2, 1, 1}, {2, 7, 1}, {1, 1, 3137}, {2, 9, 13}, {1, 7, 13}, {1, 17, 19}};
   std::vector<OpCase> cases;
   // The fast paths (16, 32, 48, 64, 96) and the generic one (20, 44).
   for (int d : {16, 20, 32, 44, 48, 64, 96}) {
