@@ -57,13 +57,16 @@ TEST_CASE(
     y.push_back(-7.0f);  // past n: must stay as it is
     activation_loops(isa).gelu_f32(y.data(), static_cast<int64_t>(x.size()));
     CHECK(y.back() == -7.0f);
+    // AVX-512's table of polynomials measured 1.5e-7, the rational form
+    // of the other instruction sets 9e-7.
+    const double bound = isa == Isa::kAvx512 ? 3e-7 : 1.5e-6;
     double worst = 0.0;
     for (size_t i = 0; i < x.size(); ++i) {
       const double want = gelu(x[i]);
       const double err = std::fabs(y[i] - want) / std::max(1.0, std::fabs(want));
       if (!(err <= worst)) worst = err;  // (a NaN makes worst NaN)
       CAPTURE(x[i]);
-      REQUIRE(err <= 1.5e-6);
+      REQUIRE(err <= bound);
     }
     MESSAGE(isa_label, ": worst error ", worst);
     // Tails: every length up to two registers gives the same values as the
