@@ -1,4 +1,5 @@
-// Conv2d on oneDNN: channels-last activations, weights in the layout the
+// Conv2d on oneDNN (depthwise 3x3 and 5x5 in float32: ours,
+// depthwise_conv2d.h): channels-last activations, weights in the layout the
 // primitive prefers (reordered once per model), bias and swish fused, GELU
 // ours right after (output_activation.h: in place on a float32 output; a
 // bfloat16 one is computed in float32 into the scratch first).
@@ -7,6 +8,7 @@
 // stores it, and oneDNN accumulates in float32 (the bias stays float32).
 #include <optional>
 
+#include "runtime/cpu/depthwise_conv2d.h"
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/output_activation.h"
@@ -106,6 +108,7 @@ class Conv2dKernel : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args) {
+  if (std::unique_ptr<Kernel> ours = make_depthwise_conv2d(args)) return ours;
   return std::make_unique<Conv2dKernel>(args);
 }
 

@@ -1,4 +1,4 @@
-// The fused FFN's depthwise convolution compiled for AVX2 + FMA, 256-bit vectors: CMake gives every
+// The depthwise convolutions' rows compiled for AVX2 + FMA, 256-bit vectors: CMake gives every
 // *_avx2.cpp these flags (runtime/CMakeLists.txt). The loops themselves, shared by every
 // instruction set, are in depthwise_loops.inc.
 #include "runtime/cpu/isa_kernels.h"
@@ -9,7 +9,7 @@ namespace ravlt::runtime::cpu::isa_avx2 {
 #include "runtime/cpu/depthwise_loops.inc"
 
 const DepthwiseLoops& depthwise_loops() {
-  static const DepthwiseLoops kLoops = {depthwise3x3_row};
+  static const DepthwiseLoops kLoops = {depthwise3x3_row, depthwise5x5_row};
   return kLoops;
 }
 

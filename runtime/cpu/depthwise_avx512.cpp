@@ -1,4 +1,4 @@
-// The fused FFN's depthwise convolution compiled for AVX-512 F/VL/BW/DQ + FMA, 512-bit vectors:
+// The depthwise convolutions' rows compiled for AVX-512 F/VL/BW/DQ + FMA, 512-bit vectors:
 // CMake gives every
 // *_avx512.cpp these flags (runtime/CMakeLists.txt). The loops themselves, shared by every
 // instruction set, are in depthwise_loops.inc.
@@ -12,7 +12,7 @@ namespace ravlt::runtime::cpu::isa_avx512 {
 #include "runtime/cpu/depthwise_loops.inc"
 
 const DepthwiseLoops& depthwise_loops() {
-  static const DepthwiseLoops kLoops = {depthwise3x3_row};
+  static const DepthwiseLoops kLoops = {depthwise3x3_row, depthwise5x5_row};
   return kLoops;
 }
 

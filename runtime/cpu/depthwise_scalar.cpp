@@ -1,4 +1,4 @@
-// The fused FFN's depthwise convolution compiled for the baseline x86-64 instruction set (SSE2, no
+// The depthwise convolutions' rows compiled for the baseline x86-64 instruction set (SSE2, no
 // FMA contraction): CMake gives every *_scalar.cpp these flags (runtime/CMakeLists.txt). The loops
 // themselves, shared by every instruction set, are in depthwise_loops.inc.
 #include "runtime/cpu/isa_kernels.h"
@@ -9,7 +9,7 @@ namespace ravlt::runtime::cpu::isa_scalar {
 #include "runtime/cpu/depthwise_loops.inc"
 
 const DepthwiseLoops& depthwise_loops() {
-  static const DepthwiseLoops kLoops = {depthwise3x3_row};
+  static const DepthwiseLoops kLoops = {depthwise3x3_row, depthwise5x5_row};
   return kLoops;
 }
 

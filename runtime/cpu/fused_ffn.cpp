@@ -321,7 +321,7 @@ class FusedFfnKernel : public Kernel {
           for (int64_t i = 0; i < rows; ++i) {
             const float* taps_rows[3] = {hidden + i * row, hidden + (i + 1) * row,
                                          hidden + (i + 2) * row};
-            depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), w_, f_,
+            depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), w_, f_, f_,
                                         conv + i * row);
           }
           const int64_t at = y * w_ * c2_;
@@ -378,7 +378,7 @@ class FusedFfnKernel : public Kernel {
         const float* taps_rows[3] = {row(y - 1), row(y), row(y + 1)};
         // Every hidden column: the two outside the tile are wrong (their
         // neighbours are missing) and left out.
-        depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), hidden, f_, conv);
+        depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), hidden, f_, f_, conv);
         const int64_t at = (y * w_ + t.x0) * c2_;
         run_gemm(gear.fc2.at(cols), fc2_.at(cols), gear.stream, conv + (t.x0 - t.hx0) * f_,
                  y_out + at, in[6].f32(), residual != nullptr ? residual + at : nullptr,

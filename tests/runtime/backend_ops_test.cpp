@@ -111,7 +111,17 @@ std::vector<OpCase> conv2d_cases() {
                         {2, 7, 5, 10, 10, 5, 1, 10, Activation::kNone},
                         {1, 13, 6, 12, 12, 3, 1, 12, Activation::kSwish},
                         {1, 5, 5, 4, 8, 3, 2, 1, Activation::kSwish},
-                        {2, 6, 9, 5, 7, 1, 1, 1, Activation::kGelu}};
+                        {2, 6, 9, 5, 7, 1, 1, 1, Activation::kGelu},
+                        // Depthwise without activation (the CPU's own rows,
+                        // depthwise_conv2d.h): whole registers and a tail of
+                        // channels; blocks of 8, 4, 2 and 1 columns, at and
+                        // away from the edges; an image lower than the
+                        // kernel and one narrower.
+                        {2, 9, 17, 37, 37, 3, 1, 37, Activation::kNone},
+                        {1, 6, 23, 48, 48, 5, 1, 48, Activation::kNone},
+                        {2, 3, 15, 20, 20, 5, 1, 20, Activation::kNone},
+                        {1, 4, 14, 64, 64, 3, 1, 64, Activation::kNone},
+                        {2, 6, 3, 32, 32, 5, 1, 32, Activation::kNone}};
   std::vector<OpCase> cases;
   uint32_t seed = 10;
   for (const Spec& s : specs) {
