@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "ravlt/error.h"
+#include "runtime/cpu/depthwise_conv2d.h"
 #include "runtime/cpu/fused_ffn.h"
 #include "runtime/cpu/kernels.h"
 
@@ -95,15 +96,20 @@ std::vector<Fusion> CpuBackend::fuse(const Graph& graph, const std::vector<size_
                                      const std::vector<Shape>& shapes,
                                      const std::vector<int>& readers) {
   if (!fusing_) return {};
-  return find_ffn_fusions(graph, steps, shapes, readers, context_);
+  std::vector<Fusion> found = find_ffn_fusions(graph, steps, shapes, readers, context_);
+  for (Fusion& f : find_slice_conv_fusions(graph, steps, shapes, readers, context_)) {
+    found.push_back(std::move(f));
+  }
+  return found;
 }
 
 std::unique_ptr<Kernel> CpuBackend::prepare_fused(const Graph& graph, const Fusion& fusion,
                                                   const std::vector<Shape>& shapes) {
-  if (fusion.kind != kFusedFfnKind || fusion.nodes.size() != 3) {
-    return Backend::prepare_fused(graph, fusion, shapes);
-  }
+  const bool ffn = fusion.kind == kFusedFfnKind && fusion.nodes.size() == 3;
+  const bool slice_conv = fusion.kind == kSliceConvKind && fusion.nodes.size() == 2;
+  if (!ffn && !slice_conv) return Backend::prepare_fused(graph, fusion, shapes);
   try {
+    if (slice_conv) return make_slice_conv(graph, fusion, shapes, context_);
     return make_fused_ffn(graph, fusion, shapes, context_);
   } catch (const dnnl::error& e) {
     throw Error("nodes '" + graph.nodes()[fusion.nodes.front()].name + "' .. '" +

@@ -2,7 +2,8 @@
 // split between the session's threads. oneDNN 2.6's depthwise kernel
 // (brdgmm_dw) ran RAVLT-T's at 10-40 % of the GEMM rate on Zen 4; ours
 // keeps 8 output columns in registers and reads each input column once per
-// tap row.
+// tap row. Its input may be a slice of wider pixels (lepe's v, channels
+// 2C..3C of the qkvo rows), read in place instead of copied out first.
 #include "runtime/cpu/depthwise_conv2d.h"
 
 #include "runtime/cpu/dnnl_util.h"
@@ -12,10 +13,37 @@
 namespace ravlt::runtime::cpu {
 namespace {
 
+// Whether `conv` is a convolution ours computes, with input (N, H, W, C).
+bool ours_can_run(const Node& conv, const std::vector<Shape>& shapes) {
+  const ConvAttrs& c = conv.conv;
+  const Shape& x = shapes[conv.inputs[0]];
+  const Shape& w = shapes[conv.inputs[1]];
+  const Shape& y = shapes[conv.output];
+  const int k = c.kernel_h;
+  const bool depthwise = conv.op == Op::kConv2d && x.size() == 4 && w.size() == 4 && y == x &&
+                         c.groups == x[3] && w[0] == x[3] && w[1] == 1 && w[2] == k && w[3] == k;
+  const bool same_size = (k == 3 || k == 5) && c.kernel_w == k && c.stride_h == 1 &&
+                         c.stride_w == 1 && c.pad_h == k / 2 && c.pad_w == k / 2;
+  // Where ours is the faster, measured against oneDNN's in one process
+  // (2 threads, Zen 4, alternated, medians): 0.58-0.90x at RAVLT's
+  // 56x56x64, 28x28x128, 14x14x256 and 14x14x896 (3x3 and 5x5), 0.71-0.91x
+  // at most 800x1216 stages, 1.03x at 7x7x1792; slower at 512 channels
+  // (1.14-1.26x at 25x38x512, 1.2x at 7x7x512: a pixel is 2 KB, so the
+  // columns a block reads and writes alias every 4 KB). Decided by the
+  // model alone, not the input's size: a weight's layout must not depend
+  // on it (one packed copy, and the packed-weight file serves every size).
+  return depthwise && same_size && conv.activation == Activation::kNone && x[3] % 512 != 0;
+}
+
 class DepthwiseConv2dKernel : public Kernel {
  public:
-  DepthwiseConv2dKernel(const PrepareArgs& a, int kernel)
-      : k_(kernel), threads_(a.context.threads) {
+  // `a`: the convolution; its input channels [begin, begin + C) of pixels
+  // `in_channels` wide (a slice read in place), or the whole of them.
+  DepthwiseConv2dKernel(const PrepareArgs& a, int64_t in_channels, int64_t begin)
+      : k_(a.node.conv.kernel_h),
+        in_channels_(in_channels),
+        begin_(begin),
+        threads_(a.context.threads) {
     const Shape& x = a.input_shape(0);
     n_ = x[0];
     h_ = x[1];
@@ -33,10 +61,10 @@ class DepthwiseConv2dKernel : public Kernel {
   size_t scratch_bytes() const override { return 0; }
 
   void run(const ConstView* in, View output, uint8_t*) override {
-    const float* x = in[0].f32();
+    const float* x = in[0].f32() + begin_;
     const float* bias = in[2].f32();
     float* y = output.f32();
-    const int64_t row = w_ * c_, pad = k_ / 2;
+    const int64_t in_row = w_ * in_channels_, pad = k_ / 2;
     const auto kernel_row = k_ == 3 ? loops_.depthwise3x3_row : loops_.depthwise5x5_row;
     // A run of output rows per thread.
 #pragma omp parallel for schedule(static) num_threads(threads_)
@@ -45,14 +73,14 @@ class DepthwiseConv2dKernel : public Kernel {
       const float* around[5];
       for (int64_t i = 0; i < k_; ++i) {
         const int64_t at = r + i - pad;
-        around[i] = at >= 0 && at < h_ ? x + (image * h_ + at) * row : nullptr;
+        around[i] = at >= 0 && at < h_ ? x + (image * h_ + at) * in_row : nullptr;
       }
-      kernel_row(around, taps_, bias, w_, c_, c_, y + task * row);
+      kernel_row(around, taps_, bias, w_, c_, in_channels_, y + task * w_ * c_);
     }
   }
 
  private:
-  int64_t k_, n_ = 0, h_ = 0, w_ = 0, c_ = 0;
+  int64_t k_, in_channels_, begin_, n_ = 0, h_ = 0, w_ = 0, c_ = 0;
   int threads_;
   const float* taps_ = nullptr;
   const DepthwiseLoops& loops_ = depthwise_loops(active_isa());
@@ -61,29 +89,42 @@ class DepthwiseConv2dKernel : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_depthwise_conv2d(const PrepareArgs& a) {
-  const Node& n = a.node;
-  const ConvAttrs& c = n.conv;
-  const Shape& x = a.input_shape(0);
-  const Shape& w = a.input_shape(1);
-  const Shape& y = a.output_shape();
-  const int k = c.kernel_h;
-  const bool depthwise = x.size() == 4 && w.size() == 4 && y == x && c.groups == x[3] &&
-                         w[0] == x[3] && w[1] == 1 && w[2] == k && w[3] == k;
-  const bool same_size = (k == 3 || k == 5) && c.kernel_w == k && c.stride_h == 1 &&
-                         c.stride_w == 1 && c.pad_h == k / 2 && c.pad_w == k / 2;
-  const bool float32 = a.context.compute_dtype(a.graph, n) == DType::kFloat32 &&
+  const bool float32 = a.context.compute_dtype(a.graph, a.node) == DType::kFloat32 &&
                        input_dtype(a, 0) == DType::kFloat32 && output_dtype(a) == DType::kFloat32;
-  if (!depthwise || !same_size || !float32 || n.activation != Activation::kNone) return nullptr;
-  // Where ours is the faster, measured against oneDNN's in one process
-  // (2 threads, Zen 4, alternated, medians): 0.58-0.90x at RAVLT's
-  // 56x56x64, 28x28x128, 14x14x256 and 14x14x896 (3x3 and 5x5), 0.71-0.91x
-  // at most 800x1216 stages, 1.03x at 7x7x1792; slower at 512 channels
-  // (1.14-1.26x at 25x38x512, 1.2x at 7x7x512: a pixel is 2 KB, so the
-  // columns a block reads and writes alias every 4 KB). Decided by the
-  // model alone, not the input's size: a weight's layout must not depend
-  // on it (one packed copy, and the packed-weight file serves every size).
-  if (x[3] % 512 == 0) return nullptr;
-  return std::make_unique<DepthwiseConv2dKernel>(a, k);
+  if (!float32 || !ours_can_run(a.node, a.shapes)) return nullptr;
+  const int64_t channels = a.input_shape(0)[3];
+  return std::make_unique<DepthwiseConv2dKernel>(a, channels, 0);
+}
+
+std::vector<Fusion> find_slice_conv_fusions(const Graph& graph, const std::vector<size_t>& steps,
+                                            const std::vector<Shape>& shapes,
+                                            const std::vector<int>& readers,
+                                            const CpuContext& context) {
+  std::vector<Fusion> found;
+  if (context.precision != DType::kFloat32) return found;
+  const auto& nodes = graph.nodes();
+  for (size_t i = 0; i + 1 < steps.size(); ++i) {
+    const Node& slice = nodes[steps[i]];
+    const Node& conv = nodes[steps[i + 1]];
+    if (slice.op != Op::kChannelSlice || conv.inputs.empty() || conv.inputs[0] != slice.output ||
+        readers[slice.output] != 1 || shapes[slice.inputs[0]].size() != 4 ||
+        !ours_can_run(conv, shapes)) {
+      continue;
+    }
+    Fusion f{{steps[i], steps[i + 1]}, {slice.inputs[0]}, kSliceConvKind};
+    f.inputs.insert(f.inputs.end(), conv.inputs.begin() + 1, conv.inputs.end());
+    found.push_back(std::move(f));
+    ++i;
+  }
+  return found;
+}
+
+std::unique_ptr<Kernel> make_slice_conv(const Graph& graph, const Fusion& fusion,
+                                        const std::vector<Shape>& shapes, CpuContext& context) {
+  const Node& slice = graph.nodes()[fusion.nodes[0]];
+  const Node& conv = graph.nodes()[fusion.nodes[1]];
+  const PrepareArgs a{graph, conv, shapes, context};
+  return std::make_unique<DepthwiseConv2dKernel>(a, shapes[slice.inputs[0]][3], slice.slice_begin);
 }
 
 }  // namespace ravlt::runtime::cpu

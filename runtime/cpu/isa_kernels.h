@@ -118,17 +118,17 @@ struct ActivationLoops {
 /// Depthwise convolutions, one output row at a time (depthwise_loops.inc).
 struct DepthwiseLoops {
   /// One output row of a 3x3 depthwise convolution, stride 1, zero padding
-  /// of one column each side, over channels-last rows of `width` pixels
-  /// `stride` floats apart, of which the first `channels` are computed:
+  /// of one column each side, over channels-last rows of `width` pixels:
   /// rows[0..2] the input rows above, at and below it (nullptr or a row of
-  /// zeros where the image ends), taps 9 x stride (tap 3 i + j of row i, column j), bias
-  /// per channel; out in the same layout as the rows. (A part of the
-  /// channels: every pointer offset to its first.)
+  /// zeros where the image ends), their pixels `in_stride` floats apart
+  /// (channels, or more where the input is a slice of wider pixels); taps
+  /// 9 x channels (tap 3 i + j of row i, column j), bias per channel; out
+  /// width x channels.
   void (*depthwise3x3_row)(const float* const* rows, const float* taps, const float* bias,
-                           int64_t width, int64_t channels, int64_t stride, float* out);
-  /// The same for 5x5 (padding of two): rows[0..4], taps 25 x stride.
+                           int64_t width, int64_t channels, int64_t in_stride, float* out);
+  /// The same for 5x5 (padding of two): rows[0..4], taps 25 x channels.
   void (*depthwise5x5_row)(const float* const* rows, const float* taps, const float* bias,
-                           int64_t width, int64_t channels, int64_t stride, float* out);
+                           int64_t width, int64_t channels, int64_t in_stride, float* out);
 };
 
 /// The loops compiled for `isa`: one file per op and instruction set,
