@@ -15,8 +15,8 @@ namespace ravlt::runtime::cpu {
 
 /// Our kernel for a Conv2d node that is depthwise (a group per channel, one
 /// output per group), square 3x3 or 5x5, stride 1, padded by half its size,
-/// without activation, float32 in and out, at channel counts where ours is
-/// the faster; nullptr for any other node.
+/// without activation, float32 in and out, on AVX-512 at channel counts
+/// where ours is the faster; nullptr for any other node.
 std::unique_ptr<Kernel> make_depthwise_conv2d(const PrepareArgs& args);
 
 /// Fusion::kind of a ChannelSlice read only by such a convolution.
