@@ -12,17 +12,14 @@
 
 #include "runtime/cpu/isa.h"
 #include "runtime/cpu/isa_kernels.h"
+#include "tests/runtime/cpu_test_util.h"
 #include "tests/test_util.h"
 
 using namespace ravlt::runtime::cpu;
 using ravlt::test::random_vector;
 
 TEST_CASE("depthwise rows match a float64 loop on every instruction set, 3x3 and 5x5") {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-    if (static_cast<int>(isa) > static_cast<int>(detected_isa())) {
-      MESSAGE("skipped: this CPU has no " << isa_name(isa) << " path");
-      continue;
-    }
+  for (Isa isa : ravlt::test::isas_present()) {
     const DepthwiseLoops& loops = depthwise_loops(isa);
     for (int k : {3, 5}) {
       for (int64_t channels : {5, 16, 37}) {

@@ -15,10 +15,12 @@
 #include "runtime/executor.h"
 #include "runtime/op_shapes.h"
 #include "runtime/reference/reference_ops.h"
+#include "tests/runtime/cpu_test_util.h"
 #include "tests/test_util.h"
 
 using namespace ravlt;
 using namespace ravlt::runtime;
+using ravlt::test::cpu_backend;
 using ravlt::test::random_vector;
 
 namespace {
@@ -108,12 +110,6 @@ struct FfnGraph {
 
 constexpr size_t kFc1 = 1, kDw = 2, kFc2 = 3;  // node indices
 
-std::unique_ptr<cpu::CpuBackend> cpu_backend(int threads, bool fusing) {
-  auto b = std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(), threads);
-  b->set_fusing(fusing);
-  return b;
-}
-
 }  // namespace
 
 TEST_CASE("a fused FFN computes what its nodes compute one by one") {
@@ -132,11 +128,7 @@ TEST_CASE("a fused FFN computes what its nodes compute one by one") {
   const Case cases[] = {{1, 61, 45, 2},  {3, 61, 45, 2}, {3, 61, 45, 8}, {2, 61, 45, 2},
                         {9, 61, 45, 2},  {1, 7, 461, 2}, {3, 7, 461, 2}, {1, 5, 1501, 2},
                         {2, 5, 1501, 2}, {3, 5, 1501, 8}};
-  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
-    if (static_cast<int>(isa) > static_cast<int>(cpu::detected_isa())) {
-      MESSAGE("skipped: this CPU has no " << cpu::isa_name(isa) << " path");
-      continue;
-    }
+  for (cpu::Isa isa : test::isas_present()) {
     cpu::force_isa(isa);
     for (const Case& c : cases) {
       const Shape shape = {c.n, c.h, c.w, ffn.c};

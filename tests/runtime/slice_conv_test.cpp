@@ -9,15 +9,16 @@
 
 #include <string>
 
-#include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/isa.h"
 #include "runtime/executor.h"
 #include "runtime/op_shapes.h"
 #include "runtime/reference/reference_ops.h"
+#include "tests/runtime/cpu_test_util.h"
 #include "tests/test_util.h"
 
 using namespace ravlt;
 using namespace ravlt::runtime;
+using ravlt::test::cpu_backend;
 using ravlt::test::random_vector;
 
 namespace {
@@ -72,12 +73,6 @@ struct SliceConvGraph {
   std::shared_ptr<const Graph> graph;
 };
 
-std::unique_ptr<cpu::CpuBackend> cpu_backend(int threads, bool fusing) {
-  auto b = std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(), threads);
-  b->set_fusing(fusing);
-  return b;
-}
-
 }  // namespace
 
 TEST_CASE("a depthwise convolution of a channel slice, fused, computes what the two nodes do") {
@@ -95,11 +90,7 @@ TEST_CASE("a depthwise convolution of a channel slice, fused, computes what the 
                         {64, 5, 2, 3, 15, 3},
                         {48, 3, 1, 14, 14, 2},
                         {16, 5, 3, 6, 3, 2}};
-  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
-    if (static_cast<int>(isa) > static_cast<int>(cpu::detected_isa())) {
-      MESSAGE("skipped: this CPU has no " << cpu::isa_name(isa) << " path");
-      continue;
-    }
+  for (cpu::Isa isa : test::isas_present()) {
     cpu::force_isa(isa);
     for (const Case& c : cases) {
       const SliceConvGraph g(c.c, c.k);
