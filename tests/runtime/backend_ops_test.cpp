@@ -290,9 +290,11 @@ std::vector<OpCase> global_avg_pool_cases() {
 
 std::vector<OpCase> to_channels_first_cases() {
   std::vector<OpCase> cases;
-  // A plane shorter than the CPU kernel's tile of positions, and one that
-  // spans several tiles with a partial last one.
-  for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{2, 9, 11, 6}}) {
+  // A plane shorter than the CPU kernel's tile of positions, one that
+  // spans several tiles with a partial last one, and planes of whole
+  // aligned tiles (streamed out), with channels in blocks and a tail.
+  for (const Shape& shape :
+       {Shape{2, 3, 5, 7}, Shape{2, 9, 11, 6}, Shape{2, 8, 12, 70}, Shape{1, 10, 10, 131}}) {
     OpCase c;
     c.node.op = Op::kToChannelsFirst;
     c.input_shapes = {shape};
