@@ -38,7 +38,7 @@ class ToChannelsFirstKernel : public Kernel {
     const bool aligned = plane_ % 4 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
 #pragma omp parallel num_threads(threads())
     {
-#pragma omp for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(static) nowait
       for (int64_t b = 0; b < n_; ++b) {
         for (int64_t t = 0; t < tiles; ++t) {
           const int64_t p0 = t * kTile, p1 = std::min(plane_, p0 + kTile);
@@ -51,7 +51,9 @@ class ToChannelsFirstKernel : public Kernel {
           write_tile(rows, p0, p1, dst, aligned && p1 - p0 == kTile);
         }
       }
-      _mm_sfence();  // this thread's streaming stores, visible before the region ends
+      // This thread's streaming stores drained before the region's closing
+      // barrier, after which the caller reads the maps.
+      _mm_sfence();
     }
   }
 
