@@ -258,14 +258,16 @@ std::vector<OpCase> attention_cases(Op op) {
   }
   // Peaked: scores spread over tens, the maximum moving between blocks.
   for (int d : {20, 64}) cases.push_back(attention_case(op, 1, 15, 17, 3, d, 7u, 3.0f));
-  // And over many key blocks at the published head dimension: L = 1031 is
-  // past the size where softmax attention hands whole 128-query tiles to a
-  // thread, and leaves a 7-query tail and a 7-key last block.
+  // And over many key blocks at the published head dimension: L = 1031
+  // leaves a 7-query tail and a 7-key last block.
   cases.push_back(attention_case(op, 1, 1, 1031, 2, 64, 11u, 3.0f));
   // Three (image, head) tasks: on two or more threads, softmax attention
-  // prepares every task's keys first and shares out its queries, where
-  // the cases above (tasks a multiple of two) run whole tasks per thread.
+  // prepares every task's keys first and shares out all their queries in
+  // equal runs that cross from task to task, where the cases above (tasks a
+  // multiple of two) run whole tasks per thread; and five heads of 196
+  // queries, RAVLT-S's stage 3 at 224 x 224.
   cases.push_back(attention_case(op, 1, 1, 1031, 3, 64, 13u, 3.0f));
+  cases.push_back(attention_case(op, 1, 14, 14, 5, 64, 17u));
   return cases;
 }
 
