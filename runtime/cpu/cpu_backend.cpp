@@ -8,6 +8,7 @@
 #include "runtime/cpu/depthwise_conv2d.h"
 #include "runtime/cpu/fused_ffn.h"
 #include "runtime/cpu/kernels.h"
+#include "runtime/preparation_order.h"
 
 namespace ravlt::runtime::cpu {
 namespace {
@@ -125,21 +126,25 @@ void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& step
   // primitive creation is thread-safe) and the weight cache (locked). A
   // reorder inside runs on its caller's thread alone (nested parallel
   // regions are off), so one worker per node (or fusion) is the whole split.
-  const size_t jobs = steps.size() + fusions.size();
-  std::vector<std::exception_ptr> errors(jobs);
-  const auto count = static_cast<int64_t>(jobs);
+  // Two passes (preparation_order.h): the repeats of a kind once its
+  // primitives exist.
+  const PreparationOrder order = preparation_order(graph, steps, fusions, shapes);
+  std::vector<std::exception_ptr> errors(steps.size() + fusions.size());
+  for (const std::vector<size_t>* pass : {&order.first, &order.repeats}) {
+    const auto count = static_cast<int64_t>(pass->size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(context_.threads)
-  for (int64_t i = 0; i < count; ++i) {
-    const auto job = static_cast<size_t>(i);
-    try {
-      if (job < steps.size()) {
-        kernels[steps[job]] = prepare(graph, graph.nodes()[steps[job]], shapes);
-      } else {
-        const Fusion& f = fusions[job - steps.size()];
-        kernels[f.nodes.back()] = prepare_fused(graph, f, shapes);
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t job = (*pass)[static_cast<size_t>(i)];
+      try {
+        if (job < steps.size()) {
+          kernels[steps[job]] = prepare(graph, graph.nodes()[steps[job]], shapes);
+        } else {
+          const Fusion& f = fusions[job - steps.size()];
+          kernels[f.nodes.back()] = prepare_fused(graph, f, shapes);
+        }
+      } catch (...) {
+        errors[job] = std::current_exception();
       }
-    } catch (...) {
-      errors[job] = std::current_exception();
     }
   }
   for (const std::exception_ptr& e : errors) {

@@ -16,6 +16,7 @@
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/gemm_rate.h"
 #include "runtime/cpu/parallel_errors.h"
+#include "runtime/preparation_order.h"
 
 using namespace ravlt;
 using namespace ravlt::runtime;
@@ -96,13 +97,19 @@ class RecordingBackend : public cpu::CpuBackend {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       threads_seen.insert(std::this_thread::get_id());
+      events.push_back("begin " + node.name);
     }
     // Long enough that the other thread takes nodes meanwhile.
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      events.push_back("end " + node.name);
+    }
     if (node.name.rfind("bad", 0) == 0) throw Error("node '" + node.name + "': refused");
     return cpu::CpuBackend::prepare(graph, node, shapes);
   }
   std::set<std::thread::id> threads_seen;
+  std::vector<std::string> events;  // "begin NAME", "end NAME", in order
 
  private:
   std::mutex mutex_;
@@ -156,6 +163,75 @@ TEST_CASE("a plan's nodes are prepared over the session's threads, every one of 
     backend.prepare_all(*graph, steps, {}, shapes, kernels);
     for (const auto& k : kernels) CHECK(k != nullptr);
     CHECK(backend.threads_seen.size() == static_cast<size_t>(threads));
+  }
+}
+
+namespace {
+
+// The LayerNorm chain with node `odd` made of another kind (its epsilon).
+std::shared_ptr<const Graph> chain_with_odd_node(const std::vector<std::string>& names,
+                                                 std::vector<float>& params, size_t odd) {
+  const auto chain = layer_norm_chain(names, params);
+  std::vector<Node> nodes = chain->nodes();
+  nodes[odd].epsilon = 1e-5f;
+  return Graph::from_parts(chain->values(), nodes, 0, chain->outputs());
+}
+
+}  // namespace
+
+TEST_CASE("kernels are prepared first once per kind, the repeats after") {
+  std::vector<float> params;
+  const std::vector<std::string> names = {"n0", "n1", "n2", "n3", "n4", "n5"};
+  const auto graph = chain_with_odd_node(names, params, 2);
+  std::vector<Shape> shapes;
+  for (const Value& v : graph->values()) shapes.push_back(v.shape);
+
+  SUBCASE("single nodes: a kind is its op, attributes and shapes") {
+    const std::vector<size_t> steps = {0, 1, 2, 3, 4, 5};
+    PreparationOrder order = preparation_order(*graph, steps, {}, shapes);
+    CHECK(order.first == std::vector<size_t>{0, 2});
+    CHECK(order.repeats == std::vector<size_t>{1, 3, 4, 5});
+    // Other shapes make other kinds: n4 writes value 7, n5 reads it.
+    shapes[7] = {1, 4, 5, 8};
+    order = preparation_order(*graph, steps, {}, shapes);
+    CHECK(order.first == std::vector<size_t>{0, 2, 4, 5});
+    CHECK(order.repeats == std::vector<size_t>{1, 3});
+  }
+  SUBCASE("fusions first, each kind of fusion once; jobs numbered steps then fusions") {
+    std::vector<Fusion> fusions(2);
+    fusions[0].nodes = {2, 3};  // n2 is the odd one: unlike {4, 5}
+    fusions[1].nodes = {4, 5};
+    std::vector<size_t> steps = {0, 1};
+    PreparationOrder order = preparation_order(*graph, steps, fusions, shapes);
+    CHECK(order.first == std::vector<size_t>{2, 3, 0});
+    CHECK(order.repeats == std::vector<size_t>{1});
+    // {0, 1} and {4, 5} as fusions are one kind, and not the kind of a node.
+    fusions = std::vector<Fusion>(3);
+    fusions[0].nodes = {0, 1};
+    fusions[1].nodes = {2, 3};
+    fusions[2].nodes = {4, 5};
+    order = preparation_order(*graph, {}, fusions, shapes);
+    CHECK(order.first == std::vector<size_t>{0, 1});
+    CHECK(order.repeats == std::vector<size_t>{2});
+  }
+  SUBCASE("prepare_all begins no repeat before the first of every kind is prepared") {
+    const std::vector<std::string> more = {"a0", "a1", "a2", "a3", "odd", "a5", "a6", "a7"};
+    const auto g = chain_with_odd_node(more, params, 4);
+    std::vector<Shape> s;
+    for (const Value& v : g->values()) s.push_back(v.shape);
+    const std::vector<size_t> steps = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      RecordingBackend backend(threads);
+      std::vector<std::unique_ptr<Kernel>> kernels(more.size());
+      backend.prepare_all(*g, steps, {}, s, kernels);
+      for (const auto& k : kernels) CHECK(k != nullptr);
+      REQUIRE(backend.events.size() == 2 * more.size());
+      // a0 and odd begun and ended (either order on two threads), then the
+      // six repeats.
+      const std::set<std::string> first(backend.events.begin(), backend.events.begin() + 4);
+      CHECK(first == std::set<std::string>{"begin a0", "end a0", "begin odd", "end odd"});
+    }
   }
 }
 
