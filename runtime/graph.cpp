@@ -126,6 +126,11 @@ std::shared_ptr<const Graph> Graph::load(std::shared_ptr<const rvlt::ModelFile> 
   return g;
 }
 
+const float* Graph::read_constant(uint32_t value) const {
+  if (file_ != nullptr) file_->verify_constant(value);  // a value is its tensor's index
+  return values_[value].data;
+}
+
 void Graph::release_constant(uint32_t value) const {
   const Value& v = values_[value];
   if (file_ == nullptr || !v.constant || v.data == nullptr) return;  // from_parts: no file

@@ -91,6 +91,12 @@ class Graph {
   /// memory (MappedFile::release; read back from the file if touched
   /// again). Nothing for a widened constant (owned, not mapped).
   void release_constant(uint32_t value) const;
+  /// Constant `value`'s float32 data, for a kernel that reads it in place:
+  /// verified first where the model file left it unread at load
+  /// (rvlt::ModelFile::verify_constant; throws ravlt::Error if damaged).
+  /// Kernels read constants' bytes through this or the weight cache
+  /// (cpu::packed_weight()), so that no unverified byte is read.
+  const float* read_constant(uint32_t value) const;
 
  private:
   std::shared_ptr<const rvlt::ModelFile> file_;

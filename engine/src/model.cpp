@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <thread>
 
 #include "engine/src/model_impl.h"
 #include "engine/src/named_outputs.h"
@@ -23,27 +22,20 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   rvlt::OpenOptions open;
   open.verify_checksum = options.verify_checksum;
   std::shared_ptr<Model> model(new Model());
-  // The packed-weight file is read and verified on a thread of its own
-  // while the model file is verified here: two passes over memory that
-  // would otherwise add up in the time to the first answer.
+  // With a cache directory the packed-weight file is read (and verified)
+  // first: the weights it holds packed copies of need not be read in the
+  // model file, whose other bytes are checked against the parts checksum
+  // it records (rvlt::OpenOptions::parts; a plan that needs one of those
+  // weights' original bytes verifies the model file whole first).
   std::shared_ptr<runtime::cpu::WeightCache> cached;
-  std::exception_ptr cache_error;
-  const std::optional<uint64_t> checksum =
-      options.cache_dir.empty() ? std::nullopt : rvlt::read_footer_checksum(path);
-  std::jthread cache_reader;
-  if (checksum) {
-    cache_reader = std::jthread([&] {
-      try {
-        cached = std::make_shared<runtime::cpu::WeightCache>(options.cache_dir, *checksum,
-                                                             RAVLT_VERSION);
-      } catch (...) {
-        cache_error = std::current_exception();
-      }
-    });
+  if (!options.cache_dir.empty()) {
+    if (const std::optional<uint64_t> checksum = rvlt::read_footer_checksum(path)) {
+      cached =
+          std::make_shared<runtime::cpu::WeightCache>(options.cache_dir, *checksum, RAVLT_VERSION);
+      if (options.verify_checksum) open.parts = cached->model_parts();
+    }
   }
   auto file = rvlt::ModelFile::open(path, open);
-  if (cache_reader.joinable()) cache_reader.join();
-  if (cache_error) std::rethrow_exception(cache_error);
   for (const auto* label : *file->metadata().labels()) model->impl_->labels.push_back(label->str());
   // Verified by the reader: three channels, positive sizes and std.
   const auto& pre = *file->metadata().preprocess();
@@ -71,6 +63,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   } else {
     impl.weights = std::make_shared<runtime::cpu::WeightCache>();
   }
+  impl.weights->attach(file);
   impl.graph = runtime::Graph::load(std::move(file));
   engine::NamedOutputs outputs = engine::named_outputs(impl.kind, *impl.graph);
   impl.output_names = std::move(outputs.names);
@@ -195,6 +188,8 @@ std::unique_ptr<runtime::Backend> make_backend(const Model& model, const Session
     runtime::cuda::CudaOptions cuda;
     cuda.allow_tf32 = options.allow_tf32;
     cuda.storage = options.precision;
+    // The device's copies are made from the model file's own bytes.
+    model_impl(model).graph->file().verify_deferred();
     return runtime::cuda::make_backend(model_impl(model).device_weights(), cuda);
   }
   // The CPU backend refuses what it cannot compute (fp16; bf16 on a CPU

@@ -9,13 +9,24 @@
 //      the data section, 64-byte aligned and exactly numel * dtype size long,
 //      every node input is defined before use, dtypes and shapes agree;
 //   5. the XXH3-64 checksum of the file matches its footer (unless
-//      OpenOptions::verify_checksum is false, for trusted files).
+//      OpenOptions::verify_checksum is false, for trusted files), or, given
+//      OpenOptions::parts, the checksum of every byte but some constants'
+//      (below).
 // Weights are never copied: constant_bytes() points into the mapping.
+//
+// Parts: a caller holding verified copies of some constants (the packed-
+// weight cache holds every weight of a model in the layouts its kernels
+// read) need not read their bytes in the file. It passes the checksum of the
+// rest, recorded by an earlier open that verified the whole file
+// (parts_checksum()); the constants it left out stay unverified until
+// verify_deferred(), which whoever reads their bytes calls first.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -63,10 +74,23 @@ void write_model_file(const std::string& path, fb::ModelT& model,
                       const std::vector<std::vector<uint8_t>>& constant_bytes,
                       const ProgressFn& progress = {});
 
+/// The checksum of a model file's bytes but the constants `deferred`
+/// (ModelFile::parts_checksum()).
+struct PartsChecksum {
+  uint64_t checksum = 0;
+  std::vector<uint32_t> deferred;  ///< tensor indices of constants
+};
+
 struct OpenOptions {
   /// Check the file's XXH3-64 checksum. Costs one pass over the file (and
   /// pages all of it in); skip only for files you trust.
   bool verify_checksum = true;
+  /// With verify_checksum: check the bytes outside the constants
+  /// `parts->deferred` against `parts->checksum` instead, leaving those
+  /// constants unread until verify_deferred(). Where they differ (the
+  /// record is of another file, or the file is damaged), the whole file's
+  /// checksum decides, as without.
+  std::optional<PartsChecksum> parts;
 };
 
 class ModelFile {
@@ -90,6 +114,21 @@ class ModelFile {
   uint64_t checksum() const;
   /// Offset of the data section from the start of the file.
   uint64_t data_section_offset() const { return data_offset_; }
+  /// XXH3-64 of the bytes before the data section, then of every
+  /// constant's bytes in tensor order but those of `deferred` (tensor
+  /// indices, any order): what OpenOptions::parts checks. Reads the file's
+  /// bytes as they are: call it on a file verified whole.
+  uint64_t parts_checksum(std::span<const uint32_t> deferred) const;
+  /// Whether open() left constants unread (OpenOptions::parts) that
+  /// verify_deferred() has not checked since.
+  bool deferred() const;
+  /// Checks the whole file's checksum if open() left constants unread, once
+  /// (later calls repeat the outcome); else does nothing. Throws
+  /// ravlt::Error naming the path on a mismatch. Thread-safe.
+  void verify_deferred() const;
+  /// verify_deferred() if constant `tensor_index` is one open() left
+  /// unread: what a reader of its bytes calls first.
+  void verify_constant(uint32_t tensor_index) const;
   /// Start of the mapping (for callers that check where weights live).
   const uint8_t* mapping_begin() const { return file_.data(); }
   /// See MappedFile::release() and resident_bytes().
@@ -101,6 +140,11 @@ class ModelFile {
   MappedFile file_;
   const fb::Model* model_ = nullptr;
   uint64_t data_offset_ = 0;
+  bool deferred_ = false;                // constants left unread by open()
+  std::vector<uint32_t> deferred_list_;  // their tensor indices, ascending
+  mutable std::once_flag verify_once_;
+  mutable std::atomic<bool> verified_{false};
+  mutable std::atomic<bool> corrupt_{false};
 };
 
 /// The checksum the footer of the file at `path` records, read without

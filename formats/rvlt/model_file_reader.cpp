@@ -35,6 +35,25 @@ uint64_t checksum_releasing(const MappedFile& file, uint64_t end) {
   return digest;
 }
 
+// ModelFile::parts_checksum() before the ModelFile exists.
+uint64_t checksum_of_parts(const uint8_t* bytes, const fb::Model& model, uint64_t data_offset,
+                           std::span<const uint32_t> deferred) {
+  std::vector<uint32_t> skip(deferred.begin(), deferred.end());
+  std::sort(skip.begin(), skip.end());
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  XXH3_64bits_update(state, bytes, data_offset);
+  const auto* tensors = model.graph()->tensors();
+  for (uint32_t i = 0; i < tensors->size(); ++i) {
+    const fb::Tensor& t = *tensors->Get(i);
+    if (!t.constant() || std::binary_search(skip.begin(), skip.end(), i)) continue;
+    XXH3_64bits_update(state, bytes + data_offset + t.data_offset(), t.data_length());
+  }
+  const uint64_t digest = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return digest;
+}
+
 }  // namespace
 
 std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
@@ -88,10 +107,15 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
     throw fail(e.what());
   }
 
-  // 5. Checksum of everything before the footer.
+  // 5. Checksum of everything before the footer, or of the parts asked for
+  // (checked in bounds by step 4).
+  bool deferred = false;
   if (options.verify_checksum) {
-    const uint64_t expected = load_le(bytes + body_end + 8, 8);
-    if (checksum_releasing(mapped, body_end) != expected) {
+    const PartsChecksum* parts = options.parts ? &*options.parts : nullptr;
+    if (parts != nullptr &&
+        checksum_of_parts(bytes, *model, data_offset, parts->deferred) == parts->checksum) {
+      deferred = !parts->deferred.empty();
+    } else if (checksum_releasing(mapped, body_end) != load_le(bytes + body_end + 8, 8)) {
       throw fail("checksum mismatch: the file is corrupt");
     }
   }
@@ -99,7 +123,36 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
   std::shared_ptr<ModelFile> file(new ModelFile(std::move(mapped)));
   file->model_ = model;
   file->data_offset_ = data_offset;
+  file->deferred_ = deferred;
+  if (deferred) {
+    file->deferred_list_ = options.parts->deferred;
+    std::sort(file->deferred_list_.begin(), file->deferred_list_.end());
+  }
   return file;
+}
+
+uint64_t ModelFile::parts_checksum(std::span<const uint32_t> deferred) const {
+  return checksum_of_parts(file_.data(), *model_, data_offset_, deferred);
+}
+
+void ModelFile::verify_constant(uint32_t tensor_index) const {
+  if (deferred_ && std::binary_search(deferred_list_.begin(), deferred_list_.end(), tensor_index)) {
+    verify_deferred();
+  }
+}
+
+bool ModelFile::deferred() const {
+  return deferred_ && !verified_.load();
+}
+
+void ModelFile::verify_deferred() const {
+  if (!deferred_) return;
+  std::call_once(verify_once_, [this] {
+    const uint64_t body_end = file_.size() - kFooterSize;
+    corrupt_ = checksum_releasing(file_, body_end) != load_le(file_.data() + body_end + 8, 8);
+    verified_ = !corrupt_;
+  });
+  if (corrupt_) throw Error(path() + ": checksum mismatch: the file is corrupt");
 }
 
 std::optional<uint64_t> read_footer_checksum(const std::string& path) {

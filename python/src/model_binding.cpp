@@ -87,7 +87,8 @@ void bind_model(nb::module_& m) {
           "verify_checksum=False). Raises ravlt.Error naming the file and the problem. "
           "cache_dir: a directory (created if missing) where the first plan writes the "
           "weights packed for the CPU kernels and later loads of the same model read them, "
-          "so that they are ready sooner (see weight_cache).")
+          "so that they are ready sooner (see weight_cache); the model file's weights that "
+          "file holds packed copies of are then verified only if a plan reads them.")
       .def_prop_ro(
           "weight_cache",
           [](const ModelHandle& h) {

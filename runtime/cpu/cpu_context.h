@@ -7,6 +7,7 @@
 #include <dnnl.hpp>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,16 @@ class WeightCache {
   /// written (after a plan is prepared). Never throws: a file that cannot
   /// be written is reported by file_status().
   void save();
+  /// The model file the weights come from (Model::load, before any plan).
+  /// A weight it left unread at load is then read only once the file is
+  /// verified whole (get() calls rvlt::ModelFile::verify_constant() before
+  /// it reads `src`), and a file written records its parts checksum.
+  void attach(std::shared_ptr<const rvlt::ModelFile> file) { file_ = std::move(file); }
+  /// With a cache file read: what a load of the model file may check in
+  /// place of its whole checksum (rvlt::OpenOptions::parts): the parts
+  /// checksum the file records, deferring the values it holds packed
+  /// copies of (a graph value is its tensor's index).
+  std::optional<rvlt::PartsChecksum> model_parts() const;
   /// Bytes copied by reorders so far.
   size_t reordered_bytes() const;
   /// Bytes of packed weights used from the cache file so far.
@@ -82,8 +93,9 @@ class WeightCache {
   std::atomic<size_t> file_bytes_used_{0};
   std::string directory_, path_, status_;
   uint64_t model_checksum_ = 0, build_key_ = 0;
-  std::vector<PackedWeightFile> files_;  // mappings entries point into
-  bool unsaved_ = false;                 // entries packed since the last read or write
+  std::vector<PackedWeightFile> files_;          // mappings entries point into
+  bool unsaved_ = false;                         // entries packed since the last read or write
+  std::shared_ptr<const rvlt::ModelFile> file_;  // attach(); set before any get()
 };
 
 struct CpuContext {

@@ -197,7 +197,7 @@ class FusedFfnKernel : public Kernel {
 
     // The convolution's taps transposed to (9, F): a register of channels
     // per tap.
-    const float* wd = g.values()[dw.inputs[1]].data;
+    const float* wd = g.read_constant(dw.inputs[1]);
     taps_.resize(static_cast<size_t>(9 * f_));
     for (int64_t ch = 0; ch < f_; ++ch) {
       for (int64_t k = 0; k < 9; ++k) taps_[static_cast<size_t>(k * f_ + ch)] = wd[ch * 9 + k];

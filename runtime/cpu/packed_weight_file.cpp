@@ -16,7 +16,7 @@ namespace {
 
 constexpr char kMagic[8] = {'R', 'V', 'L', 'T', 'P', 'A', 'C', 'K'};
 constexpr char kFooterMagic[8] = {'R', 'V', 'L', 'T', 'P', 'K', 'S', '1'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;  // 2: the model parts checksum
 constexpr uint64_t kHeaderBytes = 64;
 constexpr uint64_t kEntryBytes = 40;
 constexpr uint64_t kFooterBytes = 16;
@@ -129,6 +129,7 @@ PackedWeightFile PackedWeightFile::open(const std::string& path, uint64_t model_
   if (!kFuzzingBuild && XXH3_64bits(p, body) != load_le(p + body + 8, 8)) {
     throw fail("checksum mismatch");
   }
+  file.model_parts_checksum_ = load_le(p + 48, 8);
   for (uint64_t i = 0; i < count; ++i) {
     const uint8_t* e = p + kHeaderBytes + i * kEntryBytes;
     const uint64_t offset = load_le(e + 24, 8), bytes = load_le(e + 32, 8);
@@ -144,6 +145,7 @@ PackedWeightFile PackedWeightFile::open(const std::string& path, uint64_t model_
 }
 
 void write_packed_weight_file(const std::string& path, uint64_t model_checksum, uint64_t build_key,
+                              uint64_t model_parts_checksum,
                               const std::vector<PackedWeight>& weights) {
   std::vector<uint8_t> head(kHeaderBytes + weights.size() * kEntryBytes);
   uint64_t offset = 0;
@@ -164,6 +166,7 @@ void write_packed_weight_file(const std::string& path, uint64_t model_checksum, 
   store_le(head.data() + 24, build_key, 8);
   store_le(head.data() + 32, data_offset, 8);
   store_le(head.data() + 40, offset, 8);
+  store_le(head.data() + 48, model_parts_checksum, 8);
   ChecksummedFileWriter out(path);
   out.write(head.data(), head.size());
   out.pad_to(data_offset);

@@ -9,7 +9,7 @@
 //   header   (64 bytes)  "RVLTPACK", format version (u32), entry count
 //                        (u32), model checksum (u64), build key (u64), data
 //                        section offset (u64), data section bytes (u64),
-//                        zeros
+//                        model parts checksum (u64), zeros
 //   entries  (40 bytes each) graph value (u32), zero (u32), source layout
 //                        key (u64), packed layout key (u64), offset in the
 //                        data section (u64, a multiple of 64), bytes (u64)
@@ -21,6 +21,12 @@
 // it; the layout keys are hashes of the oneDNN memory descriptors
 // (layout_key()). A file that is damaged, truncated, or made by another
 // model or build is refused whole, and the weights are packed again.
+//
+// The model parts checksum is the model file's rvlt::ModelFile::
+// parts_checksum() with the entries' values deferred, taken from a model
+// file verified whole: a load that uses this file checks the model file's
+// other bytes against it and need not read the weights the entries
+// replace (rvlt::OpenOptions::parts).
 #pragma once
 
 #include <chrono>
@@ -76,17 +82,21 @@ class PackedWeightFile {
                                uint64_t build_key);
 
   const std::vector<PackedWeight>& weights() const { return weights_; }
+  /// The model parts checksum the header records (see the file comment).
+  uint64_t model_parts_checksum() const { return model_parts_checksum_; }
 
  private:
   explicit PackedWeightFile(MappedFile file) : file_(std::move(file)) {}
   MappedFile file_;
   std::vector<PackedWeight> weights_;
+  uint64_t model_parts_checksum_ = 0;
 };
 
 /// Writes `weights` to `path` atomically (a temporary file in the same
 /// directory, renamed into place). Throws ravlt::Error naming the path and
 /// the reason on I/O failure; leaves no temporary file behind.
 void write_packed_weight_file(const std::string& path, uint64_t model_checksum, uint64_t build_key,
+                              uint64_t model_parts_checksum,
                               const std::vector<PackedWeight>& weights);
 
 }  // namespace ravlt::runtime::cpu

@@ -66,7 +66,12 @@ uint8_t* WeightCache::take(size_t bytes) {
 
 const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memory::desc& src_desc,
                              const dnnl::memory::desc& want, const dnnl::engine& engine) {
-  if (want == src_desc) return src;
+  // The original's bytes are read (here, or by the reorder below) only
+  // from a model file verified whole.
+  if (want == src_desc) {
+    if (file_) file_->verify_constant(value);
+    return src;
+  }
   const std::optional<uint64_t> source_key = layout_key(src_desc), packed_key = layout_key(want);
   const size_t size = want.get_size();
   Entry* entry = nullptr;
@@ -92,6 +97,7 @@ const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memor
   }
   // The reorder runs outside the lock, so that kernels prepared
   // concurrently reorder their weights at once.
+  if (file_) file_->verify_constant(value);
   std::call_once(entry->reordered, [&] {
     dnnl::memory from(src_desc, engine, const_cast<float*>(src));
     dnnl::memory to(want, engine, entry->bytes);
@@ -121,10 +127,18 @@ void WeightCache::save() {
     weights.push_back({e.value, e.source_key, e.packed_key, {e.bytes, e.size}});
   }
   size_t bytes = 0;
-  for (const PackedWeight& w : weights) bytes += w.bytes.size();
+  std::vector<uint32_t> values;
+  for (const PackedWeight& w : weights) {
+    bytes += w.bytes.size();
+    values.push_back(w.value);
+  }
   try {
+    // The model file's parts checksum (0 without a model file: a later
+    // load verifies it whole). Every byte it reads was verified at load:
+    // the constants a load left unread all have entries here.
+    const uint64_t parts = file_ ? file_->parts_checksum(values) : 0;
     std::filesystem::create_directories(directory_);
-    write_packed_weight_file(path_, model_checksum_, build_key_, weights);
+    write_packed_weight_file(path_, model_checksum_, build_key_, parts, weights);
     // After a file that was refused, its reason stays in front.
     status_ = (status_.starts_with("not used") ? status_ + "; " : "") + "written (" +
               std::to_string(weights.size()) + " weights, " + megabytes(bytes) + ")";
@@ -143,6 +157,17 @@ void WeightCache::save() {
         (status_.starts_with("not used") ? status_ + "; " : "") + "not written (" + e.what() + ")";
     unsaved_ = false;
   }
+}
+
+std::optional<rvlt::PartsChecksum> WeightCache::model_parts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (files_.empty()) return std::nullopt;
+  rvlt::PartsChecksum parts{files_.front().model_parts_checksum(), {}};
+  for (const PackedWeight& w : files_.front().weights()) parts.deferred.push_back(w.value);
+  std::sort(parts.deferred.begin(), parts.deferred.end());
+  parts.deferred.erase(std::unique(parts.deferred.begin(), parts.deferred.end()),
+                       parts.deferred.end());
+  return parts;
 }
 
 size_t WeightCache::reordered_bytes() const {

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <filesystem>
 
+#include "engine/src/model_impl.h"
+#include "formats/rvlt/model_file.h"
 #include "ravlt/convert.h"
 #include "ravlt/error.h"
 #include "ravlt/model.h"
@@ -128,6 +130,78 @@ TEST_CASE("a damaged, truncated or stale cache file is packed again and replaced
     if (f != cache_file) check_repacked(read_file(f), "made for another model");
   }
   CHECK(r.status.starts_with("written ("));
+}
+
+TEST_CASE("with the cache file, a packed weight's own bytes are verified only when read") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt"), cache = dir.file("cache");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const Result good = load_and_run(path, cache);  // writes the cache file
+  // The largest constant (a weight the cache file holds packed) and the
+  // smallest (a bias or norm, read in the model file by every plan).
+  uint32_t weight = 0, small = 0;
+  size_t weight_at = 0, weight_bytes = 0, small_at = 0, small_bytes = SIZE_MAX;
+  {
+    const auto file = rvlt::ModelFile::open(path);
+    for (uint32_t i = 0; i < file->graph().tensors()->size(); ++i) {
+      if (!file->graph().tensors()->Get(i)->constant()) continue;
+      const auto bytes = file->constant_bytes(i);
+      const auto at = static_cast<size_t>(bytes.data() - file->mapping_begin());
+      if (bytes.size() > weight_bytes) weight = i, weight_at = at, weight_bytes = bytes.size();
+      if (bytes.size() < small_bytes) small = i, small_at = at, small_bytes = bytes.size();
+    }
+  }
+  const std::vector<uint8_t> original = read_file(path);
+  std::vector<uint8_t> damaged = original;
+  damaged[weight_at + weight_bytes / 2] ^= 0x10;
+  write_file(path, damaged);
+
+  // Neither the load nor a plan the cache file serves reads it: the
+  // answer is the undamaged model's, from the packed copy.
+  const Result served = load_and_run(path, cache);
+  CHECK(served.status == "read");
+  CHECK(served.packed == 0);
+  CHECK(served.logits == good.logits);
+  // Without the cache file the whole file is verified at load.
+  CHECK_THROWS_WITH_AS(load_and_run(path, ""), doctest::Contains("checksum mismatch"), Error);
+  {
+    // What reads the weight's bytes (here: asking for its stored layout)
+    // verifies the whole file first.
+    LoadOptions load;
+    load.cache_dir = cache;
+    const auto model = Model::load(path, load);
+    const runtime::Value& v = model_impl(*model).graph->values()[weight];
+    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    const dnnl::memory::desc stored({static_cast<int64_t>(weight_bytes / sizeof(float))},
+                                    dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
+    CHECK_THROWS_WITH_AS(model_impl(*model).weights->get(weight, v.data, stored, stored, engine),
+                         doctest::Contains("checksum mismatch"), Error);
+    // ... and so does a kernel that reads it in place.
+    CHECK_THROWS_WITH_AS(model_impl(*model).graph->read_constant(weight),
+                         doctest::Contains("checksum mismatch"), Error);
+  }
+  {
+    // A constant verified at load reads without the whole file's check.
+    LoadOptions load;
+    load.cache_dir = cache;
+    const auto model = Model::load(path, load);
+    CHECK_NOTHROW(model_impl(*model).graph->read_constant(small));
+    CHECK(model_impl(*model).graph->file().deferred());
+  }
+  std::string why;
+  if (precision_available(Device::kCpu, Precision::kBFloat16, &why)) {
+    // A bf16 plan packs the weights anew from their bytes in the file.
+    CHECK_THROWS_WITH_AS(load_and_run(path, cache, Precision::kBFloat16),
+                         doctest::Contains("checksum mismatch"), Error);
+  }
+
+  // Damage outside the packed weights is found at load.
+  damaged = original;
+  damaged[small_at] ^= 0x10;
+  write_file(path, damaged);
+  CHECK_THROWS_WITH_AS(load_and_run(path, cache), doctest::Contains("checksum mismatch"), Error);
+  write_file(path, original);
+  CHECK(load_and_run(path, cache).logits == good.logits);
 }
 
 TEST_CASE("writing the cache removes the model's files of other builds and abandoned writes") {

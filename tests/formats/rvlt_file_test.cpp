@@ -183,6 +183,64 @@ TEST_CASE("every flipped byte is caught by the checksum") {
   CHECK(open_error(bad, false).empty());
 }
 
+TEST_CASE("a parts checksum checks every byte but the deferred constants', those when asked") {
+  TempDir dir;
+  const std::string path = write_small(dir);
+  const std::vector<uint8_t> full = read_file(path);
+  const std::vector<uint32_t> deferred = {3};  // the Linear's weight
+  const auto whole = ModelFile::open(path);
+  CHECK_FALSE(whole->deferred());
+  CHECK_NOTHROW(whole->verify_deferred());  // nothing left to check
+  CHECK(whole->parts_checksum(deferred) != whole->parts_checksum({}));
+  const uint64_t recorded = whole->parts_checksum(deferred);
+  OpenOptions parts, stale;
+  parts.parts = rvlt::PartsChecksum{recorded, deferred};
+  stale.parts = rvlt::PartsChecksum{recorded ^ 1, deferred};  // a record of another file
+  {
+    const auto file = ModelFile::open(path, parts);
+    CHECK(file->deferred());
+    CHECK_NOTHROW(file->verify_deferred());
+    CHECK_FALSE(file->deferred());
+  }
+  // Where the bytes of each part lie.
+  const auto offset_of = [&](uint32_t tensor) {
+    return static_cast<size_t>(whole->constant_bytes(tensor).data() - whole->mapping_begin());
+  };
+  const size_t data = whole->data_section_offset(), w = offset_of(3), b = offset_of(4);
+  const std::string bad = dir.file("bad.rvlt");
+  size_t found_late = 0;
+  for (size_t i = 0; i < full.size(); ++i) {
+    INFO("byte " << i);
+    std::vector<uint8_t> copy = full;
+    copy[i] ^= 0x5a;
+    write_file(bad, copy);
+    std::shared_ptr<const ModelFile> file;
+    try {
+      file = ModelFile::open(bad, parts);
+    } catch (const Error&) {
+      // The metadata and the other constant are checked at open.
+      continue;
+    }
+    const bool in_data = i >= data && i < full.size() - 16 && (i < b || i >= b + 8);
+    REQUIRE((in_data || i >= full.size() - 8));  // or the footer's checksum
+    // The rest (the deferred weight, padding, the footer's checksum) is
+    // found when verify_deferred() reads the whole file, before anything
+    // reads the weight.
+    ++found_late;
+    CHECK(file->deferred());
+    CHECK_THROWS_WITH_AS(file->verify_deferred(), doctest::Contains("checksum mismatch"), Error);
+    CHECK_THROWS_WITH_AS(file->verify_deferred(), doctest::Contains("checksum mismatch"), Error);
+    if (i < w || i >= w + 24) continue;
+    // Given a record of another file, the whole checksum decides at open.
+    CHECK_THROWS_WITH_AS(ModelFile::open(bad, stale), doctest::Contains("checksum mismatch"),
+                         Error);
+  }
+  CHECK(found_late >= 24 + 8);  // at least the weight's bytes and the checksum's
+  const auto file = ModelFile::open(path, stale);
+  CHECK_FALSE(file->deferred());  // verified whole
+  CHECK(open_error(path).empty());
+}
+
 TEST_CASE("a newer major version is refused with a message saying so") {
   TempDir dir;
   const std::string path = write_small(dir);

@@ -18,7 +18,7 @@ using ravlt::test::write_file;
 
 namespace {
 
-constexpr uint64_t kModel = 0x1234, kBuild = 0x5678;
+constexpr uint64_t kModel = 0x1234, kBuild = 0x5678, kParts = 0x9abcdef;
 
 struct Written {
   std::vector<std::vector<uint8_t>> data;
@@ -52,8 +52,9 @@ TEST_CASE("packed weights read back as written, each at a 64-byte aligned addres
   const std::string path = dir.file(packed_weight_file_name(kModel, kBuild));
   CHECK(path.ends_with("0000000000001234-0000000000005678.rvltpack"));
   const Written w = some_weights();
-  write_packed_weight_file(path, kModel, kBuild, w.weights);
+  write_packed_weight_file(path, kModel, kBuild, kParts, w.weights);
   const PackedWeightFile file = PackedWeightFile::open(path, kModel, kBuild);
+  CHECK(file.model_parts_checksum() == kParts);
   REQUIRE(file.weights().size() == 3);
   for (size_t i = 0; i < 3; ++i) {
     const PackedWeight& got = file.weights()[i];
@@ -70,7 +71,7 @@ TEST_CASE("packed weights read back as written, each at a 64-byte aligned addres
     files += e.is_regular_file();
   CHECK(files == 1);
   // An empty list is a valid file too.
-  write_packed_weight_file(path, kModel, kBuild, {});
+  write_packed_weight_file(path, kModel, kBuild, kParts, {});
   CHECK(PackedWeightFile::open(path, kModel, kBuild).weights().empty());
 }
 
@@ -78,7 +79,7 @@ TEST_CASE(
     "a packed-weight file of another model or build, or damaged, is refused with the reason") {
   TempDir dir;
   const std::string path = dir.file("w.rvltpack");
-  write_packed_weight_file(path, kModel, kBuild, some_weights().weights);
+  write_packed_weight_file(path, kModel, kBuild, kParts, some_weights().weights);
   const std::vector<uint8_t> good = read_file(path);
   auto refused = [&](const std::vector<uint8_t>& bytes, const std::string& why) {
     write_file(path, bytes);
@@ -141,7 +142,7 @@ TEST_CASE(
 TEST_CASE("a write into a directory that cannot hold it says why and leaves nothing") {
   TempDir dir;
   CHECK_THROWS_WITH_AS(
-      write_packed_weight_file(dir.file("no/such/dir/w.rvltpack"), kModel, kBuild, {}),
+      write_packed_weight_file(dir.file("no/such/dir/w.rvltpack"), kModel, kBuild, kParts, {}),
       doctest::Contains("cannot create"), Error);
 }
 

@@ -28,7 +28,11 @@ struct LoadOptions {
   /// load of the same model maps that file instead of packing again
   /// (verified by its checksum; a damaged or stale file is packed and
   /// written anew), which makes the first run ready sooner. Like
-  /// OpenVINO's CACHE_DIR; `ravlt --cache-dir`.
+  /// OpenVINO's CACHE_DIR; `ravlt --cache-dir`. With that file, the model
+  /// file's weights it holds packed copies of are not read at load: the
+  /// rest of the model file is checked against a checksum the file
+  /// recorded, and a plan that does read one of those weights (another
+  /// precision) verifies the whole model file first.
   std::string cache_dir;
 };
 
