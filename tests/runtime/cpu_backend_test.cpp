@@ -115,6 +115,13 @@ class RecordingBackend : public cpu::CpuBackend {
   std::mutex mutex_;
 };
 
+// Every value's declared shape: the shapes of a plan of `graph`.
+std::vector<Shape> declared_shapes(const Graph& graph) {
+  std::vector<Shape> shapes;
+  for (const Value& v : graph.values()) shapes.push_back(v.shape);
+  return shapes;
+}
+
 // A chain of `names.size()` LayerNorm nodes over a (1, 4, 4, 8) tensor.
 std::shared_ptr<const Graph> layer_norm_chain(const std::vector<std::string>& names,
                                               std::vector<float>& params) {
@@ -152,8 +159,7 @@ TEST_CASE("a plan's nodes are prepared over the session's threads, every one of 
   std::vector<std::string> names;
   for (int i = 0; i < 16; ++i) names.push_back("norm" + std::to_string(i));
   const auto graph = layer_norm_chain(names, params);
-  std::vector<Shape> shapes;
-  for (const Value& v : graph->values()) shapes.push_back(v.shape);
+  std::vector<Shape> shapes = declared_shapes(*graph);
   std::vector<size_t> steps(names.size());
   for (size_t i = 0; i < steps.size(); ++i) steps[i] = i;
   for (int threads : {1, 2}) {
@@ -183,8 +189,7 @@ TEST_CASE("kernels are prepared first once per kind, the repeats after") {
   std::vector<float> params;
   const std::vector<std::string> names = {"n0", "n1", "n2", "n3", "n4", "n5"};
   const auto graph = chain_with_odd_node(names, params, 2);
-  std::vector<Shape> shapes;
-  for (const Value& v : graph->values()) shapes.push_back(v.shape);
+  std::vector<Shape> shapes = declared_shapes(*graph);
 
   SUBCASE("single nodes: a kind is its op, attributes and shapes") {
     const std::vector<size_t> steps = {0, 1, 2, 3, 4, 5};
@@ -217,8 +222,7 @@ TEST_CASE("kernels are prepared first once per kind, the repeats after") {
   SUBCASE("prepare_all begins no repeat before the first of every kind is prepared") {
     const std::vector<std::string> more = {"a0", "a1", "a2", "a3", "odd", "a5", "a6", "a7"};
     const auto g = chain_with_odd_node(more, params, 4);
-    std::vector<Shape> s;
-    for (const Value& v : g->values()) s.push_back(v.shape);
+    const std::vector<Shape> s = declared_shapes(*g);
     const std::vector<size_t> steps = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int threads : {1, 2}) {
       CAPTURE(threads);
@@ -239,8 +243,7 @@ TEST_CASE("when nodes prepared at once fail, the error is the first failing node
   std::vector<float> params;
   const std::vector<std::string> names = {"norm0", "norm1", "bad2", "norm3", "bad4", "norm5"};
   const auto graph = layer_norm_chain(names, params);
-  std::vector<Shape> shapes;
-  for (const Value& v : graph->values()) shapes.push_back(v.shape);
+  std::vector<Shape> shapes = declared_shapes(*graph);
   const std::vector<size_t> steps = {0, 1, 2, 3, 4, 5};
   for (int threads : {1, 2}) {
     CAPTURE(threads);
