@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """ravlt's CUDA backend against PyTorch on the same GPU, in one run.
 
-    python3 bench/gpu_compare.py --ravlt build-gpu/ravlt [--variants T,S] [--batches 1,256]
-        [--precisions fp16,bf16,fp32] [--compile-mode max-autotune|default|none] [--out DIR]
+    python3 bench/gpu_compare.py --ravlt build-gpu/ravlt [--variants S,T] [--batches 1,256]
+        [--precisions fp16,bf16,fp32] [--compile-mode max-autotune|default|none]
+        [--compile-budget-s S] [--out DIR]
 
 Parity first, for RAVLT-S with the reference's random weights and for the
 trained demo model, over 200 inputs: per precision, the relative L2 of our
@@ -11,8 +12,13 @@ fp16/bf16-vs-fp32 gap on the same inputs, and the top-1 agreement where the
 float32 margin exceeds 1e-2. Then latency: RAVLT-T and S at 224x224, each
 batch and precision, ours (`ravlt bench --device cuda`) against PyTorch eager
 and torch.compile in the same precision (TF32 off for float32 on both
-sides). Run by bench/gpu.sh on the device machine; prints JSON lines as it
-goes and two tables last.
+sides). ravlt's time is a whole `Session::run` from float32 host memory to
+float32 host logits; PyTorch's is given both ways: its input already on the
+GPU, and with the same copies (host float32 in, host logits out). Compiles
+stop once --compile-budget-s seconds of compiling have passed (the rows
+after say so). Run by bench/gpu.sh on the device machine; prints JSON lines
+as it goes (and writes them to DIR/gpu_compare.json), the tables last. A
+step that fails is recorded with its error and the rest still run.
 """
 
 import argparse
@@ -31,7 +37,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 
-from ravlt_reference import VARIANTS, Ravlt, RavltConfig, randomize  # noqa: E402
+from ravlt_reference import VARIANTS, RoPE, Ravlt, RavltConfig, randomize  # noqa: E402
 
 # demo/train_digits.py's CONFIG (that script imports sklearn, absent here).
 DIGITS = RavltConfig([32, 64, 128, 256], [1, 1, 2, 1], [2, 2, 4, 8], projection=256, num_classes=10)
@@ -72,6 +78,30 @@ def rala_bytes(cfg, batch, elem):
     return total
 
 
+def wall_time_ms(fn, iterations, warmup=3):
+    """Median of `iterations` runs of fn (which synchronizes), host clock."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1e3)
+    return statistics.median(times)
+
+
+def converted(model, dtype):
+    """A copy of `model` in `dtype`, as model.to(dtype) makes it, except the
+    RoPE angles: kept float32, as the tables are made from them (rounded to
+    16 bits, far tokens' angles would be visibly wrong, which is not the
+    precision's fault)."""
+    half = copy.deepcopy(model).to(dtype)
+    for name, module in half.named_modules():
+        if isinstance(module, RoPE):
+            module.angle = model.get_submodule(name).angle.float().clone()
+    return half
+
+
 def rel_l2(a, b):
     a, b = a.double().cpu(), b.double().cpu()
     return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
@@ -88,8 +118,8 @@ class Ours:
         return p.stdout
 
     def logits(self, rvlt, x, precision):
-        x_path = os.path.join(self.args.out, "x.npy")
-        y_path = os.path.join(self.args.out, "y.npy")
+        x_path = os.path.join(self.args.work, "x.npy")
+        y_path = os.path.join(self.args.work, "y.npy")
         np.save(x_path, x.numpy())
         self("run", "-m", rvlt, "-i", x_path, "-o", y_path, "--device", "cuda", "--precision",
              precision)
@@ -106,9 +136,15 @@ def parity(args, ours, name, model, rvlt, size, precisions):
     confident = (top2[:, 0] - top2[:, 1]) > 1e-2
     rows = []
     for p in precisions:
-        mine = ours.logits(rvlt, x, p)
+        try:
+            mine = ours.logits(rvlt, x, p)
+        except SystemExit as e:
+            row = {"model": name, "precision": p, "error": str(e)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            continue
         with torch.no_grad():
-            half = copy.deepcopy(gpu).to(DTYPES[p])  # a copy: rounding the original is for good
+            half = converted(gpu, DTYPES[p])  # a copy: rounding the original is for good
             theirs = torch.cat([half(c.cuda().to(DTYPES[p])).float().cpu() for c in x.split(50)])
             del half
         row = {"model": name, "precision": p, "ours": rel_l2(mine, fp32),
@@ -120,27 +156,113 @@ def parity(args, ours, name, model, rvlt, size, precisions):
     return rows
 
 
+class Results:
+    """Rows printed as JSON lines and kept in DIR/gpu_compare.json as they come."""
+
+    def __init__(self, path):
+        self.path, self.rows = path, []
+
+    def add(self, row):
+        print(json.dumps(row), flush=True)
+        self.rows.append(row)
+        with open(self.path, "w") as f:
+            json.dump(self.rows, f, indent=1)
+
+
+def latency(args, ours, results, models, precisions):
+    """ravlt against PyTorch eager and torch.compile, per variant, precision, batch."""
+    rows = []
+    compiling_s = 0.0
+    for variant, (model, rvlt) in models.items():
+        for p in precisions:
+            gpu = converted(model, DTYPES[p]).to("cuda").eval()
+            for batch in [int(b) for b in args.batches.split(",")]:
+                row = {"variant": variant, "precision": p, "batch": batch}
+                try:
+                    out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision",
+                                          p, "--batch", str(batch), "--iterations",
+                                          str(args.iterations), "--json"))
+                    row["ours_ms"] = out["median_ms"]
+                    row["ours_first_run_ms"] = out.get("first_run_ms")
+                except SystemExit as e:
+                    row["error"] = str(e)
+                host = torch.randn(batch, 3, 224, 224)
+                xb = host.to("cuda", DTYPES[p])
+                with torch.no_grad():
+                    row["eager_ms"] = cuda_time_ms(lambda: gpu(xb), args.iterations)
+                    if args.compile_mode != "none" and compiling_s < args.compile_budget_s:
+                        started = time.time()
+                        mode = None if args.compile_mode == "default" else args.compile_mode
+                        torch._dynamo.reset()
+                        compiled = torch.compile(gpu, mode=mode)
+                        compiled(xb)
+                        row["compile_s"] = round(time.time() - started, 1)
+                        compiling_s += time.time() - started
+                        row["compiled_ms"] = cuda_time_ms(lambda: compiled(xb), args.iterations)
+                        # The same work as ravlt's run: host float32 in, host logits out.
+                        row["compiled_with_copies_ms"] = wall_time_ms(
+                            lambda: compiled(host.to("cuda", DTYPES[p])).float().cpu(),
+                            args.iterations)
+                    elif args.compile_mode != "none":
+                        row["compiled_ms"] = None
+                        row["note"] = "compile budget spent"
+                results.add(row)
+                rows.append(row)
+            del gpu
+            torch.cuda.empty_cache()
+    return rows
+
+
+def bandwidth(args, ours, results, models, precisions):
+    """RALA's achieved bandwidth against the device's copy bandwidth (its
+    kernels' time from a profiled run, which synchronizes after each node)."""
+    copy_bw = copy_bandwidth()
+    rows = []
+    for variant, (model, rvlt) in models.items():
+        for p in precisions:
+            row = {"variant": variant, "precision": p, "copy_bandwidth": copy_bw}
+            try:
+                out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision", p,
+                                      "--batch", "256", "--iterations", "10", "--profile",
+                                      "--json"))
+                ms = out["profile_ms_per_run"].get("RalaAttention", 0.0)
+            except SystemExit as e:
+                row["error"], ms = str(e), 0.0
+            moved = rala_bytes(VARIANTS[variant], 256, 4 if p == "fp32" else 2)
+            row.update({"rala_ms": ms, "bytes": moved,
+                        "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0})
+            results.add(row)
+            rows.append(row)
+    return copy_bw, rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ravlt", required=True)
-    ap.add_argument("--variants", default="T,S")
+    ap.add_argument("--variants", default="S,T")
     ap.add_argument("--batches", default="1,256")
     ap.add_argument("--precisions", default="fp16,bf16,fp32")
     ap.add_argument("--compile-mode", default="max-autotune")
+    ap.add_argument("--compile-budget-s", type=float, default=float("inf"),
+                    help="no more torch.compile once this many seconds went to compiling")
     ap.add_argument("--iterations", type=int, default=50)
-    ap.add_argument("--out", default=tempfile.mkdtemp())
+    ap.add_argument("--out", default=".", help="where gpu_compare.json goes")
+    ap.add_argument("--work", default=None, help="scratch files (default: a temporary folder)")
     args = ap.parse_args()
+    args.work = args.work or tempfile.mkdtemp()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.work, exist_ok=True)
     ours = Ours(args)
+    results = Results(os.path.join(args.out, "gpu_compare.json"))
     precisions = args.precisions.split(",")
     print(f"GPU: {torch.cuda.get_device_name(0)}, PyTorch {torch.__version__}", flush=True)
 
     models = {}
     for variant in args.variants.split(","):
         model = randomize(Ravlt(VARIANTS[variant]), seed=1).eval()
-        ckpt, rvlt = (os.path.join(args.out, f"{variant}.{e}") for e in ("pth", "rvlt"))
+        ckpt, rvlt = (os.path.join(args.work, f"{variant}.{e}") for e in ("pth", "rvlt"))
         torch.save(model.state_dict(), ckpt)
         ours("convert", ckpt, "-o", rvlt)
         models[variant] = (model, rvlt)
@@ -151,58 +273,20 @@ def main():
     digits = Ravlt(DIGITS).eval()
     digits.load_state_dict(torch.load(os.path.join(ROOT, "demo", "ravlt_digits.pth"),
                                       map_location="cpu", weights_only=False)["model"])
-    digits_rvlt = os.path.join(args.out, "digits.rvlt")
+    digits_rvlt = os.path.join(args.work, "digits.rvlt")
     ours("convert", os.path.join(ROOT, "demo", "ravlt_digits.pth"), "-o", digits_rvlt,
          "--resize", "64", "--crop", "64")
     checks += parity(args, ours, "digits demo", digits, digits_rvlt, 64, precisions)
+    for c in checks:
+        results.rows.append(c)
 
-    rows = []
-    for variant, (model, rvlt) in models.items():
-        for p in precisions:
-            gpu = copy.deepcopy(model).to("cuda", DTYPES[p]).eval()
-            for batch in [int(b) for b in args.batches.split(",")]:
-                out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision", p,
-                                      "--batch", str(batch), "--iterations",
-                                      str(args.iterations), "--json"))
-                xb = torch.randn(batch, 3, 224, 224, device="cuda", dtype=DTYPES[p])
-                with torch.no_grad():
-                    eager_ms = cuda_time_ms(lambda: gpu(xb), args.iterations)
-                    compiled_ms, compile_s = None, None
-                    if args.compile_mode != "none":
-                        started = time.time()
-                        mode = None if args.compile_mode == "default" else args.compile_mode
-                        torch._dynamo.reset()
-                        compiled = torch.compile(gpu, mode=mode)
-                        compiled(xb)
-                        compile_s = round(time.time() - started, 1)
-                        compiled_ms = cuda_time_ms(lambda: compiled(xb), args.iterations)
-                row = {"variant": variant, "precision": p, "batch": batch,
-                       "ours_ms": out["median_ms"], "eager_ms": eager_ms,
-                       "compiled_ms": compiled_ms, "compile_s": compile_s}
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-            del gpu
-            torch.cuda.empty_cache()
-
-        # RALA's achieved bandwidth against the device's copy bandwidth (its
-    # kernels' time from a profiled run, which synchronizes after each node).
-    copy_bw = copy_bandwidth()
-    bandwidth = []
-    for variant, (model, rvlt) in models.items():
-        for p in precisions:
-            out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision", p,
-                                  "--batch", "256", "--iterations", "10", "--profile", "--json"))
-            ms = out["profile_ms_per_run"].get("RalaAttention", 0.0)
-            moved = rala_bytes(VARIANTS[variant], 256, 4 if p == "fp32" else 2)
-            row = {"variant": variant, "precision": p, "rala_ms": ms, "bytes": moved,
-                   "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0}
-            print(json.dumps(row), flush=True)
-            bandwidth.append(row)
+    rows = latency(args, ours, results, models, precisions)
+    copy_bw, rala = bandwidth(args, ours, results, models, precisions)
 
     print(f"\nRALA at batch 256, 224x224: device copy bandwidth {copy_bw / 1e12:.2f} TB/s")
     print("| model | precision | RALA ms / run | GB moved (least) | achieved TB/s | of copy |")
     print("|---|---|---|---|---|---|")
-    for b in bandwidth:
+    for b in rala:
         achieved = b["bytes"] / (b["rala_ms"] / 1e3) / 1e12 if b["rala_ms"] > 0 else 0.0
         print(f"| RAVLT-{b['variant']} | {b['precision']} | {b['rala_ms']:.3f} | "
               f"{b['bytes'] / 1e9:.2f} | {achieved:.2f} | {b['fraction_of_copy']:.2f} |")
@@ -211,18 +295,24 @@ def main():
     print("| model | precision | ravlt | PyTorch | ravlt / PyTorch | top-1 agree (confident) |")
     print("|---|---|---|---|---|---|")
     for c in checks:
+        if "error" in c:
+            print(f"| {c['model']} | {c['precision']} | failed: {c['error'][:200]} | | | |")
+            continue
         ratio = c["ours"] / c["pytorch"] if c["pytorch"] > 0 else float("nan")
         print(f"| {c['model']} | {c['precision']} | {c['ours']:.2e} | {c['pytorch']:.2e} | "
               f"{ratio:.2f} | {c['top1_agree']}/{c['confident']} |")
-    print(f"\n224x224, median of {args.iterations}, torch.compile mode {args.compile_mode}")
-    print("| model | precision | batch | ravlt ms | eager ms | compiled ms | compiled / ravlt |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n224x224, median of {args.iterations}, torch.compile mode {args.compile_mode}; "
+          "ravlt: host float32 in, host logits out")
+    print("| model | precision | batch | ravlt ms | eager ms | compiled ms | compiled + copies ms "
+          "| (compiled + copies) / ravlt |")
+    print("|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else "%.3f" % v  # noqa: E731
     for r in rows:
-        c, mine = r["compiled_ms"], r["ours_ms"]
-        compiled = "-" if c is None else "%.3f" % c
-        ratio = "-" if c is None else "%.2f" % (c / mine)
-        print(f"| RAVLT-{r['variant']} | {r['precision']} | {r['batch']} | {mine:.3f} | "
-              f"{r['eager_ms']:.3f} | {compiled} | {ratio} |")
+        mine, cc = r.get("ours_ms"), r.get("compiled_with_copies_ms")
+        ratio = "-" if mine is None or cc is None else "%.2f" % (cc / mine)
+        print(f"| RAVLT-{r['variant']} | {r['precision']} | {r['batch']} | {fmt(mine)} | "
+              f"{fmt(r.get('eager_ms'))} | {fmt(r.get('compiled_ms'))} | {fmt(cc)} | {ratio} |"
+              + (f" failed: {r['error'][:200]}" if "error" in r else ""))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #include "runtime/cuda/cuda_backend.h"
 
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "ravlt/error.h"
 #include "runtime/cuda/cublaslt_library.h"
@@ -57,6 +59,8 @@ class GrowingBuffer {
     }
     return data_;
   }
+  size_t size() const { return size_; }
+  uint8_t* data() const { return data_; }
 
  private:
   void release() {
@@ -110,6 +114,8 @@ class CudaBackend : public Backend {
   }
 
   void begin_run(int) override {
+    pending_.clear();
+    pending_end_ = 0;
     context_.first_error = cudaSuccess;
     context_.first_blas_error = CUBLAS_STATUS_SUCCESS;
     context_.first_error_node = nullptr;
@@ -151,12 +157,25 @@ class CudaBackend : public Backend {
     }
   }
 
+  // Each output goes to its own part of the staging buffers (a model may
+  // have several), copied to `host` when the run has finished. A buffer too
+  // small for this output is grown only after the copies already queued have
+  // landed.
   void copy_out(float* host, const void* device, DType src_type, size_t count) override {
     const size_t bytes = count * sizeof(float);
-    uint8_t* staging = pinned_out_.reserve(bytes);
+    const size_t offset = (pending_end_ + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+    if (offset + bytes > pinned_out_.size()) {
+      land_pending_copies();
+      pinned_out_.reserve(offset + bytes);
+      if (src_type != DType::kFloat32) device_out_.reserve(offset + bytes);
+    } else if (src_type != DType::kFloat32 && offset + bytes > device_out_.size()) {
+      land_pending_copies();
+      device_out_.reserve(offset + bytes);
+    }
+    uint8_t* staging = pinned_out_.reserve(offset + bytes) + offset;
     const void* source = device;
     if (src_type != DType::kFloat32) {
-      void* wide = device_out_.reserve(bytes);
+      void* wide = device_out_.reserve(offset + bytes) + offset;
       launch_convert(device, src_type, wide, DType::kFloat32, static_cast<int64_t>(count),
                      context_.stream);
       check(cudaGetLastError(), "converting the output");
@@ -164,8 +183,8 @@ class CudaBackend : public Backend {
     }
     check(cudaMemcpyAsync(staging, source, bytes, cudaMemcpyDeviceToHost, context_.stream),
           "copying the output from the device");
-    pending_host_ = host;
-    pending_bytes_ = bytes;
+    pending_.push_back({host, offset, bytes});
+    pending_end_ = offset + bytes;
   }
 
   void execute(std::unique_ptr<PlanState>& state,
@@ -191,15 +210,24 @@ class CudaBackend : public Backend {
   }
 
   void finish_run() override {
+    std::vector<PendingCopy> copies = std::exchange(pending_, {});
+    pending_end_ = 0;
     check(cudaStreamSynchronize(context_.stream), "running the plan");
     raise_launch_error();
-    if (pending_host_ != nullptr) {
-      std::memcpy(pending_host_, pinned_out_.reserve(pending_bytes_), pending_bytes_);
-      pending_host_ = nullptr;
-    }
+    for (const PendingCopy& c : copies) std::memcpy(c.host, pinned_out_.data() + c.offset, c.bytes);
   }
 
  private:
+  static constexpr size_t kStagingAlign = 256;
+
+  // Waits for the queued output copies and moves them to their callers.
+  void land_pending_copies() {
+    const std::vector<PendingCopy> copies = std::exchange(pending_, {});
+    if (copies.empty()) return;
+    check(cudaStreamSynchronize(context_.stream), "copying the outputs from the device");
+    for (const PendingCopy& c : copies) std::memcpy(c.host, pinned_out_.data() + c.offset, c.bytes);
+  }
+
   void raise_launch_error() {
     const char* node = context_.first_error_node != nullptr ? context_.first_error_node : "?";
     if (context_.first_error != cudaSuccess) {
@@ -219,8 +247,12 @@ class CudaBackend : public Backend {
   CudaContext context_;
   GrowingBuffer pinned_in_{true}, pinned_out_{true};
   GrowingBuffer device_in_{false}, device_out_{false};
-  void* pending_host_ = nullptr;
-  size_t pending_bytes_ = 0;
+  struct PendingCopy {
+    float* host;
+    size_t offset, bytes;
+  };
+  std::vector<PendingCopy> pending_;  // this run's outputs, in pinned_out_
+  size_t pending_end_ = 0;            // bytes of pinned_out_ they take
 };
 
 }  // namespace

@@ -197,6 +197,12 @@ class Stage(nn.Module):
     def blocks_forward(self, x):
         """The stage's blocks: its output before the downsampling."""
         sin, cos = self.RoPE(x.shape[2], x.shape[3])
+        # A model converted to 16 bits (model.half()) rounds its tables to
+        # that type (made in float32 from float32 angles); under autocast
+        # the parameters, and the tables, stay float32.
+        dtype = next(self.blocks.parameters()).dtype
+        if dtype != sin.dtype:
+            sin, cos = sin.to(dtype), cos.to(dtype)
         for blk in self.blocks:
             x = blk(x, sin, cos)
         return x
