@@ -215,7 +215,8 @@ def latency(args, ours, results, models, precisions):
 
 def bandwidth(args, ours, results, models, precisions):
     """RALA's achieved bandwidth against the device's copy bandwidth (its
-    kernels' time from a profiled run, which synchronizes after each node)."""
+    kernels' time from a profiled run, which synchronizes after each node),
+    and the profile's time per node kind."""
     copy_bw = copy_bandwidth()
     rows = []
     for variant, (model, rvlt) in models.items():
@@ -229,6 +230,7 @@ def bandwidth(args, ours, results, models, precisions):
             except SystemExit as e:
                 row["error"], ms = str(e), 0.0
             moved = rala_bytes(VARIANTS[variant], 256, 4 if p == "fp32" else 2)
+            row["profile_ms_per_run"] = {} if "error" in row else out["profile_ms_per_run"]
             row.update({"rala_ms": ms, "bytes": moved,
                         "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0})
             results.add(row)
@@ -280,9 +282,14 @@ def main():
     for c in checks:
         results.rows.append(c)
 
-    rows = latency(args, ours, results, models, precisions)
     copy_bw, rala = bandwidth(args, ours, results, models, precisions)
+    rows = latency(args, ours, results, models, precisions)
 
+    print("\nravlt's time per node kind at batch 256, 224x224 (profiled: a sync after each node)")
+    for b in rala:
+        kinds = sorted(b.get("profile_ms_per_run", {}).items(), key=lambda kv: -kv[1])
+        print(f"RAVLT-{b['variant']} {b['precision']}: "
+              + ", ".join(f"{k} {v:.1f} ms" for k, v in kinds))
     print(f"\nRALA at batch 256, 224x224: device copy bandwidth {copy_bw / 1e12:.2f} TB/s")
     print("| model | precision | RALA ms / run | GB moved (least) | achieved TB/s | of copy |")
     print("|---|---|---|---|---|---|")

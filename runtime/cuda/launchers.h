@@ -65,9 +65,12 @@ size_t rala_scratch_bytes(const AttentionParams& p);
 /// lepe) * o.
 void launch_rala_attention(DType s, const AttentionParams& p, const void* qkvo, const void* lepe,
                            const float* angle, void* out, void* scratch, cudaStream_t stream);
+/// Scratch the softmax attention kernels need (bytes): the rotated keys and
+/// the values, float32, where head_dim <= 64; else none.
+size_t softmax_scratch_bytes(const AttentionParams& p);
 /// Softmax attention with RoPE, same operands and output; online softmax,
 /// no L x L matrix.
 void launch_softmax_attention(DType s, const AttentionParams& p, const void* qkvo, const void* lepe,
-                              const float* angle, void* out, cudaStream_t stream);
+                              const float* angle, void* out, void* scratch, cudaStream_t stream);
 
 }  // namespace ravlt::runtime::cuda

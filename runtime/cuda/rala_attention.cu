@@ -8,6 +8,7 @@
 //               out_i = (rope(phi(q_i)) KV z_i + lepe_i) * o_i.
 // phi(x) = elu(x) + 1. Scratch (floats): w [BH][L], kbar [BH][d],
 // KV [BH][d][d], BH = images x heads.
+#include <algorithm>
 #include <cfloat>
 
 #include "runtime/cuda/device_math.cuh"
@@ -40,7 +41,7 @@ __global__ void rala_weights_kernel(Layout l, const T* __restrict__ qkvo,
                                     float* __restrict__ weights) {
   extern __shared__ float shared[];
   float* qm = shared;             // [d]
-  float* partial = shared + l.d;  // [warps]
+  float* partial = shared + l.d;  // [max(threads, d)]: channel sums' parts, then per warp
   const int64_t bh = blockIdx.x;
   const int64_t b = bh / l.heads;
   const int head = static_cast<int>(bh % l.heads);
@@ -50,9 +51,21 @@ __global__ void rala_weights_kernel(Layout l, const T* __restrict__ qkvo,
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int warps = blockDim.x / kWarp;
 
+  // qm: each channel's tokens summed in `groups` interleaved parts, by as
+  // many threads (every thread busy, loads of neighbouring channels side by
+  // side), then the parts added.
+  const int groups = static_cast<int>(blockDim.x) >= l.d ? static_cast<int>(blockDim.x) / l.d : 1;
+  for (int e = threadIdx.x; e < groups * l.d; e += blockDim.x) {
+    const int t = e % l.d, g = e / l.d;
+    float sum = 0.0f;
+#pragma unroll 4
+    for (int64_t j = g; j < l.L; j += groups) sum += elu_plus_one(load(base, j * row + t));
+    partial[e] = sum;
+  }
+  __syncthreads();
   for (int t = threadIdx.x; t < l.d; t += blockDim.x) {
     float sum = 0.0f;
-    for (int64_t j = 0; j < l.L; ++j) sum += elu_plus_one(load(base, j * row + t));
+    for (int g = 0; g < groups; ++g) sum += partial[g * l.d + t];
     qm[t] = sum / static_cast<float>(l.L);
   }
   __syncthreads();
@@ -198,14 +211,14 @@ void launch_rala_attention(DType storage, const AttentionParams& p, const void* 
   float* weights = static_cast<float*>(scratch);
   float* kbar = weights + l.bh() * l.L;
   float* kv = kbar + l.bh() * l.d;
-  const int warps = kWeightThreads / kWarp;
   const unsigned tiles = static_cast<unsigned>((l.d + kTile - 1) / kTile);
   const int64_t tokens = l.n * l.L;
   with_storage(storage, [&](auto type) {
     using T = decltype(type);
     const T* x = static_cast<const T*>(qkvo);
     rala_weights_kernel<<<static_cast<unsigned>(l.bh()), kWeightThreads,
-                          (l.d + warps) * sizeof(float), stream>>>(l, x, weights);
+                          (l.d + std::max(kWeightThreads, l.d)) * sizeof(float), stream>>>(l, x,
+                                                                                           weights);
     rala_state_kernel<<<dim3(static_cast<unsigned>(l.bh()), tiles, tiles), dim3(kTile, kTile), 0,
                         stream>>>(l, x, angle, weights, kbar, kv);
     rala_output_kernel<<<dim3(static_cast<unsigned>((tokens + kOutWarps - 1) / kOutWarps),

@@ -415,13 +415,14 @@ std::vector<BackendUnderTest> backends_present() {
        [widest] { cpu::force_isa(widest); }});
   std::string why;
   if (cuda::available(&why)) {
-    auto weights = std::make_shared<cuda::DeviceWeights>();
     for (DType p : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
-      list.push_back({"cuda " + std::string(dtype_short_name(p)), p, [weights, p] {
+      list.push_back({"cuda " + std::string(dtype_short_name(p)), p, [p] {
                         cuda::CudaOptions options;
                         options.storage = p;
                         options.use_graphs = false;
-                        return cuda::make_backend(weights, options);
+                        // Uploads are keyed by value index: one store per
+                        // case's graph, as one per model in a session.
+                        return cuda::make_backend(std::make_shared<cuda::DeviceWeights>(), options);
                       }});
     }
   } else {
