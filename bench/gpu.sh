@@ -6,8 +6,8 @@
 # out/gpu-prefix; its prebuilt binaries run if they can, else it builds
 # build-gpu/ there (--build: always). Then the GPU tests (every op in every
 # precision against the reference kernels, whole models against the CPU
-# backend), then bench/gpu_compare.py with the remaining arguments, then,
-# time allowing, compute-sanitizer over the whole-model test. Logs go to
+# backend), then, time allowing, compute-sanitizer's memory checker over the
+# op tests, then bench/gpu_compare.py with the remaining arguments. Logs go to
 # $OUT (or out/gpu-results), each step's result to gpu.log; the last lines
 # printed are the tables.
 #   bash bench/gpu.sh [--quick] [--build] [gpu_compare.py arguments...]
@@ -104,6 +104,19 @@ run_test backend_ops_test 240
 run_test cuda_backend_test 240
 run_test device_path_test 60
 
+# Every kernel at the op tests' odd shapes under compute-sanitizer's memory
+# checker (out-of-bounds and misaligned accesses, launch errors), time-boxed.
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+if [ "$(left)" -gt 240 ] && [ -n "$sanitizer" ]; then
+  stamp "compute-sanitizer memcheck over backend_ops_test"
+  LD_LIBRARY_PATH=$libpath timeout 120 "$sanitizer" --tool memcheck --leak-check no \
+    --error-exitcode 3 "$bin/tests/backend_ops_test" --test-case='every op*' \
+    >"$results/sanitizer.log" 2>&1
+  rc=$?
+  [ $rc = 0 ] || status=1
+  stamp "compute-sanitizer: exit $rc; $(grep -h 'ERROR SUMMARY\|test cases:' "$results/sanitizer.log" | tr -s ' ' | paste -sd' ')"
+fi
+
 if [ "$(left)" -gt 60 ]; then
   stamp "bench/gpu_compare.py ${compare_args[*]}"
   PYTHONUNBUFFERED=1 timeout $(($(left) - 30)) python3 bench/gpu_compare.py \
@@ -113,11 +126,4 @@ if [ "$(left)" -gt 60 ]; then
   grep -v '^{' "$results/compare.log" | tail -60
 fi
 
-if [ "$(left)" -gt 60 ] && command -v compute-sanitizer >/dev/null; then
-  stamp "compute-sanitizer memcheck on the whole-model test"
-  LD_LIBRARY_PATH=$libpath timeout $(($(left) - 20)) compute-sanitizer --tool memcheck \
-    --leak-check no --error-exitcode 3 "$bin/tests/cuda_backend_test" \
-    --test-case='CUDA: whole*,CUDA: a backbone*' >"$results/sanitizer.log" 2>&1
-  stamp "compute-sanitizer: exit $?; $(grep -h 'ERROR SUMMARY\|test cases:' "$results/sanitizer.log" | paste -sd' ')"
-fi
 exit $status

@@ -145,6 +145,9 @@ class CudaBackend : public Backend {
   // device, through a float32 staging buffer.
   void copy_in(void* device, DType dst_type, const float* host, size_t count) override {
     const size_t bytes = count * sizeof(float);
+    // The staging buffers are reused: an earlier copy of this run must have
+    // left them first (a run's one input finds the stream idle: no wait).
+    check(cudaStreamSynchronize(context_.stream), "waiting for the previous copy to the device");
     uint8_t* staging = pinned_in_.reserve(bytes);
     std::memcpy(staging, host, bytes);
     void* target = dst_type == DType::kFloat32 ? device : device_in_.reserve(bytes);

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <sstream>
@@ -341,6 +342,9 @@ std::vector<float> run_on(Backend& backend, const OpCase& c, const Graph& graph)
   }
   const DType act = backend.value_dtype(graph, node.output);
   auto output = backend.allocate(count(shapes.back()) * dtype_size(act));
+  // Poisoned: an element the kernel leaves unwritten stays NaN and fails.
+  const std::vector<float> poison(count(shapes.back()), std::numeric_limits<float>::quiet_NaN());
+  backend.copy_in(output->data(), act, poison.data(), poison.size());
   auto scratch = backend.allocate(kernel->scratch_bytes());
   backend.begin_run(0);
   kernel->run(inputs.data(), View{output->data(), act},
