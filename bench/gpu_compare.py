@@ -9,7 +9,8 @@ Parity first, for RAVLT-S with the reference's random weights and for the
 trained demo model, over 200 inputs: per precision, the relative L2 of our
 logits against PyTorch's float32 GPU logits, beside PyTorch's own
 fp16/bf16-vs-fp32 gap on the same inputs, and the top-1 agreement where the
-float32 margin exceeds 1e-2. Then latency: RAVLT-T and S at 224x224, each
+float32 margin exceeds 1e-2. Then ravlt's profile (time per node kind at
+batch 256 and 1; RALA's achieved bandwidth). Then latency: S and T at 224x224, each
 batch and precision, ours (`ravlt bench --device cuda`) against PyTorch eager
 and torch.compile in the same precision (TF32 off for float32 on both
 sides). ravlt's time is a whole `Session::run` from float32 host memory to
@@ -213,28 +214,30 @@ def latency(args, ours, results, models, precisions):
     return rows
 
 
-def bandwidth(args, ours, results, models, precisions):
-    """RALA's achieved bandwidth against the device's copy bandwidth (its
-    kernels' time from a profiled run, which synchronizes after each node),
-    and the profile's time per node kind."""
+def profiles(args, ours, results, models, precisions):
+    """ravlt's time per node kind (a profiled run synchronizes after each
+    node) at each of --profile-batches, and RALA's achieved bandwidth against
+    the device's copy bandwidth."""
     copy_bw = copy_bandwidth()
     rows = []
-    for variant, (model, rvlt) in models.items():
-        for p in precisions:
-            row = {"variant": variant, "precision": p, "copy_bandwidth": copy_bw}
-            try:
-                out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision", p,
-                                      "--batch", "256", "--iterations", "10", "--profile",
-                                      "--json"))
-                ms = out["profile_ms_per_run"].get("RalaAttention", 0.0)
-            except SystemExit as e:
-                row["error"], ms = str(e), 0.0
-            moved = rala_bytes(VARIANTS[variant], 256, 4 if p == "fp32" else 2)
-            row["profile_ms_per_run"] = {} if "error" in row else out["profile_ms_per_run"]
-            row.update({"rala_ms": ms, "bytes": moved,
-                        "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0})
-            results.add(row)
-            rows.append(row)
+    for batch in [int(b) for b in args.profile_batches.split(",")]:
+        for variant, (model, rvlt) in models.items():
+            for p in precisions:
+                row = {"variant": variant, "precision": p, "batch": batch,
+                       "copy_bandwidth": copy_bw}
+                try:
+                    out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision",
+                                          p, "--batch", str(batch), "--iterations", "10",
+                                          "--profile", "--json"))
+                    ms = out["profile_ms_per_run"].get("RalaAttention", 0.0)
+                except SystemExit as e:
+                    row["error"], ms = str(e), 0.0
+                moved = rala_bytes(VARIANTS[variant], batch, 4 if p == "fp32" else 2)
+                row["profile_ms_per_run"] = {} if "error" in row else out["profile_ms_per_run"]
+                row.update({"rala_ms": ms, "bytes": moved,
+                            "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0})
+                results.add(row)
+                rows.append(row)
     return copy_bw, rows
 
 
@@ -248,6 +251,7 @@ def main():
     ap.add_argument("--compile-budget-s", type=float, default=float("inf"),
                     help="no more torch.compile once this many seconds went to compiling")
     ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--profile-batches", default="256,1")
     ap.add_argument("--out", default=".", help="where gpu_compare.json goes")
     ap.add_argument("--work", default=None, help="scratch files (default: a temporary folder)")
     args = ap.parse_args()
@@ -282,20 +286,21 @@ def main():
     for c in checks:
         results.rows.append(c)
 
-    copy_bw, rala = bandwidth(args, ours, results, models, precisions)
+    copy_bw, profiled = profiles(args, ours, results, models, precisions)
     rows = latency(args, ours, results, models, precisions)
 
-    print("\nravlt's time per node kind at batch 256, 224x224 (profiled: a sync after each node)")
-    for b in rala:
+    print("\nravlt's time per node kind, 224x224 (profiled: a sync after each node)")
+    for b in profiled:
         kinds = sorted(b.get("profile_ms_per_run", {}).items(), key=lambda kv: -kv[1])
-        print(f"RAVLT-{b['variant']} {b['precision']}: "
-              + ", ".join(f"{k} {v:.1f} ms" for k, v in kinds))
-    print(f"\nRALA at batch 256, 224x224: device copy bandwidth {copy_bw / 1e12:.2f} TB/s")
-    print("| model | precision | RALA ms / run | GB moved (least) | achieved TB/s | of copy |")
-    print("|---|---|---|---|---|---|")
-    for b in rala:
+        print(f"RAVLT-{b['variant']} {b['precision']} batch {b['batch']}: "
+              + ", ".join(f"{k} {v:.{1 if b['batch'] > 1 else 3}f} ms" for k, v in kinds))
+    print(f"\nRALA, 224x224: device copy bandwidth {copy_bw / 1e12:.2f} TB/s")
+    print("| model | precision | batch | RALA ms / run | GB moved (least) | achieved TB/s "
+          "| of copy |")
+    print("|---|---|---|---|---|---|---|")
+    for b in profiled:
         achieved = b["bytes"] / (b["rala_ms"] / 1e3) / 1e12 if b["rala_ms"] > 0 else 0.0
-        print(f"| RAVLT-{b['variant']} | {b['precision']} | {b['rala_ms']:.3f} | "
+        print(f"| RAVLT-{b['variant']} | {b['precision']} | {b['batch']} | {b['rala_ms']:.3f} | "
               f"{b['bytes'] / 1e9:.2f} | {achieved:.2f} | {b['fraction_of_copy']:.2f} |")
 
     print("\nparity over 200 inputs: rel L2 vs PyTorch's float32 GPU logits")
