@@ -2,8 +2,9 @@
 // cuBLASLt: the input unrolled by im2col (skipped for a 1x1, stride-1,
 // unpadded one, whose input already is the matrix) times the weights in
 // [co][kh][kw][ci] order, bias as the epilogue, then our activation (erf
-// GELU, swish). Grouped and depthwise convolutions, memory-bound, run the
-// direct kernel of conv2d.cu on weights in [kh][kw][ci][co] order.
+// GELU, swish). Depthwise convolutions, memory-bound, run the kernel of
+// depthwise_conv2d.cu, other grouped ones the direct kernel of conv2d.cu;
+// both read weights in [kh][kw][ci][co] order.
 #include "runtime/cuda/gemm.h"
 #include "runtime/cuda/launch_kernel.h"
 
@@ -77,10 +78,19 @@ std::unique_ptr<Kernel> make_conv2d(const PrepareArgs& args) {
   if (p.groups == 1) {
     const bool pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 &&
                            p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
+    if (!pointwise && !im2col_handles(p)) {
+      throw Error("node '" + node.name +
+                  "': the convolution's im2col matrix is beyond the CUDA kernels' 32-bit sizes");
+    }
     args.context.constant_layouts[node.inputs[1]] = WeightLayout::kConvOhwi;
     return std::make_unique<ConvGemmKernel>(args, p, !pointwise);
   }
   args.context.constant_layouts[node.inputs[1]] = WeightLayout::kConvHwio;
+  if (depthwise_conv2d_handles(p)) {
+    return kernel(args, [=](const ConstView* in, View out, uint8_t*, cudaStream_t stream) {
+      launch_depthwise_conv2d(storage, p, in[0].data, in[1].data, in[2].data, out.data, stream);
+    });
+  }
   return kernel(args, [=](const ConstView* in, View out, uint8_t*, cudaStream_t stream) {
     launch_conv2d(storage, p, in[0].data, in[1].data, in[2].data, out.data, stream);
   });

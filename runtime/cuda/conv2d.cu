@@ -41,40 +41,55 @@ __global__ void conv2d_kernel(ConvParams p, const T* __restrict__ x, const T* __
   }
 }
 
+constexpr int kColLanes = 32;  // threads along a row of the matrix (threadIdx.x)
+constexpr int kColPixels = 8;  // rows (output pixels) per block (threadIdx.y)
+
+// One row of the matrix per threadIdx.y: the pixel's coordinates are found
+// once a row in 32-bit arithmetic (the host checks that the pixels fit),
+// then consecutive threads copy consecutive (ky, kx, ci) columns, whose
+// channels are contiguous in the input.
 template <typename T>
 __global__ void im2col_kernel(ConvParams p, const T* __restrict__ x, T* __restrict__ col) {
-  const int64_t k = static_cast<int64_t>(p.kernel_h) * p.kernel_w * p.in_c;
-  const int64_t total = static_cast<int64_t>(p.n) * p.out_h * p.out_w * k;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int ci = static_cast<int>(i % p.in_c);
-    int64_t r = i / p.in_c;
-    const int kx = static_cast<int>(r % p.kernel_w);
-    r /= p.kernel_w;
-    const int ky = static_cast<int>(r % p.kernel_h);
-    r /= p.kernel_h;
-    const int ox = static_cast<int>(r % p.out_w);
-    r /= p.out_w;
-    const int oy = static_cast<int>(r % p.out_h);
-    const int64_t b = r / p.out_h;
-    const int iy = oy * p.stride_h - p.pad_h + ky, ix = ox * p.stride_w - p.pad_w + kx;
-    if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) {
-      col[i] = x[((b * p.in_h + iy) * p.in_w + ix) * p.in_c + ci];
-    } else {
-      store(col, i, 0.0f);
+  const int depth = p.kernel_h * p.kernel_w * p.in_c;
+  const int taps_w = p.kernel_w;
+  const unsigned pixels = static_cast<unsigned>(p.n) * p.out_h * p.out_w;
+  for (unsigned pix = blockIdx.x * kColPixels + threadIdx.y; pix < pixels;
+       pix += gridDim.x * kColPixels) {
+    const unsigned ox = pix % p.out_w, rest = pix / p.out_w;
+    const unsigned oy = rest % p.out_h, b = rest / p.out_h;
+    const int iy0 = static_cast<int>(oy) * p.stride_h - p.pad_h;
+    const int ix0 = static_cast<int>(ox) * p.stride_w - p.pad_w;
+    const T* image = x + static_cast<int64_t>(b) * p.in_h * p.in_w * p.in_c;
+    T* dst = col + static_cast<int64_t>(pix) * depth;
+    for (int k = threadIdx.x; k < depth; k += kColLanes) {
+      const int tap = k / p.in_c, ci = k - tap * p.in_c;
+      const int ky = tap / taps_w, kx = tap - ky * taps_w;
+      const int iy = iy0 + ky, ix = ix0 + kx;
+      if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) {
+        dst[k] = image[(static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c + ci];
+      } else {
+        store(dst, k, 0.0f);
+      }
     }
   }
 }
 
 }  // namespace
 
+bool im2col_handles(const ConvParams& p) {
+  const int64_t pixels = static_cast<int64_t>(p.n) * p.out_h * p.out_w;
+  const int64_t depth = static_cast<int64_t>(p.kernel_h) * p.kernel_w * p.in_c;
+  return pixels < (int64_t{1} << 31) && depth < (int64_t{1} << 31);
+}
+
 void launch_im2col(DType s, const ConvParams& p, const void* x, void* col, cudaStream_t stream) {
-  const int64_t total =
-      static_cast<int64_t>(p.n) * p.out_h * p.out_w * p.kernel_h * p.kernel_w * p.in_c;
+  const int64_t pixels = static_cast<int64_t>(p.n) * p.out_h * p.out_w;
+  const int64_t blocks = (pixels + kColPixels - 1) / kColPixels;
+  const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
   with_storage(s, [&](auto type) {
     using T = decltype(type);
-    im2col_kernel<<<grid_for(total), 256, 0, stream>>>(p, static_cast<const T*>(x),
-                                                       static_cast<T*>(col));
+    im2col_kernel<<<grid, dim3(kColLanes, kColPixels), 0, stream>>>(p, static_cast<const T*>(x),
+                                                                    static_cast<T*>(col));
   });
 }
 

@@ -49,10 +49,18 @@ struct ConvParams {
 };
 /// The im2col matrix of a convolution (groups 1): row (b, oy, ox), column
 /// (ky, kx, ci), zero where the window leaves the image.
+/// Whether launch_im2col takes `p` (its pixels and row length fit 31 bits).
+bool im2col_handles(const ConvParams& p);
 void launch_im2col(DType s, const ConvParams& p, const void* x, void* col, cudaStream_t stream);
 /// Convolution, NHWC in and out; weights [kh][kw][in_c / groups][out_c].
 void launch_conv2d(DType s, const ConvParams& p, const void* x, const void* w_hwio,
                    const void* bias, void* y, cudaStream_t stream);
+/// Whether launch_depthwise_conv2d takes `p`: depthwise (groups = in_c =
+/// out_c), square 3x3, 5x5 or 7x7 kernel, stride 1, sizes within its grid.
+bool depthwise_conv2d_handles(const ConvParams& p);
+/// The same convolution as launch_conv2d, for the shapes above, faster.
+void launch_depthwise_conv2d(DType s, const ConvParams& p, const void* x, const void* w_hwio,
+                             const void* bias, void* y, cudaStream_t stream);
 
 struct AttentionParams {
   int n, h, w;  // tokens: h x w per image

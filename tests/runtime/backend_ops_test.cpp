@@ -124,7 +124,16 @@ std::vector<OpCase> conv2d_cases() {
                         {1, 6, 23, 48, 48, 5, 1, 48, Activation::kNone},
                         {2, 3, 15, 20, 20, 5, 1, 20, Activation::kNone},
                         {1, 4, 14, 64, 64, 3, 1, 64, Activation::kNone},
-                        {2, 6, 3, 32, 32, 5, 1, 32, Activation::kNone}};
+                        {2, 6, 3, 32, 32, 5, 1, 32, Activation::kNone},
+                        // The GPU's depthwise kernel (7x7; channels over
+                        // three blocks of 64 with a tail; rows over several
+                        // tiles of 16), the shapes it leaves to the direct
+                        // kernel (stride 2; groups that are not depthwise),
+                        // and an im2col row longer than a warp.
+                        {2, 5, 37, 130, 130, 7, 1, 130, Activation::kGelu},
+                        {1, 9, 8, 24, 24, 3, 2, 24, Activation::kNone},
+                        {2, 6, 7, 8, 12, 3, 1, 4, Activation::kSwish},
+                        {1, 7, 9, 40, 16, 3, 2, 1, Activation::kGelu}};
   std::vector<OpCase> cases;
   uint32_t seed = 10;
   for (const Spec& s : specs) {
