@@ -117,6 +117,24 @@ if [ "$(left)" -gt 240 ] && [ -n "$sanitizer" ]; then
   stamp "compute-sanitizer: exit $rc; $(grep -h 'ERROR SUMMARY\|test cases:' "$results/sanitizer.log" | tr -s ' ' | paste -sd' ')"
 fi
 
+# Shared-memory hazards (a missing barrier in a tiled kernel) at the same
+# shapes, and the memory checker over whole models at odd sizes.
+if [ "$(left)" -gt 300 ] && [ -n "$sanitizer" ]; then
+  stamp "compute-sanitizer racecheck over backend_ops_test"
+  LD_LIBRARY_PATH=$libpath timeout 120 "$sanitizer" --tool racecheck --racecheck-report hazard \
+    --error-exitcode 3 "$bin/tests/backend_ops_test" --test-case='every op*' \
+    >"$results/racecheck.log" 2>&1
+  rc=$?
+  [ $rc = 0 ] || status=1
+  stamp "racecheck: exit $rc; $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY\|test cases:' "$results/racecheck.log" | tr -s ' ' | paste -sd' ')"
+  stamp "compute-sanitizer memcheck over cuda_backend_test"
+  LD_LIBRARY_PATH=$libpath timeout 90 "$sanitizer" --tool memcheck --leak-check no \
+    --error-exitcode 3 "$bin/tests/cuda_backend_test" >"$results/sanitizer-models.log" 2>&1
+  rc=$?
+  [ $rc = 0 ] || status=1
+  stamp "memcheck (models): exit $rc; $(grep -h 'ERROR SUMMARY\|test cases:' "$results/sanitizer-models.log" | tr -s ' ' | paste -sd' ')"
+fi
+
 if [ "$(left)" -gt 60 ]; then
   stamp "bench/gpu_compare.py ${compare_args[*]}"
   PYTHONUNBUFFERED=1 timeout $(($(left) - 30)) python3 bench/gpu_compare.py \
@@ -124,6 +142,34 @@ if [ "$(left)" -gt 60 ]; then
     "${compare_args[@]}" >"$results/compare.log" 2>&1 || status=1
   stamp "gpu_compare: done"
   grep -v '^{' "$results/compare.log" | tail -60
+fi
+
+# Time per CUDA kernel (Nsight Systems, each kernel of the CUDA graph
+# traced) for RAVLT-S fp16 at batch 1 and 256, on gpu_compare's model.
+nsys=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys \
+  /usr/local/cuda*/nsight-systems*/bin/nsys 2>/dev/null | head -1)
+model=/tmp/gpu-compare/S.rvlt
+if [ -n "$nsys" ] && [ -f "$model" ] && [ "$(left)" -gt 90 ]; then
+  for batch in 1 256; do
+    stamp "nsys: RAVLT-S fp16 batch $batch"
+    timeout 60 "$nsys" profile --cuda-graph-trace=node --force-overwrite true \
+      -o /tmp/nsys-b$batch out/gpu-bin/ravlt bench -m "$model" --device cuda --precision fp16 \
+      --batch $batch --iterations 10 >"$results/nsys-b$batch.log" 2>&1 &&
+      timeout 60 "$nsys" stats --report cuda_gpu_kern_sum --format csv \
+        /tmp/nsys-b$batch.nsys-rep >"$results/kernels-b$batch.csv" 2>>"$results/nsys-b$batch.log"
+    stamp "nsys: exit $?"
+    python3 - "$results/kernels-b$batch.csv" <<'PY' || true
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 8]
+head, rows = rows[0], rows[1:]
+col = {n: i for i, n in enumerate(head)}
+for r in rows[:25]:
+    print(f"{float(r[col['Time (%)']]):5.1f}% {float(r[col['Total Time (ns)']]) / 1e6:9.2f} ms "
+          f"{r[col['Instances']]:>6} x {float(r[col['Avg (ns)']]) / 1e3:8.1f} us  {r[col['Name']][:110]}")
+PY
+  done
+elif [ -z "$nsys" ]; then
+  stamp "nsys: not found"
 fi
 
 exit $status

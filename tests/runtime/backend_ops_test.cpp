@@ -280,6 +280,9 @@ std::vector<OpCase> attention_cases(Op op) {
   // queries, RAVLT-S's stage 3 at 224 x 224.
   cases.push_back(attention_case(op, 1, 1, 1031, 3, 64, 13u, 3.0f));
   cases.push_back(attention_case(op, 1, 14, 14, 5, 64, 17u));
+  // A head wider than the GPU's 64 x 64 tiles of RALA's state (3 x 3 of
+  // them, the last partial) and than its output pass in shared memory.
+  cases.push_back(attention_case(op, 2, 5, 7, 2, 136, 29u));
   return cases;
 }
 
