@@ -7,7 +7,8 @@
 # build-gpu/ there (--build: always). Then the GPU tests (every op in every
 # precision against the reference kernels, whole models against the CPU
 # backend), then, time allowing, compute-sanitizer's memory checker over the
-# op tests, then bench/gpu_compare.py with the remaining arguments. Logs go to
+# op tests and the whole-model tests, then bench/gpu_compare.py with the
+# remaining arguments, then racecheck with the time left. Logs go to
 # $OUT (or out/gpu-results), each step's result to gpu.log; the last lines
 # printed are the tables.
 #   bash bench/gpu.sh [--quick] [--build] [gpu_compare.py arguments...]
@@ -107,9 +108,9 @@ run_test device_path_test 60
 # Every kernel at the op tests' odd shapes under compute-sanitizer's memory
 # checker (out-of-bounds and misaligned accesses, launch errors), time-boxed.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-if [ "$(left)" -gt 240 ] && [ -n "$sanitizer" ]; then
+if [ "$(left)" -gt 150 ] && [ -n "$sanitizer" ]; then
   stamp "compute-sanitizer memcheck over backend_ops_test"
-  LD_LIBRARY_PATH=$libpath timeout 120 "$sanitizer" --tool memcheck --leak-check no \
+  LD_LIBRARY_PATH=$libpath timeout 60 "$sanitizer" --tool memcheck --leak-check no \
     --error-exitcode 3 "$bin/tests/backend_ops_test" --test-case='every op*' \
     >"$results/sanitizer.log" 2>&1
   rc=$?
@@ -117,18 +118,10 @@ if [ "$(left)" -gt 240 ] && [ -n "$sanitizer" ]; then
   stamp "compute-sanitizer: exit $rc; $(grep -h 'ERROR SUMMARY\|test cases:' "$results/sanitizer.log" | tr -s ' ' | paste -sd' ')"
 fi
 
-# Shared-memory hazards (a missing barrier in a tiled kernel) at the same
-# shapes, and the memory checker over whole models at odd sizes.
-if [ "$(left)" -gt 300 ] && [ -n "$sanitizer" ]; then
-  stamp "compute-sanitizer racecheck over backend_ops_test"
-  LD_LIBRARY_PATH=$libpath timeout 120 "$sanitizer" --tool racecheck --racecheck-report hazard \
-    --error-exitcode 3 "$bin/tests/backend_ops_test" --test-case='every op*' \
-    >"$results/racecheck.log" 2>&1
-  rc=$?
-  [ $rc = 0 ] || status=1
-  stamp "racecheck: exit $rc; $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY\|test cases:' "$results/racecheck.log" | tr -s ' ' | paste -sd' ')"
+# The memory checker over whole models at odd sizes.
+if [ "$(left)" -gt 120 ] && [ -n "$sanitizer" ]; then
   stamp "compute-sanitizer memcheck over cuda_backend_test"
-  LD_LIBRARY_PATH=$libpath timeout 90 "$sanitizer" --tool memcheck --leak-check no \
+  LD_LIBRARY_PATH=$libpath timeout 60 "$sanitizer" --tool memcheck --leak-check no \
     --error-exitcode 3 "$bin/tests/cuda_backend_test" >"$results/sanitizer-models.log" 2>&1
   rc=$?
   [ $rc = 0 ] || status=1
@@ -144,32 +137,20 @@ if [ "$(left)" -gt 60 ]; then
   grep -v '^{' "$results/compare.log" | tail -60
 fi
 
-# Time per CUDA kernel (Nsight Systems, each kernel of the CUDA graph
-# traced) for RAVLT-S fp16 at batch 1 and 256, on gpu_compare's model.
-nsys=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys \
-  /usr/local/cuda*/nsight-systems*/bin/nsys 2>/dev/null | head -1)
-model=/tmp/gpu-compare/S.rvlt
-if [ -n "$nsys" ] && [ -f "$model" ] && [ "$(left)" -gt 90 ]; then
-  for batch in 1 256; do
-    stamp "nsys: RAVLT-S fp16 batch $batch"
-    timeout 60 "$nsys" profile --cuda-graph-trace=node --force-overwrite true \
-      -o /tmp/nsys-b$batch out/gpu-bin/ravlt bench -m "$model" --device cuda --precision fp16 \
-      --batch $batch --iterations 10 >"$results/nsys-b$batch.log" 2>&1 &&
-      timeout 60 "$nsys" stats --report cuda_gpu_kern_sum --format csv \
-        /tmp/nsys-b$batch.nsys-rep >"$results/kernels-b$batch.csv" 2>>"$results/nsys-b$batch.log"
-    stamp "nsys: exit $?"
-    python3 - "$results/kernels-b$batch.csv" <<'PY' || true
-import csv, sys
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 8]
-head, rows = rows[0], rows[1:]
-col = {n: i for i, n in enumerate(head)}
-for r in rows[:25]:
-    print(f"{float(r[col['Time (%)']]):5.1f}% {float(r[col['Total Time (ns)']]) / 1e6:9.2f} ms "
-          f"{r[col['Instances']]:>6} x {float(r[col['Avg (ns)']]) / 1e3:8.1f} us  {r[col['Name']][:110]}")
-PY
-  done
-elif [ -z "$nsys" ]; then
-  stamp "nsys: not found"
+# Last, with the time left (it is slow: about 2,500 of the op tests'
+# assertions in 120 s): shared-memory hazards, such as a missing barrier in
+# a tiled kernel. A timeout (exit 124) with no hazard printed is
+# inconclusive for the cases it did not reach, not a failure.
+if [ "$(left)" -gt 40 ] && [ -n "$sanitizer" ]; then
+  box=$(($(left) - 15))
+  [ $box -gt 300 ] && box=300
+  stamp "compute-sanitizer racecheck over backend_ops_test (${box} s)"
+  LD_LIBRARY_PATH=$libpath timeout $box "$sanitizer" --tool racecheck --racecheck-report hazard \
+    --error-exitcode 3 "$bin/tests/backend_ops_test" --test-case='every op*' \
+    >"$results/racecheck.log" 2>&1
+  rc=$?
+  [ $rc = 3 ] && status=1
+  stamp "racecheck: exit $rc; $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY\|test cases:\|assertions:' "$results/racecheck.log" | tr -s ' ' | paste -sd' ')"
 fi
 
 exit $status

@@ -228,12 +228,13 @@ def profiles(args, ours, results, models, precisions):
                 try:
                     out = json.loads(ours("bench", "-m", rvlt, "--device", "cuda", "--precision",
                                           p, "--batch", str(batch), "--iterations", "10",
-                                          "--profile", "--json"))
+                                          "--profile", "--profile-nodes", "12", "--json"))
                     ms = out["profile_ms_per_run"].get("RalaAttention", 0.0)
                 except SystemExit as e:
                     row["error"], ms = str(e), 0.0
                 moved = rala_bytes(VARIANTS[variant], batch, 4 if p == "fp32" else 2)
                 row["profile_ms_per_run"] = {} if "error" in row else out["profile_ms_per_run"]
+                row["profile_nodes"] = [] if "error" in row else out.get("profile_nodes", [])
                 row.update({"rala_ms": ms, "bytes": moved,
                             "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0})
                 results.add(row)
@@ -294,6 +295,12 @@ def main():
         kinds = sorted(b.get("profile_ms_per_run", {}).items(), key=lambda kv: -kv[1])
         print(f"RAVLT-{b['variant']} {b['precision']} batch {b['batch']}: "
               + ", ".join(f"{k} {v:.{1 if b['batch'] > 1 else 3}f} ms" for k, v in kinds))
+    print("\nslowest nodes (16-bit: the first precision profiled)")
+    for b in profiled:
+        if b["precision"] != precisions[0] or not b.get("profile_nodes"):
+            continue
+        print(f"RAVLT-{b['variant']} {b['precision']} batch {b['batch']}: "
+              + ", ".join(f"{n['name']} ({n['op']}) {n['ms']:.3f}" for n in b["profile_nodes"]))
     print(f"\nRALA, 224x224: device copy bandwidth {copy_bw / 1e12:.2f} TB/s")
     print("| model | precision | batch | RALA ms / run | GB moved (least) | achieved TB/s "
           "| of copy |")

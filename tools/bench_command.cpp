@@ -49,6 +49,15 @@ double percentile(std::vector<double> v, double p) {
   return i + 1 < v.size() ? v[i] * (1 - frac) + v[i + 1] * frac : v[i];
 }
 
+// The `count` slowest nodes of a profiled session, slowest first.
+std::vector<NodeProfile> slowest_nodes(const Session& profiled, int count) {
+  std::vector<NodeProfile> nodes = profiled.node_profile();
+  std::sort(nodes.begin(), nodes.end(),
+            [](const NodeProfile& x, const NodeProfile& y) { return x.seconds > y.seconds; });
+  nodes.resize(std::min<size_t>(nodes.size(), static_cast<size_t>(std::max(count, 0))));
+  return nodes;
+}
+
 int run(const BenchArgs& a) {
   const auto [h, w] = parse_size(a.size, "--size");
   const int64_t height = h, width = w;
@@ -144,7 +153,15 @@ int run(const BenchArgs& a) {
                     1000.0 * p.seconds / (a.iterations + 1));
         first = false;
       }
-      std::printf("}");
+      std::printf("}, \"profile_nodes\": [");
+      const std::vector<NodeProfile> nodes = slowest_nodes(*profiled, a.profile_nodes);
+      for (size_t k = 0; k < nodes.size(); ++k) {
+        std::printf("%s{\"name\": %s, \"op\": %s, \"ms\": %.4f}", k ? ", " : "",
+                    report::json_quote(nodes[k].name).c_str(),
+                    report::json_quote(nodes[k].op).c_str(),
+                    1000.0 * nodes[k].seconds / (a.iterations + 1));
+      }
+      std::printf("]");
     }
     std::printf("}\n");
     return 0;
@@ -199,10 +216,8 @@ int run(const BenchArgs& a) {
       std::printf("  %-20s %3d nodes %9.3f ms  %5.1f%%\n", p.op.c_str(), p.nodes,
                   1000.0 * p.seconds / (a.iterations + 1), 100.0 * p.seconds / total);
     }
-    std::vector<NodeProfile> nodes = profiled->node_profile();
-    std::sort(nodes.begin(), nodes.end(),
-              [](const NodeProfile& x, const NodeProfile& y) { return x.seconds > y.seconds; });
-    const size_t shown = std::min<size_t>(nodes.size(), static_cast<size_t>(a.profile_nodes));
+    const std::vector<NodeProfile> nodes = slowest_nodes(*profiled, a.profile_nodes);
+    const size_t shown = nodes.size();
     if (shown > 0) std::printf("\nslowest %zu nodes (per run):\n", shown);
     for (size_t k = 0; k < shown; ++k) {
       std::printf("  %-40s %-20s %9.3f ms  %5.1f%%\n", nodes[k].name.c_str(), nodes[k].op.c_str(),

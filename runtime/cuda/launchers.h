@@ -22,12 +22,12 @@ enum class Act : int { kNone = 0, kGelu = 1, kSwish = 2 };
 /// y = x converted, `count` elements (float32 <-> the storage type).
 void launch_convert(const void* x, DType from, void* y, DType to, int64_t count,
                     cudaStream_t stream);
-/// NCHW -> NHWC.
-void launch_to_channels_last(DType s, const void* x, void* y, int n, int c, int h, int w,
-                             cudaStream_t stream);
-/// NHWC -> NCHW.
-void launch_to_channels_first(DType s, const void* x, void* y, int n, int c, int h, int w,
-                              cudaStream_t stream);
+/// Whether launch_transpose takes these sizes (32-bit indices in an image).
+bool transpose_handles(int64_t batches, int64_t rows, int64_t cols);
+/// y[b][j][i] = x[b][i][j], x of (batches, rows, cols): NCHW -> NHWC with
+/// rows = C, cols = H * W; NHWC -> NCHW with rows = H * W, cols = C.
+void launch_transpose(DType s, const void* x, void* y, int batches, int rows, int cols,
+                      cudaStream_t stream);
 /// y[r][k] = x[r][begin + k] for k < out_c; rows of in_c.
 void launch_channel_slice(DType s, const void* x, void* y, int64_t rows, int in_c, int begin,
                           int out_c, cudaStream_t stream);

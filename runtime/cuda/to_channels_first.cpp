@@ -1,4 +1,4 @@
-// ToChannelsFirst on the GPU (to_channels_first.cu).
+// ToChannelsFirst on the GPU (transpose.cu).
 #include "runtime/cuda/launch_kernel.h"
 
 namespace ravlt::runtime::cuda {
@@ -8,8 +8,11 @@ std::unique_ptr<Kernel> make_to_channels_first(const PrepareArgs& args) {
   const Shape& s = args.input_shape(0);  // (N, H, W, C)
   const int n = as_int(s[0], args.node), h = as_int(s[1], args.node), w = as_int(s[2], args.node),
             c = as_int(s[3], args.node);
+  if (!transpose_handles(n, static_cast<int64_t>(h) * w, c)) {
+    throw Error("node '" + args.node.name + "': the map is beyond the CUDA kernels' 32-bit sizes");
+  }
   return kernel(args, [=](const ConstView* in, View out, uint8_t*, cudaStream_t stream) {
-    launch_to_channels_first(storage, in[0].data, out.data, n, c, h, w, stream);
+    launch_transpose(storage, in[0].data, out.data, n, h * w, c, stream);
   });
 }
 

@@ -89,9 +89,10 @@ std::string shape_label(const Shape& s) {
 
 std::vector<OpCase> to_channels_last_cases() {
   // An image's 3 channels; 19 (the bfloat16 path gathers channels in
-  // pieces of 16) over more positions than one tile of 64.
+  // pieces of 16) over more positions than one tile of 64; 40 over two of
+  // the GPU's 32 x 32 tiles, the second partial.
   std::vector<OpCase> cases;
-  for (const Shape& shape : {Shape{2, 3, 3, 5}, Shape{2, 19, 9, 11}}) {
+  for (const Shape& shape : {Shape{2, 3, 3, 5}, Shape{2, 19, 9, 11}, Shape{2, 40, 9, 11}}) {
     OpCase c;
     c.node.op = Op::kToChannelsLast;
     c.input_shapes = {shape};
@@ -216,16 +217,26 @@ std::vector<OpCase> layer_norm_cases() {
 }
 
 std::vector<OpCase> channel_slice_cases() {
-  OpCase c;
-  c.node.op = Op::kChannelSlice;
-  c.node.slice_begin = 2;
-  c.node.slice_end = 5;
-  c.input_shapes = {{2, 3, 5, 7}};
-  c.constant = {false};
-  c.data = {random_vector(count(c.input_shapes[0]), 60)};
-  c.label = "(2, 3, 5, 7)[..., 2:5]";
-  c.f32_tolerance = 0;
-  return {c};
+  // A few channels, and a run longer than the GPU's 64 threads of a row.
+  struct Slice {
+    int64_t channels, begin, end;
+  };
+  std::vector<OpCase> cases;
+  for (const Slice& s : {Slice{7, 2, 5}, Slice{150, 10, 140}}) {
+    OpCase c;
+    c.node.op = Op::kChannelSlice;
+    c.node.slice_begin = static_cast<int>(s.begin);
+    c.node.slice_end = static_cast<int>(s.end);
+    c.input_shapes = {{2, 3, 5, s.channels}};
+    c.constant = {false};
+    c.data = {random_vector(count(c.input_shapes[0]), 60 + static_cast<uint32_t>(s.channels))};
+    std::ostringstream label;
+    label << shape_label(c.input_shapes[0]) << "[..., " << s.begin << ":" << s.end << "]";
+    c.label = label.str();
+    c.f32_tolerance = 0;
+    cases.push_back(c);
+  }
+  return cases;
 }
 
 OpCase attention_case(Op op, int64_t n, int64_t h, int64_t w, int heads, int d, uint32_t seed,
