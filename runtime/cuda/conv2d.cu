@@ -47,10 +47,13 @@ constexpr int kColPixels = 8;  // rows (output pixels) per block (threadIdx.y)
 // One row of the matrix per threadIdx.y: the pixel's coordinates are found
 // once a row in 32-bit arithmetic (the host checks that the pixels fit),
 // then consecutive threads copy consecutive (ky, kx, ci) columns, whose
-// channels are contiguous in the input.
-template <typename T>
-__global__ void im2col_kernel(ConvParams p, const T* __restrict__ x, T* __restrict__ col) {
-  const int depth = p.kernel_h * p.kernel_w * p.in_c;
+// channels are contiguous in the input. U is the unit copied: 16 bytes
+// (uint4) where a pixel's channels are a whole number of them, else one
+// value; `in_c` counts units.
+template <typename U>
+__global__ void im2col_kernel(ConvParams p, int in_c, const U* __restrict__ x,
+                              U* __restrict__ col) {
+  const int depth = p.kernel_h * p.kernel_w * in_c;
   const int taps_w = p.kernel_w;
   const unsigned pixels = static_cast<unsigned>(p.n) * p.out_h * p.out_w;
   for (unsigned pix = blockIdx.x * kColPixels + threadIdx.y; pix < pixels;
@@ -59,17 +62,14 @@ __global__ void im2col_kernel(ConvParams p, const T* __restrict__ x, T* __restri
     const unsigned oy = rest % p.out_h, b = rest / p.out_h;
     const int iy0 = static_cast<int>(oy) * p.stride_h - p.pad_h;
     const int ix0 = static_cast<int>(ox) * p.stride_w - p.pad_w;
-    const T* image = x + static_cast<int64_t>(b) * p.in_h * p.in_w * p.in_c;
-    T* dst = col + static_cast<int64_t>(pix) * depth;
+    const U* image = x + static_cast<int64_t>(b) * p.in_h * p.in_w * in_c;
+    U* dst = col + static_cast<int64_t>(pix) * depth;
     for (int k = threadIdx.x; k < depth; k += kColLanes) {
-      const int tap = k / p.in_c, ci = k - tap * p.in_c;
+      const int tap = k / in_c, ci = k - tap * in_c;
       const int ky = tap / taps_w, kx = tap - ky * taps_w;
       const int iy = iy0 + ky, ix = ix0 + kx;
-      if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) {
-        dst[k] = image[(static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c + ci];
-      } else {
-        store(dst, k, 0.0f);
-      }
+      const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+      dst[k] = inside ? image[(static_cast<int64_t>(iy) * p.in_w + ix) * in_c + ci] : U{};
     }
   }
 }
@@ -86,10 +86,22 @@ void launch_im2col(DType s, const ConvParams& p, const void* x, void* col, cudaS
   const int64_t pixels = static_cast<int64_t>(p.n) * p.out_h * p.out_w;
   const int64_t blocks = (pixels + kColPixels - 1) / kColPixels;
   const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
+  const dim3 block(kColLanes, kColPixels);
+  // Whole 16-byte units where a pixel's channels are a multiple of 16 bytes
+  // and both buffers start on 16 bytes (the arena aligns every value to 64).
+  const size_t pixel_bytes = static_cast<size_t>(p.in_c) * dtype_size(s);
+  const bool aligned =
+      (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(col)) % sizeof(uint4) == 0;
+  if (pixel_bytes % sizeof(uint4) == 0 && aligned) {
+    im2col_kernel<<<grid, block, 0, stream>>>(p, static_cast<int>(pixel_bytes / sizeof(uint4)),
+                                              static_cast<const uint4*>(x),
+                                              static_cast<uint4*>(col));
+    return;
+  }
   with_storage(s, [&](auto type) {
     using T = decltype(type);
-    im2col_kernel<<<grid, dim3(kColLanes, kColPixels), 0, stream>>>(p, static_cast<const T*>(x),
-                                                                    static_cast<T*>(col));
+    im2col_kernel<<<grid, block, 0, stream>>>(p, p.in_c, static_cast<const T*>(x),
+                                              static_cast<T*>(col));
   });
 }
 

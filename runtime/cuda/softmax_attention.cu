@@ -5,7 +5,11 @@
 //    scratch ([image][head][token][d]); then one thread per query, 128
 //    queries of one (image, head) per block, with its rotated query and its
 //    output accumulator in registers, walks the keys in tiles of 32 staged
-//    in shared memory (every thread reads the same key: broadcast);
+//    in shared memory (every thread reads the same key: broadcast). Where
+//    that makes too few blocks to fill the GPU (a batch of one), the keys
+//    are split in runs of tiles: each block keeps its run's running max,
+//    sum and unnormalised output in scratch, and a combining pass (a warp
+//    per query) adds the runs in order;
 //  - streaming (any even head_dim up to 512): one warp per query, each lane
 //    holding channels lane, lane + 32, ..., rotating each key as it reads
 //    it. Measured on an H200 at batch 256, RAVLT-S: see the README.
@@ -100,17 +104,41 @@ __global__ void rotate_keys_kernel(AttentionParams p, const T* __restrict__ qkvo
   }
 }
 
-// Pass 2: grid (query blocks, heads, images), kTiledQueries threads.
+constexpr int kTargetBlocks = 256;  // below this, the keys are split
+
+// How many runs of key tiles each (query block, head, image) is split into.
+int key_splits(const AttentionParams& p) {
+  const int64_t L = static_cast<int64_t>(p.h) * p.w;
+  const int64_t blocks = (L + kTiledQueries - 1) / kTiledQueries * p.heads * p.n;
+  const int64_t tiles = (L + kKeyTile - 1) / kKeyTile;
+  if (blocks >= kTargetBlocks) return 1;
+  const int64_t wanted = (kTargetBlocks + blocks - 1) / blocks;
+  return static_cast<int>(wanted < tiles ? wanted : tiles);
+}
+
+// A split run's result for one query and head: the unnormalised output
+// [d], then its running max and sum; [image][head][split][query][d + 2].
+__device__ __forceinline__ int64_t run_offset(const AttentionParams& p, int64_t b, int head,
+                                              int split, int splits, int64_t i, int64_t L) {
+  return (((b * p.heads + head) * splits + split) * L + i) * (p.head_dim + 2);
+}
+
+// Pass 2: grid (query blocks, heads, images x splits), kTiledQueries
+// threads; split `s` takes key tiles [s * per, (s + 1) * per).
 template <typename T>
 __global__ void __launch_bounds__(kTiledQueries)
     tiled_softmax_attention_kernel(AttentionParams p, const T* __restrict__ qkvo,
                                    const T* __restrict__ lepe, const float* __restrict__ angle,
                                    const float* __restrict__ keys, const float* __restrict__ values,
-                                   T* __restrict__ out) {
+                                   T* __restrict__ out, int splits, float* __restrict__ partial) {
   __shared__ float4 key_tile[kKeyTile][kTiledMaxDim / 4];
   __shared__ float4 value_tile[kKeyTile][kTiledMaxDim / 4];
   const int d = p.head_dim, head = blockIdx.y;
-  const int64_t b = blockIdx.z, L = static_cast<int64_t>(p.h) * p.w;
+  const int split = static_cast<int>(blockIdx.z % splits);
+  const int64_t b = blockIdx.z / splits, L = static_cast<int64_t>(p.h) * p.w;
+  const int64_t per = ((L + kKeyTile - 1) / kKeyTile + splits - 1) / splits * kKeyTile;
+  const int64_t key_begin = split * per;
+  const int64_t key_end = key_begin + per < L ? key_begin + per : L;
   const int64_t c = static_cast<int64_t>(p.heads) * d;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kTiledQueries + threadIdx.x;
   const bool active = i < L;
@@ -132,8 +160,8 @@ __global__ void __launch_bounds__(kTiledQueries)
   const float* head_values = values + (b * p.heads + head) * L * d;
   float* key_floats = &key_tile[0][0].x;
   float* value_floats = &value_tile[0][0].x;
-  for (int64_t j0 = 0; j0 < L; j0 += kKeyTile) {
-    const int keys_here = static_cast<int>(L - j0 < kKeyTile ? L - j0 : kKeyTile);
+  for (int64_t j0 = key_begin; j0 < key_end; j0 += kKeyTile) {
+    const int keys_here = static_cast<int>(key_end - j0 < kKeyTile ? key_end - j0 : kKeyTile);
     __syncthreads();  // the previous tile has been read by every thread
     for (int e = threadIdx.x; e < kKeyTile * kTiledMaxDim; e += kTiledQueries) {
       const int jj = e / kTiledMaxDim, t = e % kTiledMaxDim;
@@ -178,12 +206,58 @@ __global__ void __launch_bounds__(kTiledQueries)
     running_max = new_max;
   }
   if (!active) return;
+  if (splits > 1) {
+    float* result = partial + run_offset(p, b, head, split, splits, i, L);
+#pragma unroll
+    for (int t = 0; t < kTiledMaxDim; ++t) {
+      if (t < d) result[t] = acc[t];
+    }
+    result[d] = running_max;
+    result[d + 1] = running_sum;
+    return;
+  }
   const int64_t at = token * c + static_cast<int64_t>(head) * d;
   const T* o = q + 3 * c;
   const float inv_sum = 1.0f / running_sum;
 #pragma unroll
   for (int t = 0; t < kTiledMaxDim; ++t) {
     if (t < d) store(out, at + t, (acc[t] * inv_sum + load(lepe, at + t)) * load(o, t));
+  }
+}
+
+constexpr int kCombineWarps = 4;
+
+// Pass 3 where the keys were split: a warp per (query, head), grid
+// (tokens / 4, heads); the runs' results rescaled to the largest max and
+// added in split order.
+template <typename T>
+__global__ void combine_runs_kernel(AttentionParams p, const T* __restrict__ qkvo,
+                                    const T* __restrict__ lepe, const float* __restrict__ partial,
+                                    int splits, T* __restrict__ out) {
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int64_t L = static_cast<int64_t>(p.h) * p.w;
+  const int64_t token = blockIdx.x * static_cast<int64_t>(kCombineWarps) + warp;
+  if (token >= p.n * L) return;
+  const int head = blockIdx.y, d = p.head_dim;
+  const int64_t b = token / L, i = token % L;
+  const float* first = partial + run_offset(p, b, head, 0, splits, i, L);
+  const int64_t stride = L * (d + 2);  // from one split's result to the next
+  float top = -FLT_MAX;
+  for (int s = 0; s < splits; ++s) top = fmaxf(top, first[s * stride + d]);
+  float sum = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    sum += first[s * stride + d + 1] * expf(first[s * stride + d] - top);
+  }
+  const float inv_sum = 1.0f / sum;
+  const int64_t c = static_cast<int64_t>(p.heads) * d;
+  const int64_t at = token * c + static_cast<int64_t>(head) * d;
+  const T* o = qkvo + token * 4 * c + 3 * c + static_cast<int64_t>(head) * d;
+  for (int t = lane; t < d; t += kWarp) {
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      v += first[s * stride + t] * expf(first[s * stride + d] - top);
+    }
+    store(out, at + t, (v * inv_sum + load(lepe, at + t)) * load(o, t));
   }
 }
 
@@ -195,7 +269,10 @@ bool tiled(const AttentionParams& p) {
 
 size_t softmax_scratch_bytes(const AttentionParams& p) {
   if (!tiled(p)) return 0;
-  return 2 * static_cast<size_t>(p.n) * p.h * p.w * p.heads * p.head_dim * sizeof(float);
+  const size_t rows = static_cast<size_t>(p.n) * p.h * p.w * p.heads;
+  const int splits = key_splits(p);
+  const size_t runs = splits > 1 ? rows * splits * (p.head_dim + 2) : 0;
+  return (2 * rows * p.head_dim + runs) * sizeof(float);
 }
 
 void launch_softmax_attention(DType storage, const AttentionParams& p, const void* qkvo,
@@ -210,12 +287,21 @@ void launch_softmax_attention(DType storage, const AttentionParams& p, const voi
       float* values = keys + tokens * p.heads * p.head_dim;
       rotate_keys_kernel<<<grid_for(tokens * p.heads * p.head_dim), 256, 0, stream>>>(p, x, angle,
                                                                                       keys, values);
+      float* partial = values + tokens * p.heads * p.head_dim;
       const int64_t L = static_cast<int64_t>(p.h) * p.w;
+      const int splits = key_splits(p);
+      const T* lp = static_cast<const T*>(lepe);
+      T* y = static_cast<T*>(out);
       tiled_softmax_attention_kernel<<<
           dim3(static_cast<unsigned>((L + kTiledQueries - 1) / kTiledQueries),
-               static_cast<unsigned>(p.heads), static_cast<unsigned>(p.n)),
-          kTiledQueries, 0, stream>>>(p, x, static_cast<const T*>(lepe), angle, keys, values,
-                                      static_cast<T*>(out));
+               static_cast<unsigned>(p.heads), static_cast<unsigned>(p.n * splits)),
+          kTiledQueries, 0, stream>>>(p, x, lp, angle, keys, values, y, splits, partial);
+      if (splits > 1) {
+        combine_runs_kernel<<<dim3(static_cast<unsigned>((tokens + kCombineWarps - 1) /
+                                                         kCombineWarps),
+                                   static_cast<unsigned>(p.heads)),
+                              kCombineWarps * kWarp, 0, stream>>>(p, x, lp, partial, splits, y);
+      }
       return;
     }
     softmax_attention_kernel<<<dim3(static_cast<unsigned>((tokens + kWarps - 1) / kWarps),
