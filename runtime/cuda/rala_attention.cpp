@@ -1,4 +1,4 @@
-// RALA on the GPU (rala_attention.cu): three passes over the tokens.
+// RALA on the GPU (rala_attention.cu): passes over chunks of the tokens.
 #include "runtime/cuda/attention_params.h"
 #include "runtime/cuda/launch_kernel.h"
 
