@@ -161,7 +161,7 @@ def main():
         out = {e: os.path.join(tmp, f"out{i}.npz") for i, e in enumerate(engines)}
         bench_cmd = [a.ravlt, "bench", "-m", model, "--size", a.size, "--batch", str(a.batch),
                      "--threads", str(a.threads), "--iterations", str(a.iterations), "--warmup", "1",
-                     "--json"]
+                     "--macs", str(macs), "--json"]
         commands = {
             "ravlt": bench_cmd,
             "ravlt bf16": bench_cmd + ["--precision", "bf16"],
@@ -175,6 +175,7 @@ def main():
                               str(a.threads), str(a.iterations), xin, out["PyTorch eager"]],
         }
         rounds = []
+        floor_ratios = []  # ravlt float32's, each round's median of per-run ratios
         rng = random.Random(1)
         for r in range(a.rounds):
             order = list(engines)
@@ -183,6 +184,8 @@ def main():
             for e in order:
                 t = json.loads(run(commands[e], env=torch_env if e == "PyTorch eager" else None))
                 med[e] = t["median_ms"] if e.startswith("ravlt") else 1000 * statistics.median(t)
+                if e == "ravlt":
+                    floor_ratios.append(t["floor_ratio"])
             rounds.append(med)
             print(f"round {r + 1} ({', '.join(order)}): " +
                   ", ".join(f"{e} {med[e]:.0f} ms" for e in engines))
@@ -209,7 +212,10 @@ def main():
             ratio = statistics.median(r[e] / r["ravlt"] for r in rounds)
             gap = max(rel_l2(ys[e][n], ref[n]) for n in NAMES) if e != "PyTorch eager" else 0.0
             print(f"| {e} | {statistics.median(times):.0f} | {ratio:.2f} | {gap:.1e} |")
-        print(f"\nravlt bench --profile: median {bench['median_ms']:.0f} ms = "
+        print(f"\nravlt float32 / floor, each run against the GEMM rate measured right after it: "
+              f"median over rounds {statistics.median(floor_ratios):.2f}x (rounds: "
+              + ", ".join(f"{f:.2f}" for f in floor_ratios) + ")")
+        print(f"ravlt bench --profile: median {bench['median_ms']:.0f} ms = "
               f"{bench['floor_ratio']:.2f}x the floor (median of per-run ratios); arena "
               f"{bench['arena_bytes'] / 1e6:.1f} MB for a lower bound of "
               f"{bench['lower_bound_bytes'] / 1e6:.1f} MB")
