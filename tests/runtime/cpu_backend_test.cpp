@@ -239,6 +239,39 @@ TEST_CASE("kernels are prepared first once per kind, the repeats after") {
   }
 }
 
+TEST_CASE("within a pass, the jobs that read more weight bytes are prepared first") {
+  std::vector<float> params;
+  const std::vector<std::string> names = {"n0", "n1", "n2", "n3", "n4", "n5"};
+  const auto chain = layer_norm_chain(names, params);
+  // n1 and n4 read a second pair of constants, declared 4 times larger in
+  // the shapes the order is computed from: each its own kind (larger
+  // shapes), and the costliest.
+  std::vector<Value> values = chain->values();
+  std::vector<Node> nodes = chain->nodes();
+  const auto big = static_cast<uint32_t>(values.size());
+  values.push_back(values[1]);
+  values.push_back(values[2]);
+  nodes[1].inputs = {nodes[0].output, big, big + 1};
+  nodes[4].inputs = {nodes[3].output, big, big + 1};
+  nodes[4].epsilon = 1e-5f;  // unlike n1
+  const auto graph = Graph::from_parts(values, nodes, 0, chain->outputs());
+  std::vector<Shape> shapes = declared_shapes(*graph);
+  shapes[big] = shapes[big + 1] = {32};
+  const std::vector<size_t> steps = {0, 1, 2, 3, 4, 5};
+  PreparationOrder order = preparation_order(*graph, steps, {}, shapes);
+  CHECK(order.first == std::vector<size_t>{1, 4, 0});
+  CHECK(order.repeats == std::vector<size_t>{2, 3, 5});
+  // A repeat of a costlier kind goes before cheaper repeats as well.
+  std::vector<Fusion> fusions(2);
+  fusions[0].nodes = {1, 2};
+  fusions[1].nodes = {4, 5};
+  nodes[4].epsilon = 1e-6f;  // now {4, 5} repeats {1, 2}
+  const auto same = Graph::from_parts(values, nodes, 0, chain->outputs());
+  order = preparation_order(*same, {0, 3}, fusions, shapes);
+  CHECK(order.first == std::vector<size_t>{2, 0});
+  CHECK(order.repeats == std::vector<size_t>{3, 1});
+}
+
 TEST_CASE("when nodes prepared at once fail, the error is the first failing node's in run order") {
   std::vector<float> params;
   const std::vector<std::string> names = {"norm0", "norm1", "bad2", "norm3", "bad4", "norm5"};
