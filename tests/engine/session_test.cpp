@@ -423,11 +423,12 @@ TEST_CASE("a weight packed for oneDNN is resident once: its mapped pages are giv
     MESSAGE("skipped: this system does not report a mapping's resident memory");
     return;
   }
-  // Verifying the checksum reads every page, and gives each part back once
-  // hashed: the file is not resident beside the packed copies.
+  // Verifying the checksum reads every page and keeps them mapped for the
+  // packing that follows; the plan gives each weight's pages back once it
+  // is packed, so the file is not resident beside the packed copies.
   const auto model = Model::load(path);
   const size_t file_bytes = std::filesystem::file_size(path);
-  CHECK(model->mapped_resident_bytes() < file_bytes / 20);
+  CHECK(model->mapped_resident_bytes() > file_bytes * 9 / 10);
   const std::vector<int64_t> shape{1, 3, 64, 64};
   const auto input = random_vector(3 * 64 * 64, 3);
   Session first(model, SessionOptions{1});
