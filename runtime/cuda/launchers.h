@@ -74,11 +74,22 @@ size_t rala_scratch_bytes(const AttentionParams& p);
 void launch_rala_attention(DType s, const AttentionParams& p, const void* qkvo, const void* lepe,
                            const float* angle, void* out, void* scratch, cudaStream_t stream);
 /// Scratch the softmax attention kernels need (bytes): the rotated keys and
-/// the values, float32, where head_dim <= 64; else none.
-size_t softmax_scratch_bytes(const AttentionParams& p);
+/// the values, in the storage type on tensor cores, else float32 where
+/// head_dim <= 64; else none.
+size_t softmax_scratch_bytes(DType s, const AttentionParams& p);
 /// Softmax attention with RoPE, same operands and output; online softmax,
 /// no L x L matrix.
 void launch_softmax_attention(DType s, const AttentionParams& p, const void* qkvo, const void* lepe,
                               const float* angle, void* out, void* scratch, cudaStream_t stream);
+/// Whether launch_softmax_attention_mma takes these: 16-bit storage,
+/// head_dim a multiple of 16 up to 64, and enough (image, head, 64
+/// queries) blocks to fill the GPU without splitting the keys.
+bool softmax_mma_handles(DType s, const AttentionParams& p);
+/// Its scratch (bytes): the rotated keys and the values, 16-bit.
+size_t softmax_mma_scratch_bytes(const AttentionParams& p);
+/// Softmax attention on tensor cores (softmax_attention_mma.cu).
+void launch_softmax_attention_mma(DType s, const AttentionParams& p, const void* qkvo,
+                                  const void* lepe, const float* angle, void* out, void* scratch,
+                                  cudaStream_t stream);
 
 }  // namespace ravlt::runtime::cuda

@@ -1,5 +1,7 @@
-// Softmax attention on the GPU (softmax_attention.cu): online softmax, tiled
-// over rotated keys kept in scratch where head_dim <= 64.
+// Softmax attention on the GPU: online softmax, on tensor cores for 16-bit
+// storage at enough queries (softmax_attention_mma.cu), else on CUDA cores
+// (softmax_attention.cu), tiled over rotated keys kept in scratch where
+// head_dim <= 64.
 #include "runtime/cuda/attention_params.h"
 #include "runtime/cuda/launch_kernel.h"
 
@@ -14,7 +16,7 @@ std::unique_ptr<Kernel> make_softmax_attention(const PrepareArgs& args) {
         launch_softmax_attention(storage, p, in[0].data, in[1].data,
                                  static_cast<const float*>(in[2].data), out.data, scratch, stream);
       },
-      softmax_scratch_bytes(p));
+      softmax_scratch_bytes(storage, p));
 }
 
 }  // namespace ravlt::runtime::cuda

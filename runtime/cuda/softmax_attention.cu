@@ -10,6 +10,8 @@
 //    are split in runs of tiles: each block keeps its run's running max,
 //    sum and unnormalised output in scratch, and a combining pass (a warp
 //    per query) adds the runs in order;
+//    (16-bit storage at larger batches runs on tensor cores instead:
+//    softmax_attention_mma.cu);
 //  - streaming (any even head_dim up to 512): one warp per query, each lane
 //    holding channels lane, lane + 32, ..., rotating each key as it reads
 //    it. Measured on an H200 at batch 256, RAVLT-S: see the README.
@@ -267,7 +269,8 @@ bool tiled(const AttentionParams& p) {
 
 }  // namespace
 
-size_t softmax_scratch_bytes(const AttentionParams& p) {
+size_t softmax_scratch_bytes(DType storage, const AttentionParams& p) {
+  if (softmax_mma_handles(storage, p)) return softmax_mma_scratch_bytes(p);
   if (!tiled(p)) return 0;
   const size_t rows = static_cast<size_t>(p.n) * p.h * p.w * p.heads;
   const int splits = key_splits(p);
@@ -278,6 +281,10 @@ size_t softmax_scratch_bytes(const AttentionParams& p) {
 void launch_softmax_attention(DType storage, const AttentionParams& p, const void* qkvo,
                               const void* lepe, const float* angle, void* out, void* scratch,
                               cudaStream_t stream) {
+  if (softmax_mma_handles(storage, p)) {
+    launch_softmax_attention_mma(storage, p, qkvo, lepe, angle, out, scratch, stream);
+    return;
+  }
   const int64_t tokens = static_cast<int64_t>(p.n) * p.h * p.w;
   with_storage(storage, [&](auto type) {
     using T = decltype(type);

@@ -297,6 +297,13 @@ std::vector<OpCase> attention_cases(Op op) {
   // Enough queries (256 blocks of 128) that the GPU's softmax attention
   // keeps its keys in one run, where the cases above split them.
   cases.push_back(attention_case(op, 8, 20, 20, 8, 16, 31u));
+  // At 256 blocks of 64 queries and 16-bit storage the GPU's softmax
+  // attention runs on tensor cores: head_dim 64 (peaked, the maximum
+  // moving between tiles of 64 keys), 48, and 32 with a 53-key last tile
+  // and a 53-query last block.
+  cases.push_back(attention_case(op, 8, 14, 14, 8, 64, 37u, 3.0f));
+  cases.push_back(attention_case(op, 8, 7, 13, 16, 48, 41u));
+  cases.push_back(attention_case(op, 16, 9, 13, 8, 32, 43u));
   return cases;
 }
 
