@@ -26,9 +26,13 @@
 namespace ravlt::runtime::cuda {
 namespace {
 
-constexpr int kThreads = 256;       // threads of the chunk kernels
-constexpr int kTargetBlocks = 512;  // chunks x (image, head) pairs aimed at
-constexpr int kMinChunk = 64;       // tokens
+constexpr int kThreads = 256;  // threads of the chunk kernels
+// Chunks x (image, head) pairs aimed at: enough blocks of 256 threads for
+// an H200's 132 SMs several times over, as passes 1-3 walk their chunk's
+// tokens one after another (RAVLT-S at batch 256 made 2 chunks of 1,568
+// tokens per image at 512).
+constexpr int kTargetBlocks = 2048;
+constexpr int kMinChunk = 64;  // tokens
 
 struct Layout {
   int n, h, w, heads, d;
