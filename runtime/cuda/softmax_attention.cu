@@ -18,6 +18,7 @@
 #include <cfloat>
 
 #include "runtime/cuda/device_math.cuh"
+#include "runtime/cuda/rotate_keys.cuh"
 
 namespace ravlt::runtime::cuda {
 namespace {
@@ -84,27 +85,6 @@ __global__ void softmax_attention_kernel(AttentionParams p, const T* __restrict_
 constexpr int kTiledMaxDim = 64;
 constexpr int kTiledQueries = 128;  // threads per block, one query each
 constexpr int kKeyTile = 32;
-
-// Pass 1 of the tiled kernel: rope(k) and v as float32, [b][head][j][d].
-template <typename T>
-__global__ void rotate_keys_kernel(AttentionParams p, const T* __restrict__ qkvo,
-                                   const float* __restrict__ angle, float* __restrict__ keys,
-                                   float* __restrict__ values) {
-  const int d = p.head_dim;
-  const int64_t L = static_cast<int64_t>(p.h) * p.w, c = static_cast<int64_t>(p.heads) * d;
-  const int64_t total = p.n * L * c;
-  GRID_STRIDE(i, total) {
-    // i walks qkvo's order: (b, j, head, t).
-    const int t = static_cast<int>(i % d);
-    const int head = static_cast<int>((i / d) % p.heads);
-    const int64_t token = i / c, b = token / L, j = token % L;
-    const T* k = qkvo + token * 4 * c + c + static_cast<int64_t>(head) * d;
-    const int y = static_cast<int>(j / p.w), x = static_cast<int>(j % p.w);
-    const int64_t at = ((b * p.heads + head) * L + j) * d + t;
-    keys[at] = rope(load(k, t), load(k, t ^ 1), t, rope_theta(angle, t, d, y, x));
-    values[at] = load(k + c, t);
-  }
-}
 
 constexpr int kTargetBlocks = 256;  // below this, the keys are split
 

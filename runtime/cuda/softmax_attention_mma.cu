@@ -22,6 +22,7 @@
 #include <cfloat>
 
 #include "runtime/cuda/device_math.cuh"
+#include "runtime/cuda/rotate_keys.cuh"
 
 namespace ravlt::runtime::cuda {
 namespace {
@@ -50,26 +51,6 @@ __device__ __forceinline__ __half to_storage<__half>(float v) {
 template <>
 __device__ __forceinline__ __nv_bfloat16 to_storage<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
-}
-
-// rope(k) and v of every token, in the storage type: [b][head][j][d].
-template <typename T>
-__global__ void rotate_keys_kernel(AttentionParams p, const T* __restrict__ qkvo,
-                                   const float* __restrict__ angle, T* __restrict__ keys,
-                                   T* __restrict__ values) {
-  const int d = p.head_dim;
-  const int64_t L = static_cast<int64_t>(p.h) * p.w, c = static_cast<int64_t>(p.heads) * d;
-  const int64_t total = p.n * L * c;
-  GRID_STRIDE(i, total) {
-    const int t = static_cast<int>(i % d);
-    const int head = static_cast<int>((i / d) % p.heads);
-    const int64_t token = i / c, b = token / L, j = token % L;
-    const T* k = qkvo + token * 4 * c + c + static_cast<int64_t>(head) * d;
-    const int y = static_cast<int>(j / p.w), x = static_cast<int>(j % p.w);
-    const int64_t at = ((b * p.heads + head) * L + j) * d + t;
-    keys[at] = to_storage<T>(rope(load(k, t), load(k, t ^ 1), t, rope_theta(angle, t, d, y, x)));
-    values[at] = k[c + t];
-  }
 }
 
 // Grid (query blocks, heads, images), kMmaThreads threads.
