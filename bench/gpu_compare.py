@@ -235,6 +235,7 @@ def profiles(args, ours, results, models, precisions):
                 moved = rala_bytes(VARIANTS[variant], batch, 4 if p == "fp32" else 2)
                 row["profile_ms_per_run"] = {} if "error" in row else out["profile_ms_per_run"]
                 row["profile_nodes"] = [] if "error" in row else out.get("profile_nodes", [])
+                row["profile_copy_ms"] = {} if "error" in row else out.get("profile_copy_ms", {})
                 row.update({"rala_ms": ms, "bytes": moved,
                             "fraction_of_copy": moved / (ms / 1e3) / copy_bw if ms > 0 else 0.0})
                 results.add(row)
@@ -293,8 +294,12 @@ def main():
     print("\nravlt's time per node kind, 224x224 (profiled: a sync after each node)")
     for b in profiled:
         kinds = sorted(b.get("profile_ms_per_run", {}).items(), key=lambda kv: -kv[1])
+        copies = b.get("profile_copy_ms", {})
+        digits = 1 if b["batch"] > 1 else 3
         print(f"RAVLT-{b['variant']} {b['precision']} batch {b['batch']}: "
-              + ", ".join(f"{k} {v:.{1 if b['batch'] > 1 else 3}f} ms" for k, v in kinds))
+              + ", ".join(f"{k} {v:.{digits}f} ms" for k, v in kinds)
+              + (f"; apart from the nodes: input staged in {copies['input']:.{digits}f} ms, "
+                 f"outputs out {copies['output']:.{digits}f} ms" if copies else ""))
     print("\nslowest nodes (16-bit: the first precision profiled)")
     for b in profiled:
         if b["precision"] != precisions[0] or not b.get("profile_nodes"):

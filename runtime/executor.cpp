@@ -424,15 +424,25 @@ std::span<const float* const> Executor::run(const float* input,
                                             std::span<const int64_t> input_shape,
                                             std::span<const uint32_t> outputs) {
   Plan& p = plan_for(input_shape, outputs);
-  start_run(p, input);
   if (!profiling_) {
+    start_run(p, input);
     // (Two pointers: std::function holds them without allocating.)
     backend_->execute(p.backend_state, [this, &p] { run_steps(p); });
-  } else {
-    node_seconds_.resize(graph_->nodes().size(), 0.0);
-    run_steps(p);
+    finish_run(p);
+    return p.results;
   }
+  auto seconds_since = [](std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  node_seconds_.resize(graph_->nodes().size(), 0.0);
+  auto start = std::chrono::steady_clock::now();
+  start_run(p, input);
+  backend_->finish_run();  // a device's copy is only enqueued
+  input_copy_seconds_ += seconds_since(start);
+  run_steps(p);
+  start = std::chrono::steady_clock::now();
   finish_run(p);
+  output_copy_seconds_ += seconds_since(start);
   return p.results;
 }
 

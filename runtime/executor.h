@@ -79,6 +79,12 @@ class Executor {
   /// Seconds spent in each node (graph order) over the profiled runs. A
   /// fusion's time counts at its last node (the others' stays 0).
   const std::vector<double>& node_seconds() const { return node_seconds_; }
+  /// Seconds the profiled runs spent staging the input in (before the
+  /// first node: a device's copy of it, waited for) and the outputs out
+  /// (after the last); 0 where the kernels read the caller's input and
+  /// write the results in place (the CPU backend in float32).
+  double input_copy_seconds() const { return input_copy_seconds_; }
+  double output_copy_seconds() const { return output_copy_seconds_; }
   /// What profiles call node `node`: the kind of the fusion it ran in (in
   /// any plan made so far), else nullptr (its op).
   const std::string* fused_kind(size_t node) const {
@@ -129,6 +135,7 @@ class Executor {
   Plan* last_plan_ = nullptr;
   bool profiling_ = false;
   std::vector<double> node_seconds_;
+  double input_copy_seconds_ = 0.0, output_copy_seconds_ = 0.0;
   std::vector<std::string> fused_kind_;  // per node: its fusion's kind, or empty
 };
 

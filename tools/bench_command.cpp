@@ -153,7 +153,11 @@ int run(const BenchArgs& a) {
                     1000.0 * p.seconds / (a.iterations + 1));
         first = false;
       }
-      std::printf("}, \"profile_nodes\": [");
+      const CopyProfile copies = profiled->copy_profile();
+      std::printf("}, \"profile_copy_ms\": {\"input\": %.4f, \"output\": %.4f}",
+                  1000.0 * copies.input_seconds / (a.iterations + 1),
+                  1000.0 * copies.output_seconds / (a.iterations + 1));
+      std::printf(", \"profile_nodes\": [");
       const std::vector<NodeProfile> nodes = slowest_nodes(*profiled, a.profile_nodes);
       for (size_t k = 0; k < nodes.size(); ++k) {
         std::printf("%s{\"name\": %s, \"op\": %s, \"ms\": %.4f}", k ? ", " : "",
@@ -215,6 +219,12 @@ int run(const BenchArgs& a) {
     for (const OpProfile& p : ops) {
       std::printf("  %-20s %3d nodes %9.3f ms  %5.1f%%\n", p.op.c_str(), p.nodes,
                   1000.0 * p.seconds / (a.iterations + 1), 100.0 * p.seconds / total);
+    }
+    const CopyProfile copies = profiled->copy_profile();
+    if (1000.0 * (copies.input_seconds + copies.output_seconds) / (a.iterations + 1) >= 0.01) {
+      std::printf("  and apart from the nodes: input staged in %.3f ms, outputs out %.3f ms\n",
+                  1000.0 * copies.input_seconds / (a.iterations + 1),
+                  1000.0 * copies.output_seconds / (a.iterations + 1));
     }
     const std::vector<NodeProfile> nodes = slowest_nodes(*profiled, a.profile_nodes);
     const size_t shown = nodes.size();

@@ -417,6 +417,10 @@ std::vector<NodeProfile> Session::node_profile() const {
   return out;
 }
 
+CopyProfile Session::copy_profile() const {
+  return {impl_->executor.input_copy_seconds(), impl_->executor.output_copy_seconds()};
+}
+
 PlanMemory Session::plan(std::span<const int64_t> shape) {
   // Every named output, as run_all() computes them by default: the same
   // plan, so that planning ahead saves the first run_all() its planning.

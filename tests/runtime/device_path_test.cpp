@@ -187,6 +187,10 @@ TEST_CASE("a device backend: own memory only, staged input and output, record on
   CHECK(log.recorded == recorded);
   CHECK(log.replayed == replayed);
   CHECK(device.node_seconds().size() == graph->nodes().size());
+  // ... and the staging of the input and the outputs apart from the nodes.
+  CHECK(device.input_copy_seconds() > 0.0);
+  CHECK(device.output_copy_seconds() > 0.0);
+  CHECK(host.input_copy_seconds() == 0.0);  // not profiled
 }
 
 TEST_CASE("a backbone's graph on a device backend: every stage staged out, equal to the host") {

@@ -178,6 +178,13 @@ struct OpProfile {
   int nodes = 0;         ///< nodes of this kind in the graph
 };
 
+/// Time a session's profiled runs spent staging the input in and the
+/// outputs out, apart from the nodes' time (Session::copy_profile()).
+struct CopyProfile {
+  double input_seconds = 0.0;   ///< total over all runs: the input converted / copied in
+  double output_seconds = 0.0;  ///< total over all runs: the outputs copied out / converted
+};
+
 /// Time spent in one node of the graph over a session's profiled runs.
 struct NodeProfile {
   std::string name;      ///< the node's name in the model file
@@ -267,6 +274,12 @@ class RAVLT_API Session {
   std::vector<OpProfile> profile() const;
   /// With SessionOptions::profile: time per node, in graph order.
   std::vector<NodeProfile> node_profile() const;
+  /// With SessionOptions::profile: the input's staging before the first
+  /// node (on a GPU: the copy into pinned memory, the transfer, waited
+  /// for) and the outputs' after the last; zero where the kernels read
+  /// the caller's input and write the results in place (the CPU in
+  /// float32).
+  CopyProfile copy_profile() const;
 
  private:
   class Impl;
