@@ -188,6 +188,7 @@ std::unique_ptr<runtime::Backend> make_backend(const Model& model, const Session
     runtime::cuda::CudaOptions cuda;
     cuda.allow_tf32 = options.allow_tf32;
     cuda.storage = options.precision;
+    cuda.host_threads = options.threads;
     // The device's copies are made from the model file's own bytes.
     model_impl(model).graph->file().verify_deferred();
     return runtime::cuda::make_backend(model_impl(model).device_weights(), cuda);

@@ -1,5 +1,6 @@
 #include "runtime/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/cuda_context.h"
 #include "runtime/cuda/launchers.h"
+#include "runtime/host_copy.h"
 
 namespace ravlt::runtime::cuda {
 namespace {
@@ -142,21 +144,33 @@ class CudaBackend : public Backend {
   }
 
   // The host side is float32; a float16/bfloat16 session converts on the
-  // device, through a float32 staging buffer.
+  // device, through a float32 staging buffer. The input goes in pieces
+  // (host_copy.h): the host threads copy a piece into page-locked staging
+  // while the one before it crosses to the device (and is converted there),
+  // rather than one thread copying the whole batch before the transfer
+  // starts.
   void copy_in(void* device, DType dst_type, const float* host, size_t count) override {
     const size_t bytes = count * sizeof(float);
     // The staging buffers are reused: an earlier copy of this run must have
     // left them first (a run's one input finds the stream idle: no wait).
     check(cudaStreamSynchronize(context_.stream), "waiting for the previous copy to the device");
     uint8_t* staging = pinned_in_.reserve(bytes);
-    std::memcpy(staging, host, bytes);
-    void* target = dst_type == DType::kFloat32 ? device : device_in_.reserve(bytes);
-    check(cudaMemcpyAsync(target, staging, bytes, cudaMemcpyHostToDevice, context_.stream),
-          "copying the input to the device");
-    if (target != device) {
-      launch_convert(target, DType::kFloat32, device, dst_type, static_cast<int64_t>(count),
-                     context_.stream);
-      check(cudaGetLastError(), "converting the input");
+    uint8_t* target =
+        static_cast<uint8_t*>(dst_type == DType::kFloat32 ? device : device_in_.reserve(bytes));
+    const size_t piece = copy_piece_bytes(bytes, kStagingAlign);
+    for (size_t at = 0; at < bytes; at += piece) {
+      const size_t n = std::min(piece, bytes - at);
+      parallel_copy(staging + at, reinterpret_cast<const uint8_t*>(host) + at, n,
+                    options_.host_threads);
+      check(cudaMemcpyAsync(target + at, staging + at, n, cudaMemcpyHostToDevice, context_.stream),
+            "copying the input to the device");
+      if (target != device) {
+        const size_t floats = at / sizeof(float);
+        launch_convert(target + at, DType::kFloat32,
+                       static_cast<uint8_t*>(device) + floats * dtype_size(dst_type), dst_type,
+                       static_cast<int64_t>(n / sizeof(float)), context_.stream);
+        check(cudaGetLastError(), "converting the input");
+      }
     }
   }
 
@@ -217,18 +231,29 @@ class CudaBackend : public Backend {
     pending_end_ = 0;
     check(cudaStreamSynchronize(context_.stream), "running the plan");
     raise_launch_error();
-    for (const PendingCopy& c : copies) std::memcpy(c.host, pinned_out_.data() + c.offset, c.bytes);
+    land(copies);
   }
 
  private:
   static constexpr size_t kStagingAlign = 256;
+  struct PendingCopy {
+    float* host;
+    size_t offset, bytes;
+  };
 
   // Waits for the queued output copies and moves them to their callers.
   void land_pending_copies() {
     const std::vector<PendingCopy> copies = std::exchange(pending_, {});
     if (copies.empty()) return;
     check(cudaStreamSynchronize(context_.stream), "copying the outputs from the device");
-    for (const PendingCopy& c : copies) std::memcpy(c.host, pinned_out_.data() + c.offset, c.bytes);
+    land(copies);
+  }
+
+  // Landed copies from the staging buffer to their callers.
+  void land(const std::vector<PendingCopy>& copies) const {
+    for (const PendingCopy& c : copies) {
+      parallel_copy(c.host, pinned_out_.data() + c.offset, c.bytes, options_.host_threads);
+    }
   }
 
   void raise_launch_error() {
@@ -250,10 +275,6 @@ class CudaBackend : public Backend {
   CudaContext context_;
   GrowingBuffer pinned_in_{true}, pinned_out_{true};
   GrowingBuffer device_in_{false}, device_out_{false};
-  struct PendingCopy {
-    float* host;
-    size_t offset, bytes;
-  };
   std::vector<PendingCopy> pending_;  // this run's outputs, in pinned_out_
   size_t pending_end_ = 0;            // bytes of pinned_out_ they take
 };

@@ -54,6 +54,9 @@ struct CudaOptions {
   /// How activations and weights are stored; every kernel computes and
   /// accumulates in float32.
   DType storage = DType::kFloat32;
+  /// Host threads that copy the input into page-locked staging memory and
+  /// the outputs out of it (host_copy.h); 0: all cores.
+  int host_threads = 0;
 };
 
 /// A backend on device 0 using `weights` (shared by the model's sessions).

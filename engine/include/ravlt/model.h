@@ -139,7 +139,8 @@ RAVLT_API std::string device_description(Device device);
 
 /// How a Session runs.
 struct SessionOptions {
-  /// Threads each run uses; 0: all cores.
+  /// Threads each run uses; 0: all cores. (CUDA: the host threads that
+  /// copy the input into page-locked memory and the outputs out of it.)
   int threads = 0;
   /// Time every op of every run (see Session::profile()); costs a clock
   /// read per op.
