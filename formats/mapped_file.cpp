@@ -61,6 +61,25 @@ void MappedFile::release(const void* begin, size_t bytes) const {
   ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+void MappedFile::populate(const void* begin, size_t bytes) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = std::max(reinterpret_cast<uintptr_t>(begin), reinterpret_cast<uintptr_t>(data_));
+  const auto hi = std::min(reinterpret_cast<uintptr_t>(begin) + bytes,
+                           reinterpret_cast<uintptr_t>(data_) + size_);
+  if (data_ == nullptr || hi <= lo) return;
+  const uintptr_t first = lo / page * page;
+#ifdef MADV_POPULATE_READ
+  if (::madvise(reinterpret_cast<void*>(first), hi - first, MADV_POPULATE_READ) == 0) return;
+#endif
+  // An older kernel: a read per page (the mapping's own bytes, so never
+  // outside it).
+  uint8_t sink = 0;
+  for (uintptr_t at = std::max(first, reinterpret_cast<uintptr_t>(data_)); at < hi; at += page) {
+    sink ^= *reinterpret_cast<const volatile uint8_t*>(at);
+  }
+  static_cast<void>(sink);
+}
+
 size_t MappedFile::resident_bytes() const {
   std::ifstream smaps("/proc/self/smaps");
   std::string line;

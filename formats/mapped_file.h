@@ -35,6 +35,12 @@ class MappedFile {
   /// private, never written: a page touched again is read back from the
   /// file, so this never changes what the mapping holds.
   void release(const void* begin, size_t bytes) const;
+  /// Maps the pages of [begin, begin + bytes) (a range of the mapping;
+  /// anything outside it is ignored) now, in one call where the kernel
+  /// can (MADV_POPULATE_READ, Linux 5.14), else by reading a byte of each
+  /// page: so that a reader on another thread finds them mapped rather
+  /// than faulting them in one by one. Changes nothing that is read.
+  void populate(const void* begin, size_t bytes) const;
   /// Bytes of the mapping resident in this process now (Linux: the Rss of
   /// the mapping in /proc/self/smaps; 0 where that cannot be read).
   size_t resident_bytes() const;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <random>
 
+#include "formats/mapped_file.h"
 #include "formats/rvlt/model_file.h"
 #include "ravlt/error.h"
 #include "ravlt/model.h"
@@ -418,4 +419,50 @@ TEST_CASE("inputs the fuzzer found stay handled (tests/fuzz/regressions/)") {
                           "/tests/fuzz/regressions/model_file_misaligned_shape.rvlt",
                       no_checksum),
       doctest::Contains("shape is misaligned in the file"), Error);
+}
+
+TEST_CASE("a file of many parts is checked whole, its pages mapped on two threads") {
+  // Past the size from which a second thread maps the file's parts ahead of
+  // the hash (model_file_reader.cpp): a flip in the first, a middle and
+  // the last (short) part is caught, and a good file opens with its pages
+  // mapped.
+  TempDir dir;
+  const std::string path = dir.file("large.rvlt");
+  std::vector<std::vector<uint8_t>> bytes;
+  fb::ModelT m = small_model(bytes);
+  m.graph->tensors.push_back(tensor("spare", {int64_t{6} << 20 | 5}, true));
+  bytes.emplace_back(((size_t{6} << 20) | 5) * 4);
+  for (size_t i = 0; i < bytes.back().size(); ++i) bytes.back()[i] = static_cast<uint8_t>(i * 7);
+  rvlt::write_model_file(path, m, bytes);
+  const std::vector<uint8_t> full = read_file(path);
+  REQUIRE(full.size() > (size_t{24} << 20));
+  const auto file = ModelFile::open(path);
+  CHECK(file->resident_bytes() > full.size() * 9 / 10);
+  const std::string bad = dir.file("bad.rvlt");
+  for (const size_t at : {size_t{4096 + 11}, full.size() / 2 + 3, full.size() - 20}) {
+    std::vector<uint8_t> copy = full;
+    copy[at] ^= 0x10;
+    write_file(bad, copy);
+    INFO("byte " << at);
+    CHECK(open_error(bad).find("checksum mismatch") != std::string::npos);
+  }
+}
+
+TEST_CASE("populating a mapped range maps its pages, and only inside the mapping") {
+  TempDir dir;
+  const std::string path = dir.file("pages.bin");
+  write_file(path, std::vector<uint8_t>(size_t{16} << 20, 7));
+  const MappedFile mapped(path);
+  const size_t before = mapped.resident_bytes();
+  // A range straddling both ends of the mapping: clamped, no fault.
+  mapped.populate(mapped.data() - 4096, size_t{2} << 20);
+  mapped.populate(mapped.data() + mapped.size() - 4096, size_t{1} << 20);
+  mapped.populate(mapped.data() + (size_t{4} << 20), 0);
+  const size_t after = mapped.resident_bytes();
+  CHECK(after >= before + (size_t{2} << 20) - 8192);
+  // (The kernel may map the whole large folio a page lies in: up to 2 MB.)
+  CHECK(after < mapped.size() / 2);
+  mapped.populate(mapped.data(), mapped.size());
+  CHECK(mapped.resident_bytes() >= mapped.size() * 9 / 10);
+  CHECK(mapped.data()[mapped.size() - 1] == 7);
 }
