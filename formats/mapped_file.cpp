@@ -69,10 +69,15 @@ void MappedFile::populate(const void* begin, size_t bytes) const {
   if (data_ == nullptr || hi <= lo) return;
   const uintptr_t first = lo / page * page;
 #ifdef MADV_POPULATE_READ
-  if (::madvise(reinterpret_cast<void*>(first), hi - first, MADV_POPULATE_READ) == 0) return;
+  // Any failure but an unknown advice (a file shrunk under the mapping:
+  // EFAULT) is left to whoever reads the bytes.
+  if (::madvise(reinterpret_cast<void*>(first), hi - first, MADV_POPULATE_READ) == 0 ||
+      errno != EINVAL) {
+    return;
+  }
 #endif
-  // An older kernel: a read per page (the mapping's own bytes, so never
-  // outside it).
+  // A kernel without it (before Linux 5.14): a read per page (the
+  // mapping's own bytes, so never outside it).
   uint8_t sink = 0;
   for (uintptr_t at = std::max(first, reinterpret_cast<uintptr_t>(data_)); at < hi; at += page) {
     sink ^= *reinterpret_cast<const volatile uint8_t*>(at);
