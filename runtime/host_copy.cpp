@@ -19,6 +19,7 @@ constexpr size_t kPieceBytes = size_t{8} << 20;
 }  // namespace
 
 void parallel_copy(void* dst, const void* src, size_t bytes, int threads) {
+  if (bytes == 0) return;  // (either pointer may then be null, which memcpy may not take)
   if (threads <= 0) threads = omp_get_num_procs();
   const size_t lines = bytes / kLine;
   const int used =

@@ -15,7 +15,7 @@ inline constexpr size_t kParallelCopyFrom = size_t{1} << 20;
 
 /// memcpy(dst, src, bytes) on up to `threads` threads (0: all cores), each
 /// a contiguous share of whole 64-byte lines but the last. The buffers must
-/// not overlap.
+/// not overlap; with `bytes` 0 either may be null.
 void parallel_copy(void* dst, const void* src, size_t bytes, int threads);
 
 /// The pieces a copy of `bytes` is made in when each piece's transfer is to
