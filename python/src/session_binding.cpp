@@ -60,7 +60,8 @@ void bind_session(nb::module_& m) {
           },
           nb::arg("model"), nb::kw_only(), nb::arg("threads") = 0, nb::arg("device") = "cpu",
           nb::arg("precision") = "fp32", nb::arg("max_memory_bytes") = 0,
-          "threads: per run (0: all cores). device: \"cpu\" or \"cuda\". precision: \"fp32\", "
+          "threads: per run (0: all cores; on cuda, the host threads that stage the input and "
+          "outputs). device: \"cpu\" or \"cuda\". precision: \"fp32\", "
           "\"bf16\" (CPUs with AVX512_BF16 or AMX; CUDA) or \"fp16\" (CUDA). "
           "max_memory_bytes: most activation memory one input shape may plan (0: the "
           "device's). Raises ravlt.Error when the device or precision cannot run here.")
