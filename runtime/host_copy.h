@@ -1,8 +1,9 @@
 // Copies of large host buffers on several threads: a GPU session's input
 // into page-locked staging memory before its transfer, and the outputs out
-// of it. One thread's memcpy moves about 10 GB/s, well under what a
-// server's memory gives several (a batch of 256 images at 224 x 224 is
-// 154 MB of float32: 15 ms on one thread).
+// of it. One thread's memcpy moves of the order of 10 GB/s, well under
+// what a server's memory gives several (a batch of 256 images at 224 x 224
+// is 154 MB of float32: some 15 ms on one thread; not yet measured on the
+// GPU machine).
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,6 @@
 #include "runtime/cuda/cuda_backend.h"
 
 #include <algorithm>
-#include <cstring>
 #include <utility>
 #include <vector>
 
