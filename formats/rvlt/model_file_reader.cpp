@@ -5,101 +5,17 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "formats/little_endian.h"
+#include "formats/mapped_checksum.h"
 #include "formats/rvlt/graph_checks.h"
 #include "formats/rvlt/model_file.h"
 #include "ravlt/error.h"
 
 namespace ravlt::rvlt {
 namespace {
-
-// From this size up the check at open maps the file on a second thread too
-// (below): smaller, the thread's start is a large part of the gain.
-constexpr uint64_t kPopulateAheadFrom = uint64_t{16} << 20;
-
-// The parts of a file to map before they are hashed, claimed in order by
-// whichever thread comes first: the hashing one only while the part it
-// needs next is not mapped yet.
-class PartsToMap {
- public:
-  PartsToMap(const MappedFile& file, uint64_t end, uint64_t part)
-      : file_(file), end_(end), part_(part), count_((end + part - 1) / part), mapped_(count_) {}
-
-  // Maps the next unclaimed part; false when none is left.
-  bool map_next() {
-    const uint64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= count_) return false;
-    const uint64_t at = i * part_;
-    file_.populate(file_.data() + at, std::min(part_, end_ - at));
-    mapped_[i].store(true, std::memory_order_release);
-    return true;
-  }
-  // Returns once part i is mapped, mapping the next ones meanwhile.
-  void wait_for(uint64_t i) {
-    while (!mapped_[i].load(std::memory_order_acquire)) {
-      if (!map_next()) std::this_thread::yield();  // the other thread is mapping it
-    }
-  }
-
- private:
-  const MappedFile& file_;
-  const uint64_t end_, part_, count_;
-  std::atomic<uint64_t> next_{0};
-  std::vector<std::atomic<bool>> mapped_;
-};
-
-// file_checksum() of the first `end` bytes of `file`, a few MB at a time.
-// With `release`, each part's pages are released once hashed: for a check
-// made while a plan is prepared (verify_deferred(), the model's weights
-// mostly read from a packed-weight file), whose pages nothing reads again.
-// A check at open keeps them: the plan then packs every weight from pages
-// already mapped and releases each once packed (Graph::release_constant);
-// released here, they faulted back in from the page cache for that copy
-// (RAVLT-S batch 1: open to first logits 5 % longer, peak RSS the same).
-//
-// Most of the check's time is mapping the file's pages, not hashing them
-// (RAVLT-T's 60 MB with the page cache warm: 8-10 ms faulting page by
-// page, 3.2 ms to hash pages already mapped). So each part is mapped in
-// one call first (MappedFile::populate), and at open, where the hash is
-// alone on the machine, a second thread maps parts ahead of it. 2-core AMD
-// Zen 5 guest, `ravlt bench` alternated with the build before, medians:
-// open + verify RAVLT-T 9.7 -> 6.3 ms (15 rounds), S 13.5 -> 11.8 (11);
-// open to first logits 0.95x and 0.93x (bench/ab.py --metric ready, 11
-// rounds). Mapping ahead from the file's end instead, towards the hash,
-// gained almost nothing (a standalone loop: T 8.1-9.1 against 7.9-10.2 ms).
-uint64_t file_checksum_of(const MappedFile& file, uint64_t end, bool release) {
-  constexpr uint64_t kPart = uint64_t{4} << 20;
-  PartsToMap parts(file, end, kPart);
-  std::thread helper;
-  if (!release && end >= kPopulateAheadFrom && std::thread::hardware_concurrency() > 1) {
-    try {
-      helper = std::thread([&parts] {
-        while (parts.map_next()) {
-        }
-      });
-    } catch (const std::system_error&) {
-      // No thread to be had: this one maps every part itself.
-    }
-  }
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  for (uint64_t at = 0; at < end; at += kPart) {
-    const uint64_t n = std::min(kPart, end - at);
-    parts.wait_for(at / kPart);
-    XXH3_64bits_update(state, file.data() + at, n);
-    if (release) file.release(file.data() + at, n);
-  }
-  const uint64_t digest = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  if (helper.joinable()) helper.join();
-  return digest;
-}
 
 // ModelFile::parts_checksum() before the ModelFile exists.
 uint64_t checksum_of_parts(const uint8_t* bytes, const fb::Model& model, uint64_t data_offset,
@@ -174,14 +90,18 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
   }
 
   // 5. Checksum of everything before the footer, or of the parts asked for
-  // (checked in bounds by step 4).
+  // (checked in bounds by step 4). The whole file's pages stay mapped: the
+  // plan then packs every weight from pages already mapped and releases
+  // each once packed (Graph::release_constant); released here, they
+  // faulted back in from the page cache for that copy (RAVLT-S batch 1:
+  // open to first logits 5 % longer, peak RSS the same).
   bool deferred = false;
   if (options.verify_checksum) {
     const PartsChecksum* parts = options.parts ? &*options.parts : nullptr;
     if (parts != nullptr &&
         checksum_of_parts(bytes, *model, data_offset, parts->deferred) == parts->checksum) {
       deferred = !parts->deferred.empty();
-    } else if (file_checksum_of(mapped, body_end, /*release=*/false) !=
+    } else if (mapped_checksum(mapped, body_end, AfterHashing::kKeepPages) !=
                load_le(bytes + body_end + 8, 8)) {
       throw fail("checksum mismatch: the file is corrupt");
     }
@@ -214,9 +134,12 @@ bool ModelFile::deferred() const {
 
 void ModelFile::verify_deferred() const {
   if (!deferred_) return;
+  // Made while a plan is prepared (the model's weights mostly read from a
+  // packed-weight file, whose pages nothing reads again): each part is
+  // released once hashed.
   std::call_once(verify_once_, [this] {
     const uint64_t body_end = file_.size() - kFooterSize;
-    corrupt_ = file_checksum_of(file_, body_end, /*release=*/true) !=
+    corrupt_ = mapped_checksum(file_, body_end, AfterHashing::kReleasePages) !=
                load_le(file_.data() + body_end + 8, 8);
     verified_ = !corrupt_;
   });

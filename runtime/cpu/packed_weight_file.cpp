@@ -9,6 +9,7 @@
 #include "formats/checksummed_file_writer.h"
 #include "formats/fuzzing.h"
 #include "formats/little_endian.h"
+#include "formats/mapped_checksum.h"
 #include "ravlt/error.h"
 
 namespace ravlt::runtime::cpu {
@@ -126,7 +127,8 @@ PackedWeightFile PackedWeightFile::open(const std::string& path, uint64_t model_
   }
   // The checksum before any entry is believed: a damaged file is refused
   // whole rather than half used.
-  if (!kFuzzingBuild && XXH3_64bits(p, body) != load_le(p + body + 8, 8)) {
+  if (!kFuzzingBuild &&
+      mapped_checksum(file.file_, body, AfterHashing::kKeepPages) != load_le(p + body + 8, 8)) {
     throw fail("checksum mismatch");
   }
   file.model_parts_checksum_ = load_le(p + 48, 8);

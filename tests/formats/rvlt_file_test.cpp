@@ -6,6 +6,7 @@
 #include <functional>
 #include <random>
 
+#include "formats/mapped_checksum.h"
 #include "formats/mapped_file.h"
 #include "formats/rvlt/model_file.h"
 #include "ravlt/error.h"
@@ -465,4 +466,27 @@ TEST_CASE("populating a mapped range maps its pages, and only inside the mapping
   mapped.populate(mapped.data(), mapped.size());
   CHECK(mapped.resident_bytes() >= mapped.size() * 9 / 10);
   CHECK(mapped.data()[mapped.size() - 1] == 7);
+}
+
+TEST_CASE("a mapped file's checksum is XXH3 of its bytes, at every length and either way") {
+  // Around the 4 MB parts and past the size from which a second thread maps
+  // parts ahead (mapped_checksum.cpp), keeping the pages or releasing them.
+  TempDir dir;
+  const std::string path = dir.file("bytes.bin");
+  std::vector<uint8_t> bytes((size_t{25} << 20) + 3);
+  std::mt19937 rng(5);
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+  write_file(path, bytes);
+  const MappedFile mapped(path);
+  const size_t part = size_t{4} << 20;
+  for (const size_t end : {size_t{0}, size_t{1}, part - 1, part, part + 1, size_t{16} << 20,
+                           bytes.size() - 1, bytes.size()}) {
+    CAPTURE(end);
+    const uint64_t want = rvlt::file_checksum({bytes.data(), end});
+    CHECK(mapped_checksum(mapped, end, AfterHashing::kKeepPages) == want);
+    CHECK(mapped_checksum(mapped, end, AfterHashing::kReleasePages) == want);
+  }
+  // Past the end: the whole file.
+  CHECK(mapped_checksum(mapped, bytes.size() + 100, AfterHashing::kKeepPages) ==
+        rvlt::file_checksum(bytes));
 }
