@@ -15,7 +15,8 @@ enum class AfterHashing {
   kReleasePages,  ///< each part is released (MappedFile::release) once hashed
 };
 
-/// XXH3-64 of the first `end` bytes of `file` (end <= file.size()).
+/// XXH3-64 of the first `end` bytes of `file` (an `end` past its size:
+/// the whole file).
 /// kKeepPages is for a check made while nothing else runs (opening a file):
 /// a second thread maps parts ahead of the hash. kReleasePages is for one
 /// made beside other work, on the calling thread alone.
