@@ -148,6 +148,10 @@ size_t Model::copied_weight_bytes() const {
   return impl_->graph->widened_bytes() + impl_->weights->reordered_bytes();
 }
 
+double Model::weight_packing_seconds() const {
+  return impl_->weights->reorder_seconds();
+}
+
 size_t Model::mapped_resident_bytes() const {
   return impl_->graph->file().resident_bytes();
 }

@@ -57,6 +57,10 @@ class WeightCache {
   std::optional<rvlt::PartsChecksum> model_parts() const;
   /// Bytes copied by reorders so far.
   size_t reordered_bytes() const;
+  /// Thread time spent on those reorders so far (summed over the threads
+  /// that made them: creating the reorder, first-touch page faults of the
+  /// packed copy, the copy itself).
+  double reorder_seconds() const;
   /// Bytes of packed weights used from the cache file so far.
   size_t file_bytes_used() const;
   /// The cache file's path ("" without a cache directory) and what
@@ -90,6 +94,7 @@ class WeightCache {
   std::vector<HostPages> pages_;
   size_t used_ = 0;  // of pages_.back()
   std::atomic<size_t> reordered_bytes_{0};
+  std::atomic<int64_t> reorder_nanoseconds_{0};
   std::atomic<size_t> file_bytes_used_{0};
   std::string directory_, path_, status_;
   uint64_t model_checksum_ = 0, build_key_ = 0;

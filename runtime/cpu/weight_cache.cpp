@@ -1,6 +1,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "ravlt/error.h"
@@ -99,12 +100,16 @@ const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memor
   // concurrently reorder their weights at once.
   if (file_) file_->verify_constant(value);
   std::call_once(entry->reordered, [&] {
+    const auto start = std::chrono::steady_clock::now();
     dnnl::memory from(src_desc, engine, const_cast<float*>(src));
     dnnl::memory to(want, engine, entry->bytes);
     dnnl::stream stream(engine);
     dnnl::reorder(from, to).execute(stream, from, to);
     stream.wait();
     reordered_bytes_ += size;
+    reorder_nanoseconds_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count();
     std::lock_guard<std::mutex> lock(mutex_);
     entry->done = true;
   });
@@ -172,6 +177,10 @@ std::optional<rvlt::PartsChecksum> WeightCache::model_parts() const {
 
 size_t WeightCache::reordered_bytes() const {
   return reordered_bytes_.load();
+}
+
+double WeightCache::reorder_seconds() const {
+  return static_cast<double>(reorder_nanoseconds_.load()) * 1e-9;
 }
 
 size_t WeightCache::file_bytes_used() const {

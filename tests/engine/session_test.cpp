@@ -438,11 +438,16 @@ TEST_CASE("a weight packed for oneDNN is resident once: its mapped pages are giv
   // biases, norms, tables and header: a few percent of the file.
   CHECK(model->copied_weight_bytes() > file_bytes * 9 / 10);
   CHECK(model->mapped_resident_bytes() < file_bytes / 20);
+  // The packing's time is counted (the plan's only time a cache file saves).
+  const double packing = model->weight_packing_seconds();
+  CHECK(packing > 0);
   // A session that packs again (another thread count: the same packed
   // layouts, from the cache) or reads the released pages gets the same weights.
   Session second(model, SessionOptions{2});
   const std::span<const float> again = second.run(input.data(), shape);
   CHECK(test::rel_l2(again.data(), want.data(), want.size()) < 1e-6);
+  // Its packed weights came from the model's cache: no more packing time.
+  CHECK(model->weight_packing_seconds() == packing);
 }
 
 TEST_CASE("a shape that needs more activation memory than the session allows is refused") {

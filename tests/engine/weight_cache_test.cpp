@@ -90,6 +90,7 @@ TEST_CASE("packed weights are written by the first plan and read by the next loa
     const auto input = random_vector(3 * 3 * 64 * 64, 5);
     session.run(input.data(), std::vector<int64_t>{3, 3, 64, 64});
     CHECK(model->copied_weight_bytes() == 0);
+    CHECK(model->weight_packing_seconds() == 0);
     CHECK(model->weight_cache_status() == "read");
   }
 }

@@ -279,9 +279,17 @@ class Cli(unittest.TestCase):
         self.assertEqual(seen[0]["weight_cache_bytes_used"], 0)
         self.assertEqual(seen[1]["weight_cache_bytes_used"], seen[0]["copied_weight_bytes"])
         self.assertEqual(seen[1]["copied_weight_bytes"], 0)
+        self.assertGreater(seen[0]["weight_packing_ms"], 0)
+        self.assertEqual(seen[1]["weight_packing_ms"], 0)
         text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "1",
                              "--warmup", "0", "--cache-dir", cache).stdout
         self.assertRegex(text, r"weight cache .*\.rvltpack: read; [0-9.]+ MB of packed weights used")
+        self.assertRegex(text, r"weights +0\.00 MB copied out of the mapped file \(packed for the kernels\)")
+        text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "1",
+                             "--warmup", "0").stdout
+        self.assertRegex(text, r"weights +[0-9.]+ MB copied out of the mapped file \(packed for the "
+                               r"kernels: [0-9.]+ ms of the plan's thread time, which --cache-dir saves "
+                               r"the next start\)")
         # run with and without the cache: the same bytes.
         np.save(self.out("x.npy"), np.random.RandomState(1).randn(1, 3, 40, 36).astype(np.float32))
         harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o", self.out("a.npy"))

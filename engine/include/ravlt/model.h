@@ -88,6 +88,11 @@ class RAVLT_API Model {
   /// weights widened at load, plus weights reordered for oneDNN (which
   /// grows as sessions plan new shapes).
   size_t copied_weight_bytes() const;
+  /// Time spent packing weights into the kernels' layouts so far (the
+  /// reorders of copied_weight_bytes(), summed over the threads that made
+  /// them, first-touch page faults included): the part of a plan that
+  /// LoadOptions::cache_dir saves the next process.
+  double weight_packing_seconds() const;
   /// Bytes of the model file's mapping resident in this process now: the
   /// weights read in place (biases, norms, RoPE tables) and the file's
   /// header. A weight packed into a copy gives its mapped pages back, so
