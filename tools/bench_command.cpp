@@ -134,7 +134,7 @@ int run(const BenchArgs& a) {
         "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
         "\"images_per_s\": %.2f, \"arena_bytes\": %zu, \"activation_bytes\": %zu, "
         "\"scratch_bytes\": %zu, \"lower_bound_bytes\": %zu, \"output_bytes\": %zu, "
-        "\"copied_weight_bytes\": %zu, \"weight_packing_ms\": %.3f, "
+        "\"copied_weight_bytes\": %zu, \"weight_packing_ms\": %.3f, \"pack_weights\": %s, "
         "\"mapped_resident_bytes\": %zu, \"peak_rss_mb\": %.1f, "
         "\"weight_cache_path\": %s, \"weight_cache_status\": %s, "
         "\"weight_cache_bytes_used\": %zu, \"gemm_gflops\": %.1f, "
@@ -144,7 +144,8 @@ int run(const BenchArgs& a) {
         static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
         open_ms, plan_ms, first_ms, median, p90, p99, mean, throughput, memory.arena_bytes,
         memory.activation_bytes, memory.scratch_bytes, memory.lower_bound, memory.output_bytes,
-        model->copied_weight_bytes(), packing_ms, model->mapped_resident_bytes(), peak_mb,
+        model->copied_weight_bytes(), packing_ms, options.pack_weights ? "true" : "false",
+        model->mapped_resident_bytes(), peak_mb,
         report::json_quote(model->weight_cache_path()).c_str(),
         report::json_quote(model->weight_cache_status()).c_str(), model->weight_cache_bytes_used(),
         gemm, floor_ms, floor_ratio, memory.image_by_image_ops);
@@ -211,6 +212,7 @@ int run(const BenchArgs& a) {
         model->weight_cache_path().empty() ? ", which --cache-dir saves the next start" : "");
     packing = text;
   }
+  if (!options.pack_weights) packing += "; the GEMMs read the file's own: --no-packing";
   std::printf(
       "weights      %.2f MB copied out of the mapped file (packed for the kernels%s), %.2f MB "
       "of the file resident\n",

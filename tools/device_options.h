@@ -1,4 +1,4 @@
-// --device, --precision, --tf32 and --cache-dir: the same options on every
+// --device, --precision, --tf32, --no-packing and --cache-dir: the same options on every
 // command that runs a model (run, bench, classify, embed).
 #pragma once
 
@@ -13,12 +13,13 @@ struct DeviceArgs {
   std::string device = "cpu";
   std::string precision = "fp32";
   bool tf32 = false;
+  bool no_packing = false;
   std::string cache_dir;
 };
 
 void add_device_options(CLI::App* cmd, DeviceArgs* args);
 
-/// Sets options' device, precision and TF32; throws ravlt::Error saying why
+/// Sets options' device, precision, TF32 and weight packing; throws ravlt::Error saying why
 /// when the device cannot run here.
 void apply_device_options(const DeviceArgs& args, SessionOptions& options);
 

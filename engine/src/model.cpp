@@ -199,8 +199,10 @@ std::unique_ptr<runtime::Backend> make_backend(const Model& model, const Session
   }
   // The CPU backend refuses what it cannot compute (fp16; bf16 on a CPU
   // without bfloat16 instructions) with the reason.
-  return std::make_unique<runtime::cpu::CpuBackend>(model_impl(model).weights, options.threads,
-                                                    options.precision);
+  auto cpu = std::make_unique<runtime::cpu::CpuBackend>(model_impl(model).weights, options.threads,
+                                                        options.precision);
+  cpu->set_weight_packing(options.pack_weights);
+  return cpu;
 }
 
 }  // namespace
@@ -258,6 +260,16 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   if (options.max_cached_plans == 0) throw Error("Session: max_cached_plans must be at least 1");
   if (options.precision == DType::kInt64) {
     throw Error("Session: precision int64 is not one of fp32, fp16, bf16");
+  }
+  // Unpacked weights are float32 weights as the file stores them; the
+  // other precisions and the GPU copy or narrow every weight anyway.
+  if (!options.pack_weights && options.device != Device::kCpu) {
+    throw Error("Session: pack_weights = false applies to the cpu device, not " +
+                std::string(to_string(options.device)));
+  }
+  if (!options.pack_weights && options.precision != Precision::kFloat32) {
+    throw Error(std::string("Session: pack_weights = false applies to precision fp32, not ") +
+                to_string(options.precision) + " (its weights are narrowed into packed copies)");
   }
   impl_ = std::make_unique<Impl>(std::move(model), options);
 }

@@ -46,7 +46,14 @@ Precision parse_precision(const std::string& text);
 
 /// SessionOptions from the keyword arguments Session and Classifier share.
 SessionOptions session_options(int threads, const std::string& device, const std::string& precision,
-                               size_t max_memory_bytes);
+                               size_t max_memory_bytes, bool pack_weights);
+
+/// The docstring of the pack_weights argument Session and Classifier share
+/// (a macro, so that each docstring stays one string literal).
+#define RAVLT_PACK_WEIGHTS_DOC                                                             \
+  "pack_weights: False runs the float32 GEMMs on the weights where the model file stores " \
+  "them instead of packed copies (the first run ready sooner, each run about 3-7% "        \
+  "slower; for a process that runs a model a few times; cpu and fp32 only). "
 
 /// Marks an object that runs one call at a time (a Session, a Classifier)
 /// as in use for a scope; a second caller at the same time gets a

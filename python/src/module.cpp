@@ -36,13 +36,14 @@ Precision parse_precision(const std::string& text) {
 }
 
 SessionOptions session_options(int threads, const std::string& device, const std::string& precision,
-                               size_t max_memory_bytes) {
+                               size_t max_memory_bytes, bool pack_weights) {
   if (threads < 0) throw Error("threads must not be negative (0: all cores)");
   SessionOptions o;
   o.threads = threads;
   o.device = parse_device(device);
   o.precision = parse_precision(precision);
   o.max_memory_bytes = max_memory_bytes;
+  o.pack_weights = pack_weights;
   return o;
 }
 

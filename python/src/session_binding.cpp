@@ -53,18 +53,22 @@ void bind_session(nb::module_& m) {
       .def(
           "__init__",
           [](PySession* self, const ModelHandle& model, int threads, const std::string& device,
-             const std::string& precision, size_t max_memory_bytes) {
-            const SessionOptions o = session_options(threads, device, precision, max_memory_bytes);
+             const std::string& precision, size_t max_memory_bytes, bool pack_weights) {
+            const SessionOptions o =
+                session_options(threads, device, precision, max_memory_bytes, pack_weights);
             nb::gil_scoped_release unlocked;
             new (self) PySession(model, o);
           },
           nb::arg("model"), nb::kw_only(), nb::arg("threads") = 0, nb::arg("device") = "cpu",
           nb::arg("precision") = "fp32", nb::arg("max_memory_bytes") = 0,
+          nb::arg("pack_weights") = true,
           "threads: per run (0: all cores; on cuda, the host threads that stage the input and "
           "outputs). device: \"cpu\" or \"cuda\". precision: \"fp32\", "
           "\"bf16\" (CPUs with AVX512_BF16 or AMX; CUDA) or \"fp16\" (CUDA). "
           "max_memory_bytes: most activation memory one input shape may plan (0: the "
-          "device's). Raises ravlt.Error when the device or precision cannot run here.")
+          "device's). " RAVLT_PACK_WEIGHTS_DOC
+          "Raises ravlt.Error when the device or precision cannot run here, or for options that "
+          "do not go together.")
       .def(
           "run",
           [](PySession& s, nb::handle x) {
@@ -144,6 +148,9 @@ void bind_session(nb::module_& m) {
                    [](const PySession& s) { return std::string(to_string(s.options.device)); })
       .def_prop_ro("precision",
                    [](const PySession& s) { return std::string(to_string(s.options.precision)); })
+      .def_prop_ro(
+          "pack_weights", [](const PySession& s) { return s.options.pack_weights; },
+          "Whether the GEMMs read packed copies of the weights (see __init__).")
       .def_prop_ro(
           "last_input_address", [](const PySession& s) { return s.last_input_address; },
           "The address of the float32 buffer the last run read: the input array's own data "

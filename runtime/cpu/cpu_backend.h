@@ -35,6 +35,11 @@ class CpuBackend : public Backend {
                                         const std::vector<Shape>& shapes) override;
   /// Whether later plans fuse nodes (on by default; tests compare both).
   void set_fusing(bool on) { fusing_ = on; }
+  /// Off: later float32 plans run their GEMMs on the weights where the
+  /// model file stores them instead of packed copies (a shorter plan,
+  /// slower runs: SessionOptions::pack_weights). Convolutions and
+  /// bfloat16 weights are packed either way.
+  void set_weight_packing(bool on) { context_.pack_weights = on; }
   void begin_run(int threads) override;
   /// 8 MB unless set_image_by_image_bytes() said otherwise.
   size_t image_by_image_bytes() const override { return image_by_image_bytes_; }

@@ -115,6 +115,10 @@ struct CpuContext {
   /// (sessions: yes; tests of single kernels: no, to cover every kernel's
   /// bfloat16 operands).
   bool float32_interface = true;
+  /// Whether float32 GEMMs read packed copies of their weights (the
+  /// default) or the weights where the model file stores them
+  /// (GemmShape::weights_as_stored; CpuBackend::set_weight_packing).
+  bool pack_weights = true;
 
   /// The element type of `value` in this session's plans: float32 in a
   /// float32 session; in bfloat16, the activations between layers in

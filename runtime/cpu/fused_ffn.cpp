@@ -234,6 +234,7 @@ class FusedFfnKernel : public Kernel {
   Gemm gemm(const PrepareArgs& a, int64_t m, int64_t k, int64_t o, bool residual) const {
     GemmShape shape{m, k, o, dt::f32, dt::f32, std::nullopt};
     if (residual) shape.residual = dt::f32;
+    shape.weights_as_stored = !a.context.pack_weights;
     GemmPrimitive form = make_gemm_primitive(shape, nullptr, GemmForm::kBest, a.context.engine);
     const void* packed = packed_weight(a, 1, form.stored_weights, form.weights);
     return {std::move(form), packed};

@@ -58,23 +58,34 @@ GemmPrimitive make_gemm_primitive(const GemmShape& s, const OutputActivation* ac
   g.dst = dnnl::memory::desc({s.m, s.o}, s.output, tag::ab);
   g.bias = dnnl::memory::desc({1, s.o}, dt::f32, tag::ab);
   g.residual = s.residual ? dnnl::memory::desc({s.m, s.o}, *s.residual, tag::ab) : g.dst;
+  // The stored (o, k) weight is the (k, o) operand in layout ba.
+  g.stored_weights = dnnl::memory::desc({s.k, s.o}, dt::f32, tag::ba);
   std::optional<dnnl::memory::desc> residual;
   if (s.residual) residual = g.residual;
-  // The stored (o, k) weight is the (k, o) operand in layout ba; the
-  // primitive picks its own layout (any), into which the weight is
-  // reordered (and narrowed) once per model.
-  const dnnl::matmul::primitive_desc pd(
-      dnnl::matmul::desc(g.src, dnnl::memory::desc({s.k, s.o}, s.source, tag::any), g.bias, g.dst),
-      gemm_attr(activation, residual, g.residual_index), engine);
-  if (form == GemmForm::kBest && std::string(pd.impl_info_str()).starts_with("gemm")) {
-    if (std::optional<GemmPrimitive> conv = as_convolution(s, activation, true, engine)) {
-      return *conv;
+  const auto matmul = [&](const dnnl::memory::desc& weights) {
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(g.src, weights, g.bias, g.dst),
+                                        gemm_attr(activation, residual, g.residual_index), engine);
+  };
+  std::optional<dnnl::matmul::primitive_desc> pd;
+  if (s.weights_as_stored && s.source == dt::f32) {
+    // Only brgemm reads a weight in place at near its packed speed; the
+    // gemm:jit matmul would pack it again in every run.
+    pd = matmul(g.stored_weights);
+    if (!std::string(pd->impl_info_str()).starts_with("brg")) pd.reset();
+  }
+  if (!pd) {
+    // The primitive picks its own layout (any), into which the weight is
+    // reordered (and narrowed) once per model.
+    pd = matmul(dnnl::memory::desc({s.k, s.o}, s.source, tag::any));
+    if (form == GemmForm::kBest && std::string(pd->impl_info_str()).starts_with("gemm")) {
+      if (std::optional<GemmPrimitive> conv = as_convolution(s, activation, true, engine)) {
+        return *conv;
+      }
     }
   }
-  g.weights = pd.weights_desc();
-  g.scratchpad = pd.scratchpad_desc();
-  g.stored_weights = dnnl::memory::desc({s.k, s.o}, dt::f32, tag::ba);
-  g.primitive = dnnl::matmul(pd);
+  g.weights = pd->weights_desc();
+  g.scratchpad = pd->scratchpad_desc();
+  g.primitive = dnnl::matmul(*pd);
   return g;
 }
 

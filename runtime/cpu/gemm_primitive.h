@@ -30,6 +30,11 @@ struct GemmShape {
   dt source = dt::f32;         // and the weights' compute type
   dt output = dt::f32;         // the destination's
   std::optional<dt> residual;  // a residual (m, o) added last, of this type
+  /// Read the float32 weight where it is stored, (o, k) rows, rather than a
+  /// packed copy (SessionOptions::pack_weights): only where oneDNN runs
+  /// that on a brgemm matmul; elsewhere (below AVX-512) the weight is
+  /// packed all the same, as the alternative repacks it every run.
+  bool weights_as_stored = false;
 };
 
 struct GemmPrimitive {
@@ -49,7 +54,8 @@ enum class GemmForm {
 };
 
 /// `activation`: what oneDNN applies before the residual add (its
-/// append_to(); none if null).
+/// append_to(); none if null). With shape.weights_as_stored and a brgemm
+/// matmul, `weights` equals `stored_weights` (nothing to pack).
 GemmPrimitive make_gemm_primitive(const GemmShape& shape, const OutputActivation* activation,
                                   GemmForm form, const dnnl::engine& engine);
 

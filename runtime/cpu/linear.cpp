@@ -40,6 +40,7 @@ class LinearKernel : public Kernel {
     GemmShape shape{piece_rows_, k, o, compute, by_pieces ? dt::f32 : dnnl_type(output_dtype(a)),
                     std::nullopt};
     if (has_residual_) shape.residual = dnnl_type(input_dtype(a, 3));
+    shape.weights_as_stored = !a.context.pack_weights;
     // By pieces, the primitive runs on row offsets of a larger output: the
     // matmul form, whose rows are its own (m, o) block.
     const GemmPrimitive gemm = make_gemm_primitive(

@@ -450,6 +450,50 @@ TEST_CASE("a weight packed for oneDNN is resident once: its mapped pages are giv
   CHECK(model->weight_packing_seconds() == packing);
 }
 
+TEST_CASE("pack_weights = false: GEMMs read the file's weights, with the packed run's outputs") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const size_t file_bytes = std::filesystem::file_size(path);
+  const std::vector<int64_t> shape{2, 3, 61, 45};
+  const auto input = random_vector(2 * 3 * 61 * 45, 5);
+  SessionOptions unpacked_options;
+  unpacked_options.pack_weights = false;
+  // Unpacked first, so that nothing packed by another session is counted.
+  const auto model = Model::load(path);
+  Session unpacked(model, unpacked_options);
+  const std::span<const float> got_span = unpacked.run(input.data(), shape);
+  const std::vector<float> got(got_span.begin(), got_span.end());
+  // Only the convolutions' weights were copied, except on a CPU whose
+  // matmul would repack a weight every run (below AVX-512), where all are.
+  const size_t unpacked_copies = model->copied_weight_bytes();
+  MESSAGE("copied without packing: ", unpacked_copies, " of ", file_bytes, " bytes");
+  Session packed(model);
+  const std::span<const float> want = packed.run(input.data(), shape);
+  REQUIRE(want.size() == got.size());
+  CHECK(test::rel_l2(got.data(), want.data(), want.size()) < 1e-5);
+  CHECK(model->copied_weight_bytes() > unpacked_copies);
+  // The packing gave the mapped pages back; read again from the file, the
+  // unpacked session's weights are the same.
+  const std::span<const float> again = unpacked.run(input.data(), shape);
+  CHECK(std::equal(again.begin(), again.end(), got.begin()));
+  if (unpacked_copies > file_bytes / 2) {
+    MESSAGE("this CPU's matmul has no brgemm: every weight is packed");
+  } else {
+    CHECK(unpacked_copies < file_bytes / 4);
+  }
+  // Weights held as stored exist for float32 on the CPU only.
+  unpacked_options.precision = Precision::kBFloat16;
+  CHECK_THROWS_WITH_AS(
+      Session(model, unpacked_options),
+      doctest::Contains("pack_weights = false applies to precision fp32, not bf16"), Error);
+  unpacked_options.precision = Precision::kFloat32;
+  unpacked_options.device = Device::kCuda;
+  CHECK_THROWS_WITH_AS(
+      Session(model, unpacked_options),
+      doctest::Contains("pack_weights = false applies to the cpu device, not cuda"), Error);
+}
+
 TEST_CASE("a shape that needs more activation memory than the session allows is refused") {
   TempDir dir;
   const auto model = custom_model(dir);

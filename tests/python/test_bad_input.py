@@ -81,7 +81,9 @@ def test_bad_options(digits, models):
     for kwargs, message in [({"threads": -1}, "threads must not be negative"),
                             ({"device": "tpu"}, 'device "tpu"'),
                             ({"precision": "int8"}, 'precision "int8"'),
-                            ({"precision": "fp16"}, "fp16")]:
+                            ({"precision": "fp16"}, "fp16"),
+                            ({"precision": "bf16", "pack_weights": False},
+                             "pack_weights = false applies to precision fp32")]:
         with pytest.raises(ravlt.Error, match=message):
             ravlt.Session(digits, **kwargs)
     with pytest.raises(ravlt.Error, match="top_k must be at least 1"):

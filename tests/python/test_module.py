@@ -102,6 +102,30 @@ def test_backbone_run_all_equals_cli(models, tmp_path):
     assert np.array_equal(session.run(x), expected["stage1"])
 
 
+def test_unpacked_weights_equal_the_cli(models, digit_files, tmp_path):
+    """pack_weights=False: the same logits as `ravlt run --no-packing`, bit for
+    bit, and near the packed run's; the Classifier takes it too."""
+    x = random_input((2, 3, 61, 45), seed=7)
+    np.save(tmp_path / "x.npy", x)
+    run_cli("run", "-m", models["t"], "-i", tmp_path / "x.npy", "-o", tmp_path / "y.npy",
+            "--threads", 2, "--no-packing")
+    session = ravlt.Session(ravlt.Model.load(models["t"]), threads=2, pack_weights=False)
+    assert session.pack_weights is False
+    y = session.run(x)
+    assert np.array_equal(y, np.load(tmp_path / "y.npy"))
+    packed = ravlt.Session(ravlt.Model.load(models["t"]), threads=2)
+    assert packed.pack_weights is True
+    want = packed.run(x).astype(np.float64)
+    assert np.linalg.norm(y - want) / np.linalg.norm(want) < 1e-5
+    digits = ravlt.Model.load(models["digits"])
+    got = ravlt.Classifier(digits, threads=2, pack_weights=False).classify(digit_files[:4])
+    want = ravlt.Classifier(digits, threads=2).classify(digit_files[:4])
+    for a, b in zip(got, want):
+        assert [p.index for p in a] == [p.index for p in b]
+        np.testing.assert_allclose([p.probability for p in a], [p.probability for p in b],
+                                   atol=1e-5)
+
+
 def test_input_read_in_place_and_conversions(models):
     session = ravlt.Session(ravlt.Model.load(models["digits"]), threads=2)
     x = random_input((2, 3, 64, 64), seed=5)

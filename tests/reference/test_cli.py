@@ -302,6 +302,68 @@ class Cli(unittest.TestCase):
                                      "--json").stdout)
         self.assertTrue(r["weight_cache_status"].startswith("not written ("), r)
 
+    def test_no_packing(self):
+        """--no-packing: the GEMMs read the weights where the file stores them
+        (where oneDNN has a brgemm matmul, AVX-512 up; below, all are packed
+        as before), the same logits as packed within float32 rounding; with
+        another precision it is a one-line error."""
+        import numpy as np
+        harness.ravlt("convert", harness.data("T_bare.pth"), "-o", self.out(), "-q")
+        x = np.random.RandomState(4).randn(2, 3, 61, 45).astype(np.float32)
+        np.save(self.out("x.npy"), x)
+        for name, extra in (("packed", []), ("unpacked", ["--no-packing"])):
+            harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o",
+                          self.out(name + ".npy"), *extra)
+        packed = np.load(self.out("packed.npy")).astype(np.float64)
+        unpacked = np.load(self.out("unpacked.npy")).astype(np.float64)
+        self.assertLess(np.linalg.norm(unpacked - packed) / np.linalg.norm(packed), 1e-5)
+        bench = {}
+        for flag in ("", "--no-packing"):
+            bench[flag] = json.loads(harness.ravlt(
+                "bench", "-m", self.out(), "--size", "64x48", "--iterations", "1", "--warmup", "0",
+                "--json", *([flag] if flag else [])).stdout)
+        self.assertTrue(bench[""]["pack_weights"])
+        self.assertFalse(bench["--no-packing"]["pack_weights"])
+        copied, copied_unpacked = (bench[f]["copied_weight_bytes"] for f in ("", "--no-packing"))
+        flags = set()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags.update(line.split(":", 1)[1].split())
+        if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+            # Only the convolutions' weights (the stem, the downsampling): 12 % of RAVLT-T's.
+            self.assertLess(copied_unpacked, copied / 4)
+            self.assertGreater(bench["--no-packing"]["mapped_resident_bytes"],
+                               bench[""]["mapped_resident_bytes"] + copied / 2)
+        else:
+            self.assertEqual(copied_unpacked, copied)
+        text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "1",
+                             "--warmup", "0", "--no-packing").stdout
+        self.assertRegex(text, r"weights .*; the GEMMs read the file's own: --no-packing\), "
+                               r"[0-9.]+ MB of the file resident")
+        p = harness.ravlt("run", "-m", self.out(), "-i", self.out("x.npy"), "-o", self.out("y.npy"),
+                          "--no-packing", "--precision", "bf16", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stderr.strip(), "ravlt: error: --no-packing applies to --precision fp32 "
+                         "(bf16 weights are narrowed into packed copies)")
+        self.assertFalse(os.path.exists(self.out("y.npy")))
+        # With packed copies in a cache directory, a load defers the check of
+        # the weights they replace; a session that reads those weights from
+        # the model file instead verifies the whole file first.
+        cache = self.out("cache")
+        bench_args = ("bench", "-m", self.out(), "--size", "64x48", "--iterations", "1",
+                      "--warmup", "0", "--cache-dir", cache)
+        harness.ravlt(*bench_args)
+        with open(self.out(), "r+b") as f:
+            f.seek(os.path.getsize(self.out()) // 2)  # inside a stage-3 weight
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0x55]))
+        harness.ravlt(*bench_args)  # the damaged weight's packed copy: never read
+        p = harness.ravlt(*bench_args, "--no-packing", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("checksum mismatch: the file is corrupt", p.stderr)
+
     def test_narrower_instruction_sets(self):
         """RAVLT_MAX_CPU_ISA runs our kernels as on an older CPU (AVX2 only,
         or SSE only): RAVLT-T's logits agree with the widest path's within

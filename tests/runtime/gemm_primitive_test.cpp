@@ -30,8 +30,11 @@ struct Case {
 };
 
 // Runs `form` on fresh random operands; returns the largest error against
-// float64, relative to the output's largest magnitude.
-double gemm_error(const Case& c, GemmForm form, bool* convolution = nullptr) {
+// float64, relative to the output's largest magnitude. `as_stored`: asks
+// for the weight as stored (GemmShape::weights_as_stored); `in_place` says
+// whether the form reads it so (nothing to pack).
+double gemm_error(const Case& c, GemmForm form, bool* convolution = nullptr, bool as_stored = false,
+                  bool* in_place = nullptr) {
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
   const std::vector<float> x = random_vector(static_cast<size_t>(c.m * c.k), 1, 1.0f);
@@ -44,8 +47,10 @@ double gemm_error(const Case& c, GemmForm form, bool* convolution = nullptr) {
                      ravlt::DType::kFloat32, true, 2);
   GemmShape shape{c.m, c.k, c.o, dt::f32, dt::f32, std::nullopt};
   if (c.residual) shape.residual = dt::f32;
+  shape.weights_as_stored = as_stored;
   const GemmPrimitive g = make_gemm_primitive(shape, &*activation, form, engine);
   if (convolution != nullptr) *convolution = g.convolution;
+  if (in_place != nullptr) *in_place = g.weights == g.stored_weights;
   // The weight into the form's layout, as the weight cache does.
   dnnl::memory stored(g.stored_weights, engine, const_cast<float*>(w.data()));
   dnnl::memory packed(g.weights, engine);
@@ -132,4 +137,29 @@ TEST_CASE("the best form keeps the matmul where oneDNN has brgemm for it") {
   MESSAGE("matmul: ", impl, "; best form: ", chosen);
   if (impl.starts_with("brg")) CHECK_FALSE(best.convolution);
   if (acting_as_avx2()) CHECK(best.convolution);
+}
+
+TEST_CASE("weights as stored: read in place by a brgemm matmul, packed where there is none") {
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  for (const Case& c : kCases) {
+    CAPTURE(c.m);
+    CAPTURE(c.k);
+    CAPTURE(c.o);
+    // Whether oneDNN has a brgemm matmul for the weight where it lies.
+    const dnnl::matmul::primitive_desc stored(
+        dnnl::matmul::desc(dnnl::memory::desc({c.m, c.k}, dt::f32, tag::ab),
+                           dnnl::memory::desc({c.k, c.o}, dt::f32, tag::ba),
+                           dnnl::memory::desc({c.m, c.o}, dt::f32, tag::ab)),
+        engine);
+    const bool brgemm = std::string(stored.impl_info_str()).starts_with("brg");
+    bool convolution = false, in_place = false;
+    CHECK(gemm_error(c, GemmForm::kBest, &convolution, true, &in_place) <= 1e-5);
+    CHECK(in_place == brgemm);
+    if (brgemm) CHECK_FALSE(convolution);
+    // Acting as an AVX2 CPU: packed for the 1x1 convolution, as without the ask.
+    if (acting_as_avx2()) CHECK((!in_place && convolution));
+    // Asked for a packed weight, no form reads it in place.
+    CHECK(gemm_error(c, GemmForm::kBest, nullptr, false, &in_place) <= 1e-5);
+    CHECK_FALSE(in_place);
+  }
 }

@@ -174,6 +174,17 @@ struct SessionOptions {
   /// CUDA: let float32 GEMMs use TF32 tensor cores (faster, about 1e-3
   /// relative error instead of 1e-6).
   bool allow_tf32 = false;
+  /// CPU, float32: GEMMs read copies of their weights packed into the
+  /// layout oneDNN's kernels run fastest on, made by the first plan of the
+  /// Model (shared by its sessions; kept across processes by
+  /// LoadOptions::cache_dir). false: they read the weights where the model
+  /// file stores them, with no copy: the plan takes a fraction of the time
+  /// (RAVLT-T at batch 1 on 2 cores: 24-28 -> 9-14 ms) and each run 3-7 %
+  /// longer; for a process that runs a model a few times. Convolutions'
+  /// weights are packed either way (a few MB), and so are all weights where
+  /// the CPU has no brgemm matmul (below AVX-512: the matmul would repack
+  /// them every run). Another device or precision with false is an Error.
+  bool pack_weights = true;
 };
 
 /// Time spent per op kind over a session's profiled runs.
