@@ -102,6 +102,21 @@ void bind_model(nb::module_& m) {
           "\"read\", \"written (...)\", \"not written yet\" or why it was not used or "
           "written, \"bytes_used\": packed weights used from it so far}.")
       .def_prop_ro(
+          "copied_weight_bytes",
+          [](const ModelHandle& h) { return h.model->copied_weight_bytes(); },
+          "Bytes of weights copied out of the mapped file so far: packed for the CPU kernels by "
+          "the sessions' plans (fewer with pack_weights=False), or widened from 16 bits at load.")
+      .def_prop_ro(
+          "weight_packing_seconds",
+          [](const ModelHandle& h) { return h.model->weight_packing_seconds(); },
+          "Thread time the plans spent packing weights so far (page faults included): what "
+          "cache_dir saves the next process.")
+      .def_prop_ro(
+          "mapped_resident_bytes",
+          [](const ModelHandle& h) { return h.model->mapped_resident_bytes(); },
+          "Bytes of the mapped model file in memory now: a packed weight's pages are given "
+          "back, so that it is resident once (0 where the system does not say).")
+      .def_prop_ro(
           "kind", [](const ModelHandle& h) { return std::string(to_string(h.model->kind())); },
           "\"classifier\" or \"backbone\".")
       .def_prop_ro(

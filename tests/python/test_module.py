@@ -109,14 +109,25 @@ def test_unpacked_weights_equal_the_cli(models, digit_files, tmp_path):
     np.save(tmp_path / "x.npy", x)
     run_cli("run", "-m", models["t"], "-i", tmp_path / "x.npy", "-o", tmp_path / "y.npy",
             "--threads", 2, "--no-packing")
-    session = ravlt.Session(ravlt.Model.load(models["t"]), threads=2, pack_weights=False)
+    unpacked_model = ravlt.Model.load(models["t"])
+    session = ravlt.Session(unpacked_model, threads=2, pack_weights=False)
     assert session.pack_weights is False
     y = session.run(x)
     assert np.array_equal(y, np.load(tmp_path / "y.npy"))
-    packed = ravlt.Session(ravlt.Model.load(models["t"]), threads=2)
+    packed_model = ravlt.Model.load(models["t"])
+    assert packed_model.copied_weight_bytes == 0 and packed_model.weight_packing_seconds == 0
+    packed = ravlt.Session(packed_model, threads=2)
     assert packed.pack_weights is True
     want = packed.run(x).astype(np.float64)
     assert np.linalg.norm(y - want) / np.linalg.norm(want) < 1e-5
+    # What each packed (convolutions only where the CPU has brgemm: at most all).
+    assert 0 < unpacked_model.copied_weight_bytes <= packed_model.copied_weight_bytes
+    assert packed_model.weight_packing_seconds > 0
+    file_bytes = os.path.getsize(models["t"])
+    assert packed_model.copied_weight_bytes > file_bytes * 0.9
+    if unpacked_model.copied_weight_bytes < file_bytes / 4:  # the GEMMs read the file's weights
+        assert unpacked_model.mapped_resident_bytes > file_bytes * 0.8
+        assert packed_model.mapped_resident_bytes < unpacked_model.mapped_resident_bytes
     digits = ravlt.Model.load(models["digits"])
     got = ravlt.Classifier(digits, threads=2, pack_weights=False).classify(digit_files[:4])
     want = ravlt.Classifier(digits, threads=2).classify(digit_files[:4])
