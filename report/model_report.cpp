@@ -68,6 +68,10 @@ std::string model_info_text(const ModelInfo& info) {
       shape += (shape.empty() ? "" : ", ") + std::to_string(d);
     t += std::string(i == 0 ? " " : ", ") + info.outputs[i].name + " (" + shape + ")";
   }
+  char work[96];
+  std::snprintf(work, sizeof work, "\nwork          %.3f GMAC an image at %dx%d", info.macs / 1e9,
+                info.input_height, info.input_width);
+  t += work;
   t += "\ngraph         " + std::to_string(info.nodes) + " nodes, " + std::to_string(info.tensors) +
        " tensors\n\n";
   t += "stage  dim  depth  heads x dim  ffn    layer scale  attention  nodes\n";
@@ -157,6 +161,7 @@ std::string model_info_json(const ModelInfo& info) {
     j.end_array().end_object();
   }
   j.end_array();
+  j.key("macs").value(info.macs);
   j.end_object();
   return j.str() + "\n";
 }

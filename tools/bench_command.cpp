@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -31,7 +32,8 @@ struct BenchArgs {
   bool profile = false;
   int profile_nodes = 10;  // slowest nodes listed with --profile
   bool no_checksum = false;
-  double macs = 0;  // per image, for the floor; 0: not reported
+  bool floor = false;  // report the GEMM floor of the model's own multiply-adds
+  double macs = 0;     // per image, for the floor in place of the model's count; 0: not given
   DeviceArgs device;
 };
 
@@ -58,6 +60,16 @@ std::vector<NodeProfile> slowest_nodes(const Session& profiled, int count) {
   return nodes;
 }
 
+// Multiply-adds per op kind as a profile names them (a fused chain's
+// nodes count under the chain's name).
+std::map<std::string, double> macs_by_profile_op(const Session& profiled,
+                                                 const std::vector<NodeWork>& work) {
+  std::map<std::string, double> node_macs, by_op;
+  for (const NodeWork& n : work) node_macs[n.name] = n.macs;
+  for (const NodeProfile& n : profiled.node_profile()) by_op[n.op] += node_macs[n.name];
+  return by_op;
+}
+
 int run(const BenchArgs& a) {
   const auto [h, w] = parse_size(a.size, "--size");
   const int64_t height = h, width = w;
@@ -66,6 +78,10 @@ int run(const BenchArgs& a) {
   auto start = Clock::now();
   const auto model = Model::load(a.model, load_options(a.device, a.no_checksum));
   const double open_ms = ms_since(start);
+  const std::vector<NodeWork> work = model->node_macs(shape);
+  double counted_macs = 0;  // the whole batch
+  for (const NodeWork& n : work) counted_macs += n.macs;
+  const double floor_macs = a.macs > 0 ? a.macs : counted_macs / a.batch;  // per image
   SessionOptions options;
   options.threads = a.threads;
   apply_device_options(a.device, options);
@@ -97,8 +113,8 @@ int run(const BenchArgs& a) {
   // float32 GEMM rate, timed (same threads) right after each run, so that a
   // run and its floor see the same moment of a host whose speed drifts.
   std::unique_ptr<GemmProbe> probe;
-  if (a.macs > 0) probe = std::make_unique<GemmProbe>(a.threads);
-  const double floor_gflop = 2.0 * a.macs * a.batch / 1e9;
+  if (a.macs > 0 || a.floor) probe = std::make_unique<GemmProbe>(a.threads);
+  const double floor_gflop = 2.0 * floor_macs * a.batch / 1e9;
   std::vector<double> latencies, rates, floor_ratios;
   for (int i = 0; i < a.iterations; ++i) {
     start = Clock::now();
@@ -125,6 +141,14 @@ int run(const BenchArgs& a) {
   const double gemm = probe ? percentile(rates, 0.5) : 0.0;
   const double floor_ms = probe ? 1000.0 * floor_gflop / gemm : 0.0;
   const double floor_ratio = probe ? percentile(floor_ratios, 0.5) : 0.0;
+  const double achieved_gflops = 2.0 * counted_macs / (median * 1e6);
+  std::map<std::string, double> profile_macs;
+  if (profiled) profile_macs = macs_by_profile_op(*profiled, work);
+  // GFLOP/s of an op kind's profiled time, 0 for one without arithmetic.
+  const auto profile_gflops = [&](const OpProfile& p) {
+    const double per_run = p.seconds / (a.iterations + 1);
+    return per_run > 0 ? 2.0 * profile_macs[p.op] / (per_run * 1e9) : 0.0;
+  };
 
   if (a.json) {
     std::printf(
@@ -138,7 +162,8 @@ int run(const BenchArgs& a) {
         "\"mapped_resident_bytes\": %zu, \"peak_rss_mb\": %.1f, "
         "\"weight_cache_path\": %s, \"weight_cache_status\": %s, "
         "\"weight_cache_bytes_used\": %zu, \"gemm_gflops\": %.1f, "
-        "\"floor_ms\": %.4f, \"floor_ratio\": %.4f, \"image_by_image_ops\": %zu",
+        "\"floor_ms\": %.4f, \"floor_ratio\": %.4f, \"image_by_image_ops\": %zu, "
+        "\"macs_per_image\": %.6g, \"gflops\": %.2f",
         report::json_quote(a.model).c_str(),
         report::json_quote(device_description(options.device)).c_str(), a.batch,
         static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
@@ -148,7 +173,8 @@ int run(const BenchArgs& a) {
         model->mapped_resident_bytes(), peak_mb,
         report::json_quote(model->weight_cache_path()).c_str(),
         report::json_quote(model->weight_cache_status()).c_str(), model->weight_cache_bytes_used(),
-        gemm, floor_ms, floor_ratio, memory.image_by_image_ops);
+        gemm, floor_ms, floor_ratio, memory.image_by_image_ops, counted_macs / a.batch,
+        achieved_gflops);
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
       bool first = true;
@@ -158,6 +184,12 @@ int run(const BenchArgs& a) {
         first = false;
       }
       const CopyProfile copies = profiled->copy_profile();
+      std::printf("}, \"profile_gflops\": {");
+      first = true;
+      for (const OpProfile& p : profiled->profile()) {
+        std::printf("%s\"%s\": %.2f", first ? "" : ", ", p.op.c_str(), profile_gflops(p));
+        first = false;
+      }
       std::printf("}, \"profile_copy_ms\": {\"input\": %.4f, \"output\": %.4f}",
                   1000.0 * copies.input_seconds / (a.iterations + 1),
                   1000.0 * copies.output_seconds / (a.iterations + 1));
@@ -183,7 +215,11 @@ int run(const BenchArgs& a) {
   std::printf("latency      median %.3f ms, p90 %.3f ms, p99 %.3f ms (%d runs after %d warm-up)\n",
               median, p90, p99, a.iterations, a.warmup);
   std::printf("throughput   %.1f images/s\n", throughput);
-  if (a.macs > 0) {
+  std::printf(
+      "work         %.3f GMAC an image (convolutions, GEMMs, attention products), %.1f GFLOP/s "
+      "at the median\n",
+      counted_macs / a.batch / 1e9, achieved_gflops);
+  if (probe) {
     std::printf(
         "floor        %.3f ms at %.1f GFLOP/s (this machine's float32 GEMM rate, timed after each "
         "run): a run takes %.2fx its floor (median of the per-run ratios)\n",
@@ -230,8 +266,11 @@ int run(const BenchArgs& a) {
     const auto ops = profiled->profile();
     for (const OpProfile& p : ops) total += p.seconds;
     for (const OpProfile& p : ops) {
-      std::printf("  %-20s %3d nodes %9.3f ms  %5.1f%%\n", p.op.c_str(), p.nodes,
+      std::printf("  %-20s %3d nodes %9.3f ms  %5.1f%%", p.op.c_str(), p.nodes,
                   1000.0 * p.seconds / (a.iterations + 1), 100.0 * p.seconds / total);
+      const double gflops = profile_gflops(p);
+      if (gflops > 0) std::printf("  %7.1f GFLOP/s", gflops);
+      std::printf("\n");
     }
     const CopyProfile copies = profiled->copy_profile();
     if (1000.0 * (copies.input_seconds + copies.output_seconds) / (a.iterations + 1) >= 0.01) {
@@ -278,9 +317,12 @@ Runner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
   add_device_options(cmd, &args->device);
-  cmd->add_option(
-         "--macs", args->macs,
-         "multiply-adds per image (e.g. 2.61e9 for RAVLT-T at 224x224): report the GEMM floor")
+  cmd->add_flag("--floor", args->floor,
+                "also report the GEMM floor: the model's multiply-adds at this machine's float32 "
+                "GEMM rate, timed after each run");
+  cmd->add_option("--macs", args->macs,
+                  "multiply-adds per image for the floor in place of the model's own count "
+                  "(implies --floor)")
       ->check(non_negative_number());
   return [args] { return run(*args); };
 }

@@ -11,6 +11,7 @@
 #include "ravlt/error.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/executor.h"
+#include "runtime/op_work.h"
 #include "runtime/shape_inference.h"
 
 namespace ravlt {
@@ -166,6 +167,17 @@ size_t Model::weight_cache_bytes_used() const {
 
 std::string Model::weight_cache_status() const {
   return impl_->weights->file_status();
+}
+
+std::vector<NodeWork> Model::node_macs(std::span<const int64_t> input_shape) const {
+  const runtime::Graph& graph = *impl_->graph;
+  const std::vector<runtime::Shape> shapes =
+      runtime::infer_shapes(graph, runtime::Shape(input_shape.begin(), input_shape.end()));
+  std::vector<NodeWork> work;
+  for (const auto& node : graph.nodes()) {
+    work.push_back({node.name, runtime::op_name(node.op), runtime::node_macs(node, shapes)});
+  }
+  return work;
 }
 
 std::vector<std::string> Model::node_names() const {

@@ -8,6 +8,7 @@
 #include "ravlt/dtype.h"
 #include "ravlt/error.h"
 #include "ravlt/model_info.h"
+#include "runtime/op_work.h"
 #include "runtime/shape_inference.h"
 
 namespace ravlt {
@@ -117,6 +118,7 @@ ModelInfo describe_model(const std::string& path, bool verify_checksum, int heig
   for (size_t i = 0; i < outputs.names.size(); ++i) {
     info.outputs.push_back({outputs.names[i], shapes[outputs.values[i]]});
   }
+  for (const runtime::Node& node : graph->nodes()) info.macs += runtime::node_macs(node, shapes);
   return info;
 }
 

@@ -11,12 +11,14 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <thread>
 
 #include "ravlt/convert.h"
 #include "ravlt/error.h"
 #include "ravlt/model.h"
+#include "ravlt/model_info.h"
 #include "tests/test_util.h"
 
 // Heap allocations made while `recording` is on are logged with their call
@@ -492,6 +494,36 @@ TEST_CASE("pack_weights = false: GEMMs read the file's weights, with the packed 
   CHECK_THROWS_WITH_AS(
       Session(model, unpacked_options),
       doctest::Contains("pack_weights = false applies to the cpu device, not cuda"), Error);
+}
+
+TEST_CASE("node_macs: every node's multiply-adds, summing to inspect's count per image") {
+  TempDir dir;
+  const auto model = custom_model(dir);
+  const std::vector<int64_t> shape{3, 3, 45, 37};
+  const std::vector<NodeWork> work = model->node_macs(shape);
+  REQUIRE(work.size() == model->node_names().size());
+  double total = 0;
+  std::map<std::string, double> by_op;
+  for (size_t i = 0; i < work.size(); ++i) {
+    CHECK(work[i].name == model->node_names()[i]);
+    CHECK(work[i].macs >= 0);
+    by_op[work[i].op] += work[i].macs;
+    total += work[i].macs;
+  }
+  // Arithmetic in the convolutions, GEMMs and attention; none in the rest.
+  for (const char* op : {"Conv2d", "Linear", "RalaAttention", "SoftmaxAttention"}) {
+    CHECK(by_op[op] > 0);
+  }
+  CHECK(by_op["LayerNorm"] == 0);
+  const ModelInfo info = describe_model(dir.file("custom.rvlt"), true, 45, 37);
+  CHECK(total == doctest::Approx(3 * info.macs).epsilon(1e-12));
+  // Four times the pixels: about four times the tokens at every stage (the
+  // strided convolutions round up), softmax attention's work growing faster.
+  double larger = 0;
+  for (const NodeWork& n : model->node_macs(std::vector<int64_t>{3, 3, 90, 74})) larger += n.macs;
+  CHECK(larger > 3 * total);
+  CHECK_THROWS_WITH_AS(model->node_macs(std::vector<int64_t>{1, 4, 45, 37}),
+                       doctest::Contains("does not fit the model's input"), Error);
 }
 
 TEST_CASE("a shape that needs more activation memory than the session allows is refused") {

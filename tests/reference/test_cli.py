@@ -302,6 +302,64 @@ class Cli(unittest.TestCase):
                                      "--json").stdout)
         self.assertTrue(r["weight_cache_status"].startswith("not written ("), r)
 
+    def test_work_counted_as_the_reference(self):
+        """The multiply-adds `inspect` and `bench` report are those of the
+        reference model run with counting hooks (every convolution, 1x1 ones
+        being its Linears; the attention products: 2 L^2 d a head for softmax,
+        2 L d^2 for RALA), at odd sizes, for a custom config and RAVLT-T;
+        `bench --floor` divides by that count, and `--profile` gives GFLOP/s
+        per op kind from it."""
+        import torch
+        from ravlt_reference import VARIANTS, Attention, Ravlt
+        for variant, ckpt in (("custom", "custom_bare.pth"), ("T", "T_bare.pth")):
+            harness.ravlt("convert", harness.data(ckpt), "-o", self.out(), "-q")
+            model = Ravlt(VARIANTS[variant]).eval()
+            counted = [0]
+
+            def conv(mod, inp, out):
+                counted[0] += (out.numel() // out.shape[0] * mod.in_channels // mod.groups
+                               * mod.kernel_size[0] * mod.kernel_size[1])
+
+            def attention(mod, inp, out):
+                _, c, h, w = inp[0].shape
+                tokens, d = h * w, c // mod.heads
+                counted[0] += mod.heads * 2 * tokens * d * (tokens if mod.kind == "v" else d)
+
+            for mod in model.modules():
+                if isinstance(mod, torch.nn.Conv2d):
+                    mod.register_forward_hook(conv)
+                if isinstance(mod, Attention):
+                    mod.register_forward_hook(attention)
+            for h, w in ((97, 75), (224, 224)):
+                counted[0] = 0
+                with torch.no_grad():
+                    model(torch.zeros(1, 3, h, w))
+                info = json.loads(harness.ravlt("inspect", self.out(), "--json", "--size",
+                                                f"{h}x{w}").stdout)
+                self.assertAlmostEqual(info["macs"], counted[0], delta=counted[0] * 1e-8,
+                                       msg=f"{variant} {h}x{w}")
+            if variant == "T":
+                self.assertAlmostEqual(counted[0] / 1e9, 2.61, delta=0.005)  # the published figure
+                text = harness.ravlt("inspect", self.out()).stdout
+                self.assertRegex(text, r"work +2\.612 GMAC an image at 224x224")
+        r = json.loads(harness.ravlt("bench", "-m", self.out(), "--batch", "2", "--iterations", "3",
+                                     "--warmup", "0", "--floor", "--profile", "--json").stdout)
+        self.assertAlmostEqual(r["macs_per_image"], counted[0], delta=counted[0] * 1e-5)
+        self.assertAlmostEqual(r["gflops"], 2 * 2 * counted[0] / (r["median_ms"] * 1e6),
+                               delta=1e-3 * r["gflops"])
+        self.assertAlmostEqual(r["floor_ms"], 2 * counted[0] * 2 / (r["gemm_gflops"] * 1e9) * 1e3,
+                               delta=1e-3 * r["floor_ms"])
+        rates = r["profile_gflops"]
+        self.assertEqual(set(rates), set(r["profile_ms_per_run"]))
+        for kind in ("Linear", "Conv2d", "SoftmaxAttention", "RalaAttention"):
+            self.assertGreater(rates[kind], 0, kind)
+        self.assertEqual(rates["LayerNorm"], 0)  # counted as moving data, no arithmetic
+        text = harness.ravlt("bench", "-m", self.out(), "--iterations", "2", "--warmup", "0",
+                             "--profile").stdout
+        self.assertRegex(text, r"work +2\.612 GMAC an image \(convolutions, GEMMs, attention "
+                               r"products\), [0-9.]+ GFLOP/s at the median")
+        self.assertRegex(text, r"\n  SoftmaxAttention +8 nodes +[0-9.]+ ms +[0-9.]+% +[0-9.]+ GFLOP/s\n")
+
     def test_no_packing(self):
         """--no-packing: the GEMMs read the weights where the file stores them
         (where oneDNN has a brgemm matmul, AVX-512 up; below, all are packed

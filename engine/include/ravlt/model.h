@@ -60,6 +60,13 @@ enum class ModelKind {
 /// "classifier" / "backbone".
 RAVLT_API const char* to_string(ModelKind kind);
 
+/// One node's arithmetic for some input shape (Model::node_macs).
+struct NodeWork {
+  std::string name;   ///< the node's name in the model file
+  std::string op;     ///< its op kind ("Conv2d", "Linear", "SoftmaxAttention", ...)
+  double macs = 0.0;  ///< multiply-adds, the whole batch
+};
+
 /// A verified model file, mapped into memory, with its graph.
 class RAVLT_API Model {
  public:
@@ -109,6 +116,14 @@ class RAVLT_API Model {
   /// and `ravlt run --capture` take), e.g. "patch_embed.proj.9",
   /// "layers.0.downsample.reduction", "head".
   std::vector<std::string> node_names() const;
+  /// Multiply-adds of every node for an input of `input_shape` (N, 3, H,
+  /// W), in execution order: convolutions (output elements x input channels
+  /// per group x kernel area), GEMMs (output elements x input features),
+  /// softmax attention (2 L^2 d per image and head), RALA (2 L d^2 per image
+  /// and head); norms, copies and pooling count none. The convention of the
+  /// published figures: RAVLT-T at 1 x 3 x 224 x 224 sums to 2.61e9. Throws
+  /// ravlt::Error on a shape the model cannot take.
+  std::vector<NodeWork> node_macs(std::span<const int64_t> input_shape) const;
 
   class Impl;  // engine/src/model_impl.h, not installed
 

@@ -59,8 +59,10 @@ struct ModelInfo {
   std::vector<std::string> dataset_classes;  ///< the checkpoint's dataset class names, if any
   int input_height = 0, input_width = 0;     ///< the size `outputs` are shaped for
   std::vector<OutputInfo> outputs;           ///< named outputs, the default first
-  size_t nodes = 0;                          ///< graph nodes
-  size_t tensors = 0;                        ///< graph values, constants included
+  /// Multiply-adds of one image at that size (Model::node_macs's count).
+  double macs = 0;
+  size_t nodes = 0;    ///< graph nodes
+  size_t tensors = 0;  ///< graph values, constants included
   /// Nodes outside the stages ("patch_embed", "head"), by op name.
   std::map<std::string, std::map<std::string, int>> other_ops;
 };
