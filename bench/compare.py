@@ -15,9 +15,10 @@ the median over rounds of the per-round ratio to ravlt in the same
 precision (the host's speed drifts by tens of percent within a minute, and
 some peers are bimodal between processes: a ratio within one round is what
 holds). The floor is 2 * MACs / GEMM rate, with MACs counting convolutions
-and attention matmuls (per image at 224x224: T 2.61 G, S 4.88 G, B 10.58 G,
-L 17.21 G) and the GEMM rate measured with oneDNN (float32) on the same
-thread count, right after each of ravlt's runs (`ravlt bench --macs`):
+and attention matmuls, as the engine counts them from the graph (per image at
+224x224: T 2.61 G, S 4.88 G, B 10.58 G, L 17.21 G) and the GEMM rate
+measured with oneDNN (float32) on the same thread count, right after each
+of ravlt's runs (`ravlt bench --floor`):
 ravlt / floor is the median over rounds of each round's median per-run
 ratio.
 
@@ -48,7 +49,6 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MACS = {"T": 2.61e9, "S": 4.88e9, "B": 10.58e9, "L": 17.21e9}
 CACHE = os.path.join(ROOT, "bench", ".cache")
 OPENBLAS = os.path.join(CACHE, "openblas", "usr/lib/x86_64-linux-gnu/openblas-openmp")
 
@@ -240,7 +240,7 @@ def main():
                     out = {e: os.path.join(tmp, f"out{i}.npy") for i, e in enumerate(engines)}
                     t_, n_ = str(threads), str(a.iterations)
                     bench = [a.ravlt, "bench", "-m", model, "--batch", str(batch), "--threads", t_,
-                             "--iterations", n_, "--macs", str(MACS[variant]), "--json"]
+                             "--iterations", n_, "--floor", "--json"]
                     torch_cmd = ["/usr/bin/python3", "-c", TORCH_TIMER, os.path.join(ROOT, "tests/reference"),
                                  variant, ckpt, str(batch), t_, n_, xin]
                     commands = {
