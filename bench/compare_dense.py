@@ -15,10 +15,12 @@ times a few runs after one warm-up (median per engine per round). Reported: per 
 and the median over rounds of the per-round ratio to ravlt (the host's
 speed drifts within a minute; a ratio within one round is what holds).
 
-The floor is 2 * MACs / GEMM rate: MACs counted on the reference by hooks
-(every convolution, and the attention matmuls: 2 L^2 d per head for softmax
-attention, 2 L d^2 for RALA), the GEMM rate measured by `ravlt bench --macs`
-with oneDNN on the same threads, right after each run. The peers come from bench/compare.py's
+The floor is 2 * MACs / GEMM rate: MACs as the engine counts them from the
+graph (every convolution, and the attention matmuls: 2 L^2 d per head for
+softmax attention, 2 L d^2 for RALA; tests/reference/test_cli.py checks that
+count against the reference's), the GEMM rate measured by `ravlt bench
+--floor` with oneDNN on the same threads, right after each run; softmax
+attention's GFLOP/s come from `ravlt bench --profile`. The peers come from bench/compare.py's
 virtual environment (PyPI) and PyTorch uses OpenBLAS as there.
 """
 
@@ -39,7 +41,7 @@ from compare import OPENBLAS, cpu_flags, fetch_openblas, peer_python, rel_l2, ru
 NAMES = ["stage1", "stage2", "stage3", "stage4"]
 
 EXPORT = r"""
-import sys, json, torch
+import sys, torch
 sys.path.insert(0, sys.argv[1])
 import ravlt_reference as R
 cfg = R.VARIANTS[sys.argv[2]]
@@ -47,24 +49,10 @@ m = R.RavltBackbone(cfg).eval()
 sd = torch.load(sys.argv[3])["state_dict"]
 m.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("backbone.")})
 h, w, n = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-macs = [0, 0]  # all; softmax attention's
-def conv(mod, inp, out):
-    macs[0] += out.numel() // n * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-def attn(mod, inp, out):
-    b, c, hh, ww = inp[0].shape
-    L, d = hh * ww, c // mod.heads
-    macs[0] += mod.heads * (2 * L * L * d if mod.kind == "v" else 2 * L * d * d)
-    macs[1] += mod.heads * 2 * L * L * d if mod.kind == "v" else 0
-for mod in m.modules():
-    if isinstance(mod, torch.nn.Conv2d): mod.register_forward_hook(conv)
-    if isinstance(mod, R.Attention): mod.register_forward_hook(attn)
 class Maps(torch.nn.Module):
     def __init__(self, m): super().__init__(); self.m = m
     def forward(self, x): return tuple(self.m(x).values())
 x = torch.randn(n, 3, h, w)
-with torch.no_grad(): m(x)
-print(json.dumps({"macs_per_image": macs[0], "softmax_macs_per_image": macs[1]}))
-for mod in m.modules(): mod._forward_hooks.clear()
 torch.onnx.export(Maps(m), x, sys.argv[4], opset_version=17, input_names=["x"],
                   output_names=["stage1", "stage2", "stage3", "stage4"])
 """
@@ -152,16 +140,15 @@ def main():
         run(["/usr/bin/python3", os.path.join(REFERENCE, "make_checkpoint.py"), "--variant", a.variant,
              "--layout", "mmdet", "-o", ckpt])
         run([a.ravlt, "convert", ckpt, "-o", model, "-q"])
-        counted = json.loads(run(["/usr/bin/python3", "-c", EXPORT, REFERENCE, a.variant, ckpt, onnx,
-                                  str(h), str(w), str(a.batch)]).splitlines()[0])
-        macs, softmax_macs = counted["macs_per_image"], counted["softmax_macs_per_image"]
+        run(["/usr/bin/python3", "-c", EXPORT, REFERENCE, a.variant, ckpt, onnx, str(h), str(w),
+             str(a.batch)])
         x = np.random.RandomState(0).randn(a.batch, 3, h, w).astype(np.float32)
         xin = os.path.join(tmp, "x.npy")
         np.save(xin, x)
         out = {e: os.path.join(tmp, f"out{i}.npz") for i, e in enumerate(engines)}
         bench_cmd = [a.ravlt, "bench", "-m", model, "--size", a.size, "--batch", str(a.batch),
                      "--threads", str(a.threads), "--iterations", str(a.iterations), "--warmup", "1",
-                     "--macs", str(macs), "--json"]
+                     "--floor", "--json"]
         commands = {
             "ravlt": bench_cmd,
             "ravlt bf16": bench_cmd + ["--precision", "bf16"],
@@ -197,13 +184,13 @@ def main():
                  "--precision", precision])
             profiles[e] = json.loads(run([a.ravlt, "bench", "-m", model, "--size", a.size, "--batch",
                                           str(a.batch), "--threads", str(a.threads), "--iterations", "3",
-                                          "--warmup", "1", "--macs", str(macs), "--json", "--profile",
+                                          "--warmup", "1", "--floor", "--json", "--profile",
                                           "--precision", precision]))
         bench = profiles["ravlt"]
         ys = {e: np.load(out[e]) for e in engines}
         ref = ys["PyTorch eager"]
         print(f"\nRAVLT-{a.variant} backbone, {a.batch}x3x{h}x{w}, {a.threads} threads: "
-              f"{macs / 1e9:.1f} GMAC per image; GEMM rate {bench['gemm_gflops']:.0f} GFLOP/s, "
+              f"{bench['macs_per_image'] / 1e9:.1f} GMAC per image; GEMM rate {bench['gemm_gflops']:.0f} GFLOP/s, "
               f"floor {bench['floor_ms']:.0f} ms")
         print("| engine | median ms | per-round ratio to ravlt (median) | max rel. L2 of the 4 maps vs PyTorch |")
         print("|---|---|---|---|")
@@ -225,8 +212,8 @@ def main():
                                               for k, v in p["profile_ms_per_run"].items()))
             attention_ms = p["profile_ms_per_run"].get("SoftmaxAttention", 0.0)
             if attention_ms > 0:
-                rate = 2 * softmax_macs * a.batch / (attention_ms * 1e6)
-                print(f"{e}: SoftmaxAttention {2 * softmax_macs * a.batch / 1e9:.1f} GFLOP in "
+                rate = p["profile_gflops"]["SoftmaxAttention"]
+                print(f"{e}: SoftmaxAttention {rate * attention_ms / 1e3:.1f} GFLOP in "
                       f"{attention_ms:.0f} ms = {rate:.0f} GFLOP/s, {100 * rate / bench['gemm_gflops']:.0f} % "
                       f"of the float32 GEMM rate")
         if "ravlt bf16" in engines:
