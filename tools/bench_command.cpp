@@ -163,7 +163,7 @@ int run(const BenchArgs& a) {
         "\"weight_cache_path\": %s, \"weight_cache_status\": %s, "
         "\"weight_cache_bytes_used\": %zu, \"gemm_gflops\": %.1f, "
         "\"floor_ms\": %.4f, \"floor_ratio\": %.4f, \"image_by_image_ops\": %zu, "
-        "\"macs_per_image\": %.6g, \"gflops\": %.2f",
+        "\"macs_per_image\": %.9g, \"gflops\": %.2f",
         report::json_quote(a.model).c_str(),
         report::json_quote(device_description(options.device)).c_str(), a.batch,
         static_cast<long long>(height), static_cast<long long>(width), threads, a.iterations,
