@@ -316,7 +316,7 @@ Runner add_bench_command(CLI::App& app) {
       ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
-  add_device_options(cmd, &args->device);
+  add_device_options(cmd, &args->device, PackingDefault::kPacked);
   cmd->add_flag("--floor", args->floor,
                 "also report the GEMM floor: the model's multiply-adds at this machine's float32 "
                 "GEMM rate, timed after each run");

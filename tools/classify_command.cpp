@@ -51,7 +51,8 @@ std::string result_json(const std::string& path, const ClassifyResult& r) {
 
 int run(const ClassifyArgs& a) {
   const std::vector<std::string> files = collect_images(a.inputs);
-  const std::unique_ptr<Classifier> classifier = open_classifier(a, a.top_k);
+  std::shared_ptr<const Model> model;
+  const std::unique_ptr<Classifier> classifier = open_classifier(a, files.size(), a.top_k, &model);
 
   ProgressBar bar;
   const bool show_progress = files.size() > 8;
@@ -76,6 +77,7 @@ int run(const ClassifyArgs& a) {
     }
   }
   bar.finish();
+  if (a.verbose) print_weights_summary(a.device, files.size(), *model);
   if (a.json) {
     std::printf("{\"model\": %s, \"images\": %zu, \"failed\": %zu, \"results\": [\n",
                 report::json_quote(a.model).c_str(), files.size(), failed);

@@ -32,7 +32,7 @@ std::string paths_file(const std::string& output) {
 int run(const EmbedArgs& a) {
   const std::vector<std::string> files = collect_images(a.inputs);
   std::shared_ptr<const Model> model;
-  const std::unique_ptr<Classifier> classifier = open_classifier(a, 5, &model);
+  const std::unique_ptr<Classifier> classifier = open_classifier(a, files.size(), 5, &model);
 
   ProgressBar bar;
   const bool show_progress = files.size() > 8;
@@ -60,6 +60,7 @@ int run(const EmbedArgs& a) {
     }
   }
   bar.finish();
+  if (a.verbose) print_weights_summary(a.device, files.size(), *model);
   if (width == 0) {
     // No image decoded: still a (0, width) array, the width from the model
     // (asked of a session, which plans nothing for it).

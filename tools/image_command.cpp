@@ -40,12 +40,12 @@ std::vector<std::string> collect_images(const std::vector<std::string>& inputs) 
   return files;
 }
 
-std::unique_ptr<Classifier> open_classifier(const ImageArgs& a, int top_k,
+std::unique_ptr<Classifier> open_classifier(const ImageArgs& a, size_t images, int top_k,
                                             std::shared_ptr<const Model>* model_out) {
   ClassifierOptions options;
   options.session.threads = a.threads;
   options.top_k = top_k;
-  apply_device_options(a.device, options.session);
+  apply_device_options(a.device, options.session, images);
   options.decode.max_pixels = a.max_pixels;
   const auto model = Model::load(a.model, load_options(a.device));
   if (model->kind() != ModelKind::kClassifier) {
@@ -73,6 +73,7 @@ void add_image_options(CLI::App* cmd, ImageArgs* args, const std::string& json_h
   cmd->add_option("--max-pixels", args->max_pixels,
                   "largest image accepted, in pixels (decompression-bomb guard)")
       ->capture_default_str();
+  add_verbose_flag(cmd, &args->verbose);
 }
 
 }  // namespace ravlt::tools

@@ -17,6 +17,7 @@ struct RunArgs {
   std::vector<std::string> select;
   int threads = 0;
   bool no_checksum = false;
+  bool verbose = false;
   std::vector<std::string> captures;  // NODE=FILE.npy
   DeviceArgs device;
 };
@@ -47,12 +48,15 @@ int run(const RunArgs& a) {
     throw Error("-o " + a.output + ": a .npy file holds one output; " +
                 std::to_string(a.select.size()) + " are selected (write a .npz)");
   }
+  const Tensor input = load_npy(a.input);
+  // The images through the network: the batch, once more for the captures' run.
+  const size_t images =
+      static_cast<size_t>(input.shape.empty() ? 1 : input.shape[0]) * (a.captures.empty() ? 1 : 2);
   SessionOptions options;
   options.threads = a.threads;
-  apply_device_options(a.device, options);
+  apply_device_options(a.device, options, images);
   const auto model = Model::load(a.model, load_options(a.device, a.no_checksum));
   Session session(model, options);
-  const Tensor input = load_npy(a.input);
   if (!a.captures.empty()) write_captures(session, input, a.captures);
   // A .npy holds the selected output, else the model's first.
   const std::vector<std::string> select =
@@ -63,6 +67,7 @@ int run(const RunArgs& a) {
   } else {
     save_npy(a.output, Tensor{outputs[0].shape, {outputs[0].data.begin(), outputs[0].data.end()}});
   }
+  if (a.verbose) print_weights_summary(a.device, images, *model);
   return 0;
 }
 
@@ -94,6 +99,7 @@ Runner add_run_command(CLI::App& app) {
                   "also write a node's output: NODE=FILE.npy (repeatable; feature maps NCHW; "
                   "`ravlt inspect --nodes` lists the nodes)");
   add_device_options(cmd, &args->device);
+  add_verbose_flag(cmd, &args->verbose);
   return [args] { return run(*args); };
 }
 
