@@ -22,20 +22,14 @@ import subprocess
 import tempfile
 import time
 
+from ab import cpu_model  # this folder is the script's: sys.path[0]
+
 
 def classify(ravlt, model, folder, threads, extra):
     start = time.perf_counter()
     subprocess.run([ravlt, "classify", "-m", model, folder, "--threads", str(threads)] + extra,
                    check=True, stdout=subprocess.DEVNULL)
     return (time.perf_counter() - start) * 1e3
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main():
