@@ -171,6 +171,32 @@ void bind_model(nb::module_& m) {
           "Everything `ravlt inspect --json` prints, as a dict; outputs shaped for one image of "
           "size=(height, width) (default: the recorded crop, else 224 x 224).")
       .def(
+          "node_macs",
+          [](const ModelHandle& h, std::vector<int64_t> shape) {
+            std::vector<NodeWork> work;
+            {
+              nb::gil_scoped_release unlocked;
+              work = h.model->node_macs(shape);
+            }
+            nb::list out;
+            for (const NodeWork& w : work) {
+              nb::dict d;
+              d["name"] = w.name;
+              d["op"] = w.op;
+              d["macs"] = w.macs;
+              out.append(d);
+            }
+            return out;
+          },
+          nb::arg("input_shape"),
+          nb::sig("def node_macs(self, input_shape: collections.abc.Sequence[int]) -> "
+                  "list[dict[str, typing.Any]]"),
+          "Every node's multiply-adds for an input of input_shape (N, 3, H, W), the whole "
+          "batch, in graph order: [{\"name\": ..., \"op\": ..., \"macs\": ...}, ...] "
+          "(convolutions, GEMMs, attention's products; 0 for ops that only move data). Beside "
+          "Session.node_profile() it gives each node's GFLOP/s (2 x macs x runs / seconds). "
+          "Raises ravlt.Error on a shape the model cannot take.")
+      .def(
           "preprocess",
           [](const ModelHandle& h, nb::handle item) {
             Image image;

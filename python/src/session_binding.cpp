@@ -21,7 +21,16 @@ struct PySession {
   Session session;
   std::atomic<bool> busy{false};
   uintptr_t last_input_address = 0;
+  int64_t runs = 0;  // calls of run / run_all, which the profile sums over
 };
+
+// The profile's accessors: an Error on a session made without profile=True
+// (the C++ API's zeros would read as "took no time").
+void require_profile(const PySession& s) {
+  if (!s.options.profile) {
+    throw Error("this Session does not time its ops: make it with Session(model, profile=True)");
+  }
+}
 
 std::vector<std::string> select_list(const std::optional<std::vector<std::string>>& select) {
   return select ? *select : std::vector<std::string>{};
@@ -38,6 +47,7 @@ std::vector<std::pair<std::string, OutputBuffer>> run_outputs(
   for (const Output& o : s.session.run_all(in.data, in.shape, select)) {
     out.emplace_back(o.name, OutputBuffer(o.data, o.shape));
   }
+  ++s.runs;
   return out;
 }
 
@@ -53,20 +63,23 @@ void bind_session(nb::module_& m) {
       .def(
           "__init__",
           [](PySession* self, const ModelHandle& model, int threads, const std::string& device,
-             const std::string& precision, size_t max_memory_bytes, bool pack_weights) {
-            const SessionOptions o =
+             const std::string& precision, size_t max_memory_bytes, bool pack_weights,
+             bool profile) {
+            SessionOptions o =
                 session_options(threads, device, precision, max_memory_bytes, pack_weights);
+            o.profile = profile;
             nb::gil_scoped_release unlocked;
             new (self) PySession(model, o);
           },
           nb::arg("model"), nb::kw_only(), nb::arg("threads") = 0, nb::arg("device") = "cpu",
           nb::arg("precision") = "fp32", nb::arg("max_memory_bytes") = 0,
-          nb::arg("pack_weights") = true,
+          nb::arg("pack_weights") = true, nb::arg("profile") = false,
           "threads: per run (0: all cores; on cuda, the host threads that stage the input and "
           "outputs). device: \"cpu\" or \"cuda\". precision: \"fp32\", "
           "\"bf16\" (CPUs with AVX512_BF16 or AMX; CUDA) or \"fp16\" (CUDA). "
           "max_memory_bytes: most activation memory one input shape may plan (0: the "
           "device's). " RAVLT_PACK_WEIGHTS_DOC
+          "profile: time every op of every run (a clock read per op; see profile()). "
           "Raises ravlt.Error when the device or precision cannot run here, or for options that "
           "do not go together.")
       .def(
@@ -138,6 +151,65 @@ void bind_session(nb::module_& m) {
           nb::sig("def plan(self, input_shape: collections.abc.Sequence[int]) -> dict[str, int]"),
           "Prepares the kernels and memory for input_shape ahead of the first run (run does it "
           "on first sight otherwise) and returns the plan's memory in bytes.")
+      .def(
+          "profile",
+          [](const PySession& s) {
+            require_profile(s);
+            nb::list out;
+            for (const OpProfile& p : s.session.profile()) {
+              nb::dict d;
+              d["op"] = p.op;
+              d["seconds"] = p.seconds;
+              d["nodes"] = p.nodes;
+              out.append(d);
+            }
+            return out;
+          },
+          nb::sig("def profile(self) -> list[dict[str, typing.Any]]"),
+          "With profile=True: the time per op kind summed over the runs so far (runs counts "
+          "them), largest first: [{\"op\": \"Linear\", \"seconds\": ..., \"nodes\": 42}, ...]; "
+          "a fused chain is a kind of its own (\"Linear+Conv2d+Linear\": a whole FFN as one "
+          "kernel). What `ravlt bench --profile` prints. Raises ravlt.Error without "
+          "profile=True.")
+      .def(
+          "node_profile",
+          [](const PySession& s) {
+            require_profile(s);
+            nb::list out;
+            for (const NodeProfile& p : s.session.node_profile()) {
+              nb::dict d;
+              d["name"] = p.name;
+              d["op"] = p.op;
+              d["seconds"] = p.seconds;
+              out.append(d);
+            }
+            return out;
+          },
+          nb::sig("def node_profile(self) -> list[dict[str, typing.Any]]"),
+          "With profile=True: the time per node summed over the runs so far, in graph order: "
+          "[{\"name\": ..., \"op\": ..., \"seconds\": ...}, ...] (a fused chain's time counts at "
+          "its last node; Model.node_macs gives each node's work). Raises ravlt.Error without "
+          "profile=True.")
+      .def(
+          "copy_profile",
+          [](const PySession& s) {
+            require_profile(s);
+            const CopyProfile c = s.session.copy_profile();
+            nb::dict d;
+            d["input_seconds"] = c.input_seconds;
+            d["output_seconds"] = c.output_seconds;
+            return d;
+          },
+          nb::sig("def copy_profile(self) -> dict[str, float]"),
+          "With profile=True: the time the runs so far spent staging the input in and the "
+          "outputs out, apart from the nodes' (zero where the kernels read the input and write "
+          "the outputs in place: the CPU in float32). Raises ravlt.Error without profile=True.")
+      .def_prop_ro(
+          "profiling", [](const PySession& s) { return s.options.profile; },
+          "Whether the session times its ops (profile=True).")
+      .def_prop_ro(
+          "runs", [](const PySession& s) { return s.runs; },
+          "The runs (run and run_all calls that returned) so far: what profile() sums over.")
       .def_prop_ro(
           "outputs", [](const PySession& s) { return s.model->output_names(); },
           "The model's named outputs, run's first.")

@@ -73,8 +73,9 @@ def test_packed_weight_cache_written_then_read(models, tmp_path):
 def test_session_run_equals_cli_bit_for_bit(models, tmp_path, name, shape):
     x = random_input(shape, seed=sum(shape))
     np.save(tmp_path / "x.npy", x)
+    # --packing: as the Session (a job this small reads the weights in place by default).
     run_cli("run", "-m", models[name], "-i", tmp_path / "x.npy", "-o", tmp_path / "y.npz",
-            "--threads", 2)
+            "--threads", 2, "--packing")
     expected = dict(np.load(tmp_path / "y.npz"))
     session = ravlt.Session(ravlt.Model.load(models[name]), threads=2)
     y = session.run(x)
@@ -91,7 +92,7 @@ def test_backbone_run_all_equals_cli(models, tmp_path):
     x = random_input((2, 3, 65, 99), seed=3)
     np.save(tmp_path / "x.npy", x)
     run_cli("run", "-m", models["t_det"], "-i", tmp_path / "x.npy", "-o", tmp_path / "y.npz",
-            "--threads", 2)
+            "--threads", 2, "--packing")
     expected = dict(np.load(tmp_path / "y.npz"))
     session = ravlt.Session(ravlt.Model.load(models["t_det"]), threads=2)
     got = session.run_all(x)
@@ -143,6 +144,45 @@ def test_unpacked_weights_equal_the_cli(models, digit_files, tmp_path):
         assert [p.index for p in a] == [p.index for p in b]
         np.testing.assert_allclose([p.probability for p in a], [p.probability for p in b],
                                    atol=1e-5)
+
+
+def test_profile_and_node_macs(models):
+    """profile=True times every op: per kind (largest first), per node in
+    graph order, summed over the runs counted by runs; Model.node_macs gives
+    each node's multiply-adds, summing to what info() counts; without
+    profile=True the profile is an error, not zeros."""
+    m = ravlt.Model.load(models["t"])
+    session = ravlt.Session(m, threads=2, profile=True)
+    assert session.profiling is True and session.runs == 0
+    x = random_input((2, 3, 97, 75), seed=9)
+    session.run(x)
+    session.run_all(x)
+    assert session.runs == 2
+    kinds = session.profile()
+    seconds = [k["seconds"] for k in kinds]
+    assert seconds == sorted(seconds, reverse=True) and all(s >= 0 for s in seconds)
+    assert {"Linear", "SoftmaxAttention", "RalaAttention", "LayerNorm"} <= {k["op"] for k in kinds}
+    nodes = session.node_profile()
+    assert sum(k["nodes"] for k in kinds) == len(nodes)
+    assert sum(n["seconds"] for n in nodes) == pytest.approx(sum(seconds), rel=1e-9)
+    assert sum(n["seconds"] for n in nodes if n["op"] == "Linear") == pytest.approx(
+        next(k["seconds"] for k in kinds if k["op"] == "Linear"), rel=1e-9)
+    copies = session.copy_profile()
+    assert set(copies) == {"input_seconds", "output_seconds"}
+    work = m.node_macs([2, 3, 97, 75])
+    assert [w["name"] for w in work] == [n["name"] for n in nodes]
+    assert sum(w["macs"] for w in work) == pytest.approx(2 * m.info(size=(97, 75))["macs"],
+                                                         rel=1e-9)
+    assert all(w["macs"] == 0 for w in work if w["op"] == "LayerNorm")
+    assert all(w["macs"] > 0 for w in work if w["op"] in ("Linear", "SoftmaxAttention"))
+    with pytest.raises(ravlt.Error, match="input"):
+        m.node_macs([2, 3, 97])
+    plain = ravlt.Session(m, threads=2)
+    assert plain.profiling is False
+    plain.run(x)
+    for call in (plain.profile, plain.node_profile, plain.copy_profile):
+        with pytest.raises(ravlt.Error, match=r"make it with Session\(model, profile=True\)"):
+            call()
 
 
 def test_input_read_in_place_and_conversions(models):
@@ -230,5 +270,6 @@ def test_help_and_stubs():
         return  # the sanitizer build makes no stubs (python/CMakeLists.txt)
     stub = os.path.join(os.path.dirname(ravlt._ravlt.__file__), "_ravlt.pyi")
     assert os.path.exists(stub), stub
-    assert "class Session" in open(stub).read()
+    text = open(stub).read()
+    assert "class Session" in text and "def node_profile(self) -> list[dict[str, Any]]" in text
     assert os.path.exists(os.path.join(os.path.dirname(ravlt.__file__), "py.typed"))

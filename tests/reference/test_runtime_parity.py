@@ -2,7 +2,9 @@
 """`ravlt run` against the PyTorch reference: the logits of every published
 variant at several input sizes (odd ones included) and batch 1 and 3, and
 the golden model of the authors against its stored logits and per-stage
-outputs.
+outputs. Batch 1 runs as `ravlt run` does by default for so small a job
+(the float32 weights read where the file stores them), batch 3 with
+`--packing` (packed copies, as sessions run by default).
 
 Tolerance (float32): relative L2 distance to the reference in float64 at most
 1e-5, or twice the reference's own float32-vs-float64 gap where that is
@@ -65,7 +67,10 @@ class RuntimeParity(unittest.TestCase):
                 inp = os.path.join(self.tmp.name, "x.npy")
                 out = os.path.join(self.tmp.name, "y.npy")
                 np.save(inp, x.numpy())
-                harness.ravlt("run", "-m", model_path, "-i", inp, "-o", out)
+                # Both weight layouts: a job this small reads the weights in place by
+                # default (where oneDNN has a brgemm matmul); --packing packs them.
+                extra = ["--packing"] if batch == 3 else []
+                harness.ravlt("run", "-m", model_path, "-i", inp, "-o", out, *extra)
                 ours = torch.from_numpy(np.load(out)).double()
                 with torch.no_grad():
                     y32 = ref(x).double()
@@ -114,20 +119,27 @@ class RuntimeParity(unittest.TestCase):
         captures = []
         for name, node in stages.items():
             captures += ["--capture", f"{node}={os.path.join(self.tmp.name, name + '.npy')}"]
-        harness.ravlt("run", "-m", model_path, "-i", os.path.join(g, "input.npy"), "-o", out, *captures)
+        # A job this small reads the weights in place by default; --packing packs them.
+        for extra in ([], ["--packing"]):
+            with self.subTest(weights=" ".join(extra) or "default"):
+                self.check_golden(g, model_path, out, captures, extra)
+
+    def check_golden(self, g, model_path, out, captures, extra):
+        harness.ravlt("run", "-m", model_path, "-i", os.path.join(g, "input.npy"), "-o", out, *captures, *extra)
+        how = " ".join(extra) or "default"
         for name in ["patch_embed", "stage0", "stage1", "stage2", "stage3"]:
             ours = torch.from_numpy(np.load(os.path.join(self.tmp.name, name + ".npy")))
             want = torch.from_numpy(np.load(os.path.join(g, name + ".npy")))
             self.assertEqual(ours.shape, want.shape, name)
             err = harness.rel_l2(ours, want)
-            print(f"  golden {name}: ours vs the authors' float32 output {err:.2e}")
+            print(f"  golden {name} ({how}): ours vs the authors' float32 output {err:.2e}")
             self.assertLess(err, 1e-5, name)
         ours = torch.from_numpy(np.load(out))
         want = torch.from_numpy(np.load(os.path.join(g, "logits.npy")))
         err = harness.rel_l2(ours, want)
         with open(os.path.join(g, "golden.json")) as f:
             meta = json.load(f)
-        print(f"  golden logits: ours vs the authors' float32 logits {err:.2e} "
+        print(f"  golden logits ({how}): ours vs the authors' float32 logits {err:.2e} "
               f"(their float32 vs float64: {meta['float32_vs_float64_rel_l2']:.1e})")
         self.assertLess(err, 1e-5)
         self.assertEqual(ours.argmax(1).tolist(), meta["top1"])
