@@ -23,6 +23,22 @@ std::string job_of(size_t images) {
   return "a job of " + std::to_string(images) + (images == 1 ? " image" : " images");
 }
 
+// Why the weights are packed or not, for --verbose.
+std::string describe_packing(const DeviceArgs& args, const SessionOptions& options, size_t images) {
+  if (options.device != Device::kCpu) return "weights on the device";
+  if (args.packing) return "weights packed (--packing)";
+  if (args.no_packing) return "weights read in place where oneDNN can (--no-packing)";
+  if (options.precision != Precision::kFloat32) {
+    return "weights packed (" + args.precision + " weights are narrowed into packed copies)";
+  }
+  if (!args.cache_dir.empty()) return "weights packed (--cache-dir keeps them)";
+  if (images == SIZE_MAX) return "weights packed (the default; --no-packing reads them in place)";
+  if (!options.pack_weights) {
+    return "weights read in place where oneDNN can (" + job_of(images) + "; --packing packs them)";
+  }
+  return "weights packed (" + job_of(images) + "; --no-packing reads them in place)";
+}
+
 }  // namespace
 
 void add_device_options(CLI::App* cmd, DeviceArgs* args, PackingDefault packing) {
@@ -81,21 +97,6 @@ void apply_device_options(const DeviceArgs& args, SessionOptions& options, size_
   const bool by_default = !args.packing && !args.no_packing;
   options.pack_weights =
       by_default ? !(in_place_possible(args, options) && short_job(images)) : args.packing;
-}
-
-std::string describe_packing(const DeviceArgs& args, const SessionOptions& options, size_t images) {
-  if (options.device != Device::kCpu) return "weights on the device";
-  if (args.packing) return "weights packed (--packing)";
-  if (args.no_packing) return "weights read in place where oneDNN can (--no-packing)";
-  if (options.precision != Precision::kFloat32) {
-    return "weights packed (" + args.precision + " weights are narrowed into packed copies)";
-  }
-  if (!args.cache_dir.empty()) return "weights packed (--cache-dir keeps them)";
-  if (images == SIZE_MAX) return "weights packed (the default; --no-packing reads them in place)";
-  if (!options.pack_weights) {
-    return "weights read in place where oneDNN can (" + job_of(images) + "; --packing packs them)";
-  }
-  return "weights packed (" + job_of(images) + "; --no-packing reads them in place)";
 }
 
 void add_verbose_flag(CLI::App* cmd, bool* verbose) {

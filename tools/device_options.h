@@ -28,8 +28,8 @@ enum class PackingDefault {
 
 /// The largest job (images through the network, counted once per run) whose float32 CPU
 /// weights are read in place by default: the start saved outweighs the slower runs up to
-/// here for RAVLT-T, S, B and L alike (`ravlt classify` of 4 images 0.85x the packed time,
-/// of 8 images 0.92-1.01x; Zen 5, README "Weights read in place").
+/// here for RAVLT-T, S, B and L alike (`ravlt classify` of 4 images 0.84-0.92x the packed
+/// time, of 8 images 0.92-1.01x; Zen 5, README "Weights read in place").
 constexpr size_t kInPlaceImages = 4;
 
 void add_device_options(CLI::App* cmd, DeviceArgs* args,
@@ -41,16 +41,12 @@ void add_device_options(CLI::App* cmd, DeviceArgs* args,
 void apply_device_options(const DeviceArgs& args, SessionOptions& options,
                           size_t images = SIZE_MAX);
 
-/// Why the weights are packed or not: "weights read in place where oneDNN can (a job of 1
-/// image; --packing packs them)".
-std::string describe_packing(const DeviceArgs& args, const SessionOptions& options,
-                             size_t images = SIZE_MAX);
-
 /// -v, --verbose on the commands that run a job (run, classify, embed).
 void add_verbose_flag(CLI::App* cmd, bool* verbose);
 
-/// --verbose: prints to stderr how a job of `images` held the weights and the bytes it copied
-/// out of the mapped file (what happened, on a CPU where oneDNN packs every GEMM weight too).
+/// --verbose: prints to stderr how a job of `images` held the weights and why ("weights read
+/// in place where oneDNN can (a job of 1 image; --packing packs them)"), and the bytes it
+/// copied out of the mapped file (which show what happened where oneDNN packs every weight).
 void print_weights_summary(const DeviceArgs& args, size_t images, const Model& model);
 
 /// The model's load options: --cache-dir, and the checksum verified unless
