@@ -46,6 +46,21 @@ def cli_classify(model, inputs, top_k=5):
     return {os.path.abspath(r["path"]): r for r in json.loads(out)["results"]}
 
 
+def brgemm_reads_stored_weights():
+    """Whether oneDNN's float32 matmul can read a weight where the model file
+    stores it (its brgemm kernels: AVX-512 up, unless DNNL_MAX_CPU_ISA masks
+    them); elsewhere pack_weights=False packs every weight all the same."""
+    isa = os.environ.get("DNNL_MAX_CPU_ISA", "ALL").upper()
+    if isa in ("SSE41", "AVX") or isa.startswith("AVX2"):
+        return False
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+    return {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags
+
+
 def random_input(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
