@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ravlt/model.h"
 #include "ravlt/model_info.h"
@@ -54,6 +55,19 @@ SessionOptions session_options(int threads, const std::string& device, const std
   "pack_weights: False runs the float32 GEMMs on the weights where the model file stores " \
   "them instead of packed copies (the first run ready sooner, each run about 3-7% "        \
   "slower; for a process that runs a model a few times; cpu and fp32 only). "
+
+/// A list of dicts, one per item, each filled by `fill(dict, item)`: how the
+/// engine's per-node and per-op records reach Python.
+template <class T, class Fill>
+nb::list dict_list(const std::vector<T>& items, Fill fill) {
+  nb::list out;
+  for (const T& item : items) {
+    nb::dict d;
+    fill(d, item);
+    out.append(d);
+  }
+  return out;
+}
 
 /// Marks an object that runs one call at a time (a Session, a Classifier)
 /// as in use for a scope; a second caller at the same time gets a

@@ -178,15 +178,11 @@ void bind_model(nb::module_& m) {
               nb::gil_scoped_release unlocked;
               work = h.model->node_macs(shape);
             }
-            nb::list out;
-            for (const NodeWork& w : work) {
-              nb::dict d;
+            return dict_list(work, [](nb::dict& d, const NodeWork& w) {
               d["name"] = w.name;
               d["op"] = w.op;
               d["macs"] = w.macs;
-              out.append(d);
-            }
-            return out;
+            });
           },
           nb::arg("input_shape"),
           nb::sig("def node_macs(self, input_shape: collections.abc.Sequence[int]) -> "

@@ -155,15 +155,11 @@ void bind_session(nb::module_& m) {
           "profile",
           [](const PySession& s) {
             require_profile(s);
-            nb::list out;
-            for (const OpProfile& p : s.session.profile()) {
-              nb::dict d;
+            return dict_list(s.session.profile(), [](nb::dict& d, const OpProfile& p) {
               d["op"] = p.op;
               d["seconds"] = p.seconds;
               d["nodes"] = p.nodes;
-              out.append(d);
-            }
-            return out;
+            });
           },
           nb::sig("def profile(self) -> list[dict[str, typing.Any]]"),
           "With profile=True: the time per op kind summed over the runs so far (runs counts "
@@ -175,15 +171,11 @@ void bind_session(nb::module_& m) {
           "node_profile",
           [](const PySession& s) {
             require_profile(s);
-            nb::list out;
-            for (const NodeProfile& p : s.session.node_profile()) {
-              nb::dict d;
+            return dict_list(s.session.node_profile(), [](nb::dict& d, const NodeProfile& p) {
               d["name"] = p.name;
               d["op"] = p.op;
               d["seconds"] = p.seconds;
-              out.append(d);
-            }
-            return out;
+            });
           },
           nb::sig("def node_profile(self) -> list[dict[str, typing.Any]]"),
           "With profile=True: the time per node summed over the runs so far, in graph order: "
