@@ -32,9 +32,17 @@ std::unique_ptr<Kernel> Backend::prepare_fused(const Graph& graph, const Fusion&
 
 void Backend::prepare_all(const Graph& graph, const std::vector<size_t>& steps,
                           const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
-                          std::vector<std::unique_ptr<Kernel>>& kernels) {
-  for (size_t k : steps) kernels[k] = prepare(graph, graph.nodes()[k], shapes);
-  for (const Fusion& f : fusions) kernels[f.nodes.back()] = prepare_fused(graph, f, shapes);
+                          std::vector<std::unique_ptr<Kernel>>& kernels,
+                          const std::atomic<bool>* cancel) {
+  auto cancelled = [cancel] { return cancel != nullptr && cancel->load(); };
+  for (size_t k : steps) {
+    if (cancelled()) throw PreparationCancelled{};
+    kernels[k] = prepare(graph, graph.nodes()[k], shapes);
+  }
+  for (const Fusion& f : fusions) {
+    if (cancelled()) throw PreparationCancelled{};
+    kernels[f.nodes.back()] = prepare_fused(graph, f, shapes);
+  }
 }
 
 std::unique_ptr<BackendMemory> Backend::allocate(size_t bytes) {

@@ -11,6 +11,7 @@
 // ordered (one stream), and finish_run() waits for all of it.
 #pragma once
 
+#include <atomic>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +61,9 @@ class Kernel {
   /// and its errors surface at Backend::finish_run().
   virtual void run(const ConstView* inputs, View output, uint8_t* scratch) = 0;
 };
+
+/// What prepare_all() throws when its cancel flag was raised.
+struct PreparationCancelled {};
 
 /// A block of a backend's memory, freed with the object.
 class BackendMemory {
@@ -129,10 +133,21 @@ class Backend {
   /// into kernels[step] (kernels has a slot per node), and each of
   /// `fusions` into kernels[its last node]. One after another by default;
   /// a backend whose prepare() may run concurrently spreads them over its
-  /// threads. Throws the error of the first one that fails.
+  /// threads. Throws the error of the first one that fails. Where `cancel`
+  /// is given and becomes true, the jobs not yet started are skipped and
+  /// PreparationCancelled is thrown.
   virtual void prepare_all(const Graph& graph, const std::vector<size_t>& steps,
                            const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
-                           std::vector<std::unique_ptr<Kernel>>& kernels);
+                           std::vector<std::unique_ptr<Kernel>>& kernels,
+                           const std::atomic<bool>* cancel = nullptr);
+  /// Packing after the first run (SessionOptions::defer_packing): whether
+  /// kernels prepared since the last call read weights in place that this
+  /// backend packs once end_packing_deferral() is called. The executor
+  /// asks after each plan it makes, and after a deferred plan's first run
+  /// makes it again, in the background, with packing on.
+  virtual bool take_deferred_weights() { return false; }
+  /// From now on, kernels read packed weights (plans made earlier keep theirs).
+  virtual void end_packing_deferral() {}
   /// Called before each run: the thread count every kernel of the run uses.
   virtual void begin_run(int threads) = 0;
   /// A run of several images takes its first nodes one image at a time,

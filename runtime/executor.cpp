@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <thread>
 
 #include "ravlt/error.h"
 #include "runtime/shape_inference.h"
@@ -12,6 +14,10 @@ namespace ravlt::runtime {
 namespace {
 
 constexpr size_t kAlignment = 64;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 size_t bytes_of(const Shape& shape, DType dtype) {
   return static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
@@ -85,6 +91,20 @@ struct Executor::Plan {
   const float* input = nullptr;              // the caller's, for this run (start_run)
   std::unique_ptr<PlanState> backend_state;  // e.g. the recorded CUDA graph
   uint64_t last_use = 0;                     // Executor::uses_ when last used
+  // Whose kernels read weights in place until packed after the first run.
+  bool weights_deferred = false;
+  std::vector<std::pair<size_t, std::string>> fused_kinds;  // (node, kind) of its fusions
+};
+
+// The packing after a first run, on a thread of its own: the keys of the
+// plans it makes again and, once the thread has ended, those plans.
+struct Executor::Repack {
+  std::vector<PlanKey> keys;
+  std::vector<std::unique_ptr<Plan>> plans;
+  std::exception_ptr error;
+  std::atomic<bool> cancel{false};
+  double seconds = 0.0;
+  std::thread thread;
 };
 
 Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> backend,
@@ -95,7 +115,73 @@ Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Backend> 
       max_plan_bytes_(max_plan_bytes),
       max_plans_(std::max<size_t>(1, max_plans)) {}
 
-Executor::~Executor() = default;
+Executor::~Executor() {
+  if (repack_ && repack_->thread.joinable()) {
+    repack_->cancel = true;
+    repack_->thread.join();
+  }
+}
+
+void Executor::start_deferred_packing() {
+  repacked_ = true;
+  auto job = std::make_unique<Repack>();
+  for (const auto& [key, plan] : plans_) {
+    if (plan->weights_deferred) job->keys.push_back(key);
+  }
+  // Set here, while nothing else uses the backend: the thread below has it
+  // to itself until settle_deferred_packing().
+  backend_->end_packing_deferral();
+  Repack* r = job.get();
+  job->thread = std::thread([this, r] {
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      for (const PlanKey& key : r->keys)
+        r->plans.push_back(make_plan(key, false, true, &r->cancel));
+    } catch (...) {
+      r->error = std::current_exception();
+    }
+    r->seconds = seconds_since(start);
+  });
+  repack_ = std::move(job);
+}
+
+void Executor::settle_deferred_packing() {
+  if (!repack_) return;
+  const auto start = std::chrono::steady_clock::now();
+  repack_->thread.join();
+  deferred_.waited_seconds += seconds_since(start);
+  deferred_.seconds = repack_->seconds;
+  deferred_.done = true;
+  if (repack_->error) {
+    // The plans keep reading the weights in place; the reason is kept.
+    try {
+      std::rethrow_exception(repack_->error);
+    } catch (const std::exception& e) {
+      deferred_.error = e.what();
+    } catch (...) {
+      deferred_.error = "packing stopped";
+    }
+  } else {
+    for (size_t i = 0; i < repack_->keys.size(); ++i) {
+      auto it = plans_.find(repack_->keys[i]);
+      if (it == plans_.end()) continue;
+      repack_->plans[i]->last_use = it->second->last_use;
+      adopt_fused_kinds(*repack_->plans[i]);
+      it->second = std::move(repack_->plans[i]);
+    }
+    last_key_ = nullptr;
+    last_plan_ = nullptr;
+  }
+  repack_.reset();
+}
+
+void Executor::adopt_fused_kinds(const Plan& plan) {
+  if (plan.per_image) adopt_fused_kinds(*plan.per_image);
+  for (const auto& [node, kind] : plan.fused_kinds) {
+    fused_kind_.resize(graph_->nodes().size());
+    fused_kind_[node] = kind;
+  }
+}
 
 const PlanStats& Executor::plan(std::span<const int64_t> input_shape,
                                 std::span<const uint32_t> outputs) {
@@ -104,6 +190,7 @@ const PlanStats& Executor::plan(std::span<const int64_t> input_shape,
 
 Executor::Plan& Executor::plan_for(std::span<const int64_t> shape,
                                    std::span<const uint32_t> outputs, bool fused) {
+  settle_deferred_packing();
   if (outputs.empty()) outputs = graph_->outputs();
   if (last_key_ != nullptr && last_key_->fused == fused &&
       std::equal(shape.begin(), shape.end(), last_key_->shape.begin(), last_key_->shape.end()) &&
@@ -117,6 +204,7 @@ Executor::Plan& Executor::plan_for(std::span<const int64_t> shape,
   auto it = plans_.find(key);
   if (it == plans_.end()) {
     std::unique_ptr<Plan> plan = make_plan(key);
+    adopt_fused_kinds(*plan);
     it = plans_.emplace(std::move(key), std::move(plan)).first;
   }
   last_key_ = &it->first;
@@ -137,7 +225,8 @@ void Executor::evict_least_recent() {
   plans_.erase(oldest);
 }
 
-std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key, bool nested) {
+std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key, bool nested, bool replacing,
+                                                    const std::atomic<bool>* cancel) {
   const Shape& input_shape = key.shape;
   const std::vector<uint32_t>& outputs = key.outputs;
   const Graph& g = *graph_;
@@ -180,7 +269,8 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key, bool nes
     boundary = nodes[plan->per_image_last].output;
     Shape one_image = input_shape;
     one_image[0] = 1;
-    plan->per_image = make_plan(PlanKey{std::move(one_image), {boundary}, true}, true);
+    plan->per_image =
+        make_plan(PlanKey{std::move(one_image), {boundary}, true}, true, replacing, cancel);
     plan->steps.erase(plan->steps.begin(), plan->steps.begin() + cut + 1);
   }
   plan->step_inputs.resize(nodes.size());
@@ -204,7 +294,9 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key, bool nes
   }
   size_t scratch_bytes = 0;
   plan->kernels.resize(nodes.size());
-  backend_->prepare_all(g, unfused, fusions, shapes, plan->kernels);
+  backend_->prepare_all(g, unfused, fusions, shapes, plan->kernels, cancel);
+  plan->weights_deferred =
+      backend_->take_deferred_weights() || (plan->per_image && plan->per_image->weights_deferred);
   for (size_t k : plan->steps) {
     scratch_bytes = std::max(scratch_bytes, plan->kernels[k]->scratch_bytes());
   }
@@ -280,7 +372,7 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key, bool nes
   }
   // The plan is accepted: make room before allocating, freeing the least
   // recently used plan (a refused shape evicts nothing).
-  if (!nested && plans_.size() >= max_plans_) evict_least_recent();
+  if (!nested && !replacing && plans_.size() >= max_plans_) evict_least_recent();
   plan->arena = backend_->allocate(memory.arena_bytes);
   plan->output_memory = backend_->allocate(output_bytes);
   if (stage_input) plan->staged_input = backend_->allocate(input_bytes);
@@ -389,8 +481,7 @@ std::vector<Fusion> Executor::fuse_steps(Plan& plan, const std::vector<uint32_t>
     if (!ok) throw Error("the backend proposed a fusion ('" + f.kind + "') the plan cannot run");
     plan.step_inputs[f.nodes.back()] = f.inputs;
     for (size_t i = 0; i + 1 < f.nodes.size(); ++i) plan.step_inputs[f.nodes[i]].clear();
-    fused_kind_.resize(nodes.size());
-    for (size_t n : f.nodes) fused_kind_[n] = f.kind;
+    for (size_t n : f.nodes) plan.fused_kinds.emplace_back(n, f.kind);
   }
   // The chains run as their last node.
   std::erase_if(plan.steps, [&](size_t k) {
@@ -429,11 +520,9 @@ std::span<const float* const> Executor::run(const float* input,
     // (Two pointers: std::function holds them without allocating.)
     backend_->execute(p.backend_state, [this, &p] { run_steps(p); });
     finish_run(p);
+    if (p.weights_deferred && !repacked_) start_deferred_packing();
     return p.results;
   }
-  auto seconds_since = [](std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
   node_seconds_.resize(graph_->nodes().size(), 0.0);
   auto start = std::chrono::steady_clock::now();
   start_run(p, input);
@@ -443,6 +532,7 @@ std::span<const float* const> Executor::run(const float* input,
   start = std::chrono::steady_clock::now();
   finish_run(p);
   output_copy_seconds_ += seconds_since(start);
+  if (p.weights_deferred && !repacked_) start_deferred_packing();
   return p.results;
 }
 

@@ -13,8 +13,16 @@
 // plan of their own for one image, up to a value that is then all the rest
 // reads: each image's copy of it lands in its place in the batch's, and
 // the rest of the nodes run batched.
+//
+// Packing after the first run: where the backend left weights in place for
+// a plan (Backend::take_deferred_weights), that plan's first run reads them
+// so, and as it returns a thread of the executor makes the plan again with
+// packed weights. The next call that plans or runs waits for it and swaps
+// the new plan in: the first result comes without the packing's time, and
+// a caller that does other work before its next run does not wait at all.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -53,16 +61,30 @@ class Executor {
   static constexpr size_t kDefaultMaxPlans = 8;
   /// Plans held now.
   size_t cached_plans() const { return plans_.size(); }
+  /// Stops packing in the background (between two kernels) and waits for it.
   ~Executor();
 
+  /// The packing after a first run (see above), once a call has waited
+  /// for it: its time on its own thread, how long calls waited for it,
+  /// and why it failed (empty: it did not; the plans kept reading the
+  /// weights in place).
+  struct DeferredPacking {
+    bool done = false;  // false: none was started, or it has not been waited for
+    double seconds = 0.0;
+    double waited_seconds = 0.0;
+    std::string error;
+  };
+  const DeferredPacking& deferred_packing() const { return deferred_; }
+
   /// Makes (or finds) the plan for `input_shape` computing `outputs`
-  /// (graph values; empty: the graph's declared outputs). Throws
+  /// (graph values; empty: the graph's declared outputs), after waiting for
+  /// a packing in the background, which replaces plans. Throws
   /// ravlt::Error on a value that is not computed by a node.
   const PlanStats& plan(std::span<const int64_t> input_shape,
                         std::span<const uint32_t> outputs = {});
   /// Runs on `input` (NCHW float32 of `input_shape`); returns each requested
   /// output as float32 on the host, in the order asked, owned by the
-  /// executor and valid until the next run.
+  /// executor and valid until the next call of run() or plan().
   std::span<const float* const> run(const float* input, std::span<const int64_t> input_shape,
                                     std::span<const uint32_t> outputs = {});
 
@@ -110,7 +132,17 @@ class Executor {
   // frees the least recently used plan if the cache is full, then allocates.
   // `nested`: the image-by-image part of another plan (never split again,
   // never evicting: the plan being made is not cached yet).
-  std::unique_ptr<Plan> make_plan(const PlanKey& key, bool nested = false);
+  // `replacing`: a plan made again in the background (never evicting: the
+  // plan it replaces holds the slot), prepared until `cancel` is raised.
+  std::unique_ptr<Plan> make_plan(const PlanKey& key, bool nested = false, bool replacing = false,
+                                  const std::atomic<bool>* cancel = nullptr);
+  // After a plan's first run: makes every plan whose weights were left in
+  // place again, packed, on a thread of its own.
+  void start_deferred_packing();
+  // Waits for that thread, if any, and swaps its plans in.
+  void settle_deferred_packing();
+  // Records the fused kinds of `plan` (and its image-by-image part).
+  void adopt_fused_kinds(const Plan& plan);
   // Asks the backend which steps of `plan` run fused, checks its answer,
   // and leaves each chain in plan.steps as its last node, reading the
   // chain's inputs (plan.step_inputs).
@@ -137,6 +169,10 @@ class Executor {
   std::vector<double> node_seconds_;
   double input_copy_seconds_ = 0.0, output_copy_seconds_ = 0.0;
   std::vector<std::string> fused_kind_;  // per node: its fusion's kind, or empty
+  struct Repack;
+  std::unique_ptr<Repack> repack_;  // the packing in the background, until waited for
+  bool repacked_ = false;           // one was started: later plans are packed
+  DeferredPacking deferred_;
 };
 
 }  // namespace ravlt::runtime

@@ -60,7 +60,9 @@ void add_device_options(CLI::App* cmd, DeviceArgs* args, PackingDefault packing)
       by_job ? "cpu: GEMMs read copies of the weights packed for them, whatever the job (the "
                "default from " +
                    std::to_string(kInPlaceImages + 1) + " images up)"
-             : "cpu: GEMMs read copies of the weights packed for them (the default)");
+             : "cpu: GEMMs read copies of the weights packed for them before the first run (by "
+               "default, as in a Session, the first run reads them in place and they are packed "
+               "after it)");
   CLI::Option* no_pack = cmd->add_flag(
       "--no-packing", args->no_packing,
       "cpu, fp32: GEMMs read the weights where the model file stores them instead of packed "
@@ -97,6 +99,11 @@ void apply_device_options(const DeviceArgs& args, SessionOptions& options, size_
   const bool by_default = !args.packing && !args.no_packing;
   options.pack_weights =
       by_default ? !(in_place_possible(args, options) && short_job(images)) : args.packing;
+  // A job of known size packs before its first run where it packs at all
+  // (the sizes above were measured so); a session of many runs (bench)
+  // packs after its first run, as a Session does by default, unless
+  // --packing asks for before.
+  options.defer_packing = images == SIZE_MAX && !args.packing;
 }
 
 void add_verbose_flag(CLI::App* cmd, bool* verbose) {

@@ -213,7 +213,7 @@ std::unique_ptr<runtime::Backend> make_backend(const Model& model, const Session
   // without bfloat16 instructions) with the reason.
   auto cpu = std::make_unique<runtime::cpu::CpuBackend>(model_impl(model).weights, options.threads,
                                                         options.precision);
-  cpu->set_weight_packing(options.pack_weights);
+  cpu->set_weight_packing(options.pack_weights, options.defer_packing);
   return cpu;
 }
 
@@ -409,10 +409,12 @@ std::vector<Tensor> Session::capture(const Tensor& input, const std::vector<std:
 
 Tensor Session::run(const Tensor& input) {
   check_holds_its_shape(input);
-  const std::span<const float> out = run(input.data.data(), input.shape);
   Tensor result;
   const Model::Impl& model = model_impl(*impl_->model);
+  // The shape first: planning after the run would wait for a packing it
+  // started (SessionOptions::defer_packing).
   result.shape = impl_->executor.plan(input.shape, model.first_output_plan).output_shapes[0];
+  const std::span<const float> out = run(input.data.data(), input.shape);
   result.data.assign(out.begin(), out.end());
   return result;
 }
@@ -448,6 +450,11 @@ std::vector<NodeProfile> Session::node_profile() const {
 
 CopyProfile Session::copy_profile() const {
   return {impl_->executor.input_copy_seconds(), impl_->executor.output_copy_seconds()};
+}
+
+DeferredPacking Session::deferred_packing() const {
+  const runtime::Executor::DeferredPacking& d = impl_->executor.deferred_packing();
+  return {d.done, d.seconds, d.waited_seconds, d.error};
 }
 
 PlanMemory Session::plan(std::span<const int64_t> shape) {

@@ -47,14 +47,17 @@ Precision parse_precision(const std::string& text);
 
 /// SessionOptions from the keyword arguments Session and Classifier share.
 SessionOptions session_options(int threads, const std::string& device, const std::string& precision,
-                               size_t max_memory_bytes, bool pack_weights);
+                               size_t max_memory_bytes, bool pack_weights, bool defer_packing);
 
 /// The docstring of the pack_weights argument Session and Classifier share
 /// (a macro, so that each docstring stays one string literal).
 #define RAVLT_PACK_WEIGHTS_DOC                                                             \
   "pack_weights: False runs the float32 GEMMs on the weights where the model file stores " \
   "them instead of packed copies (the first run ready sooner, each run about 3-7% "        \
-  "slower; for a process that runs a model a few times; cpu and fp32 only). "
+  "slower; for a process that runs a model a few times; cpu and fp32 only). "              \
+  "defer_packing: with pack_weights, the first run of a shape reads the weights in place " \
+  "and a thread of the session packs them as it returns (the next call waits for that if " \
+  "needed: see deferred_packing()); False packs them before the first run. "
 
 /// A list of dicts, one per item, each filled by `fill(dict, item)`: how the
 /// engine's per-node and per-op records reach Python.

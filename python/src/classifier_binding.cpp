@@ -67,7 +67,7 @@ void bind_classifier(nb::module_& m) {
           "__init__",
           [](PyClassifier* self, const ModelHandle& model, int top_k, int threads,
              const std::string& device, const std::string& precision, int batch_size,
-             bool pack_weights) {
+             bool pack_weights, bool defer_packing) {
             if (batch_size < 1) throw Error("batch_size must be at least 1");
             if (model.model->kind() != ModelKind::kClassifier) {
               throw Error("Classifier: " + model.info.path +
@@ -75,14 +75,14 @@ void bind_classifier(nb::module_& m) {
                           "ravlt.Session(model).run_all(x)");
             }
             ClassifierOptions o;
-            o.session = session_options(threads, device, precision, 0, pack_weights);
+            o.session = session_options(threads, device, precision, 0, pack_weights, defer_packing);
             o.top_k = top_k;
             nb::gil_scoped_release unlocked;
             new (self) PyClassifier(model, o, batch_size);
           },
           nb::arg("model"), nb::kw_only(), nb::arg("top_k") = 5, nb::arg("threads") = 0,
           nb::arg("device") = "cpu", nb::arg("precision") = "fp32", nb::arg("batch_size") = 32,
-          nb::arg("pack_weights") = true,
+          nb::arg("pack_weights") = true, nb::arg("defer_packing") = true,
           "top_k: classes per image (at most the model's). threads: per run and for decoding "
           "(0: all cores). batch_size: images per run of the network. " RAVLT_PACK_WEIGHTS_DOC
           "Raises ravlt.Error for a backbone (no classes: use Session.run_all) or bad options.")

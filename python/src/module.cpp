@@ -36,7 +36,7 @@ Precision parse_precision(const std::string& text) {
 }
 
 SessionOptions session_options(int threads, const std::string& device, const std::string& precision,
-                               size_t max_memory_bytes, bool pack_weights) {
+                               size_t max_memory_bytes, bool pack_weights, bool defer_packing) {
   if (threads < 0) throw Error("threads must not be negative (0: all cores)");
   SessionOptions o;
   o.threads = threads;
@@ -44,6 +44,7 @@ SessionOptions session_options(int threads, const std::string& device, const std
   o.precision = parse_precision(precision);
   o.max_memory_bytes = max_memory_bytes;
   o.pack_weights = pack_weights;
+  o.defer_packing = defer_packing;
   return o;
 }
 

@@ -64,16 +64,17 @@ void bind_session(nb::module_& m) {
           "__init__",
           [](PySession* self, const ModelHandle& model, int threads, const std::string& device,
              const std::string& precision, size_t max_memory_bytes, bool pack_weights,
-             bool profile) {
-            SessionOptions o =
-                session_options(threads, device, precision, max_memory_bytes, pack_weights);
+             bool defer_packing, bool profile) {
+            SessionOptions o = session_options(threads, device, precision, max_memory_bytes,
+                                               pack_weights, defer_packing);
             o.profile = profile;
             nb::gil_scoped_release unlocked;
             new (self) PySession(model, o);
           },
           nb::arg("model"), nb::kw_only(), nb::arg("threads") = 0, nb::arg("device") = "cpu",
           nb::arg("precision") = "fp32", nb::arg("max_memory_bytes") = 0,
-          nb::arg("pack_weights") = true, nb::arg("profile") = false,
+          nb::arg("pack_weights") = true, nb::arg("defer_packing") = true,
+          nb::arg("profile") = false,
           "threads: per run (0: all cores; on cuda, the host threads that stage the input and "
           "outputs). device: \"cpu\" or \"cuda\". precision: \"fp32\", "
           "\"bf16\" (CPUs with AVX512_BF16 or AMX; CUDA) or \"fp16\" (CUDA). "
@@ -215,6 +216,26 @@ void bind_session(nb::module_& m) {
       .def_prop_ro(
           "pack_weights", [](const PySession& s) { return s.options.pack_weights; },
           "Whether the GEMMs read packed copies of the weights (see __init__).")
+      .def_prop_ro(
+          "defer_packing", [](const PySession& s) { return s.options.defer_packing; },
+          "Whether the weights are packed after the first run rather than before it.")
+      .def(
+          "deferred_packing",
+          [](PySession& s) {
+            InUse in_use(s.busy, "Session");
+            const DeferredPacking d = s.session.deferred_packing();
+            nb::dict out;
+            out["done"] = d.done;
+            out["seconds"] = d.seconds;
+            out["waited_seconds"] = d.waited_seconds;
+            out["error"] = d.error;
+            return out;
+          },
+          "The packing done after the first run (defer_packing), once a later call has waited "
+          "for it: {'done': bool (False: none was deferred, or nothing has waited for it yet), "
+          "'seconds': its time on the session's packing thread, 'waited_seconds': how long the "
+          "next call waited, 'error': why it failed, the runs then reading the weights in place "
+          "('' if it did not)}.")
       .def_prop_ro(
           "last_input_address", [](const PySession& s) { return s.last_input_address; },
           "The address of the float32 buffer the last run read: the input array's own data "

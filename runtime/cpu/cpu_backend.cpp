@@ -66,6 +66,7 @@ CpuBackend::CpuBackend(std::shared_ptr<WeightCache> weights, int threads, DType 
   context_.threads = threads > 0 ? threads : default_threads();
   context_.precision = precision;
   context_.float32_interface = float32_interface;
+  context_.stored_weight_gemms = &stored_weight_gemms_;
 }
 
 DType CpuBackend::value_dtype(const Graph& graph, uint32_t value) const {
@@ -121,7 +122,8 @@ std::unique_ptr<Kernel> CpuBackend::prepare_fused(const Graph& graph, const Fusi
 
 void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& steps,
                              const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
-                             std::vector<std::unique_ptr<Kernel>>& kernels) {
+                             std::vector<std::unique_ptr<Kernel>>& kernels,
+                             const std::atomic<bool>* cancel) {
   // Each kernel's constructor touches only its own nodes, oneDNN (whose
   // primitive creation is thread-safe) and the weight cache (locked). A
   // reorder inside runs on its caller's thread alone (nested parallel
@@ -135,6 +137,7 @@ void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& step
 #pragma omp parallel for schedule(dynamic, 1) num_threads(context_.threads)
     for (int64_t i = 0; i < count; ++i) {
       const size_t job = (*pass)[static_cast<size_t>(i)];
+      if (cancel != nullptr && cancel->load()) continue;
       try {
         if (job < steps.size()) {
           kernels[steps[job]] = prepare(graph, graph.nodes()[steps[job]], shapes);
@@ -150,9 +153,29 @@ void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& step
   for (const std::exception_ptr& e : errors) {
     if (e) std::rethrow_exception(e);
   }
+  if (cancel != nullptr && cancel->load()) throw PreparationCancelled{};
   // What this plan packed, for the next process (a no-op without a cache
   // directory or when nothing new was packed).
   context_.weights->save();
+}
+
+void CpuBackend::set_weight_packing(bool on, bool after_first_run) {
+  // With a cache directory the packing is kept for the next process (and
+  // costs nothing once the file is read): done by the plan, not deferred.
+  const bool cached = context_.weights && !context_.weights->file_path().empty();
+  deferring_ = on && after_first_run && context_.precision == DType::kFloat32 && !cached;
+  context_.pack_weights = on && !deferring_;
+}
+
+bool CpuBackend::take_deferred_weights() {
+  // Below AVX-512 every GEMM packs its weight all the same: nothing to defer.
+  return stored_weight_gemms_.exchange(0) > 0 && deferring_;
+}
+
+void CpuBackend::end_packing_deferral() {
+  if (!deferring_) return;
+  deferring_ = false;
+  context_.pack_weights = true;
 }
 
 void CpuBackend::begin_run(int threads) {

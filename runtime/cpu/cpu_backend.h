@@ -26,7 +26,8 @@ class CpuBackend : public Backend {
   /// generation) and reordering weights take most of a plan's time.
   void prepare_all(const Graph& graph, const std::vector<size_t>& steps,
                    const std::vector<Fusion>& fusions, const std::vector<Shape>& shapes,
-                   std::vector<std::unique_ptr<Kernel>>& kernels) override;
+                   std::vector<std::unique_ptr<Kernel>>& kernels,
+                   const std::atomic<bool>* cancel = nullptr) override;
   /// The FFNs that run as one kernel (fused_ffn.h), unless set_fusing(false).
   std::vector<Fusion> fuse(const Graph& graph, const std::vector<size_t>& steps,
                            const std::vector<Shape>& shapes,
@@ -39,7 +40,12 @@ class CpuBackend : public Backend {
   /// model file stores them instead of packed copies (a shorter plan,
   /// slower runs: SessionOptions::pack_weights). Convolutions and
   /// bfloat16 weights are packed either way.
-  void set_weight_packing(bool on) { context_.pack_weights = on; }
+  /// `after_first_run` (with `on`): later float32 plans read the weights
+  /// in place as if off until end_packing_deferral(), which the executor
+  /// calls after such a plan's first run (SessionOptions::defer_packing).
+  void set_weight_packing(bool on, bool after_first_run = false);
+  bool take_deferred_weights() override;
+  void end_packing_deferral() override;
   void begin_run(int threads) override;
   /// 8 MB unless set_image_by_image_bytes() said otherwise.
   size_t image_by_image_bytes() const override { return image_by_image_bytes_; }
@@ -50,6 +56,9 @@ class CpuBackend : public Backend {
  private:
   CpuContext context_;
   bool fusing_ = true;
+  bool deferring_ = false;  // packing waits for end_packing_deferral()
+  // GEMMs prepared on their weights in place (CpuContext::stored_weight_gemms).
+  std::atomic<size_t> stored_weight_gemms_{0};
   // A quarter of a 32 MB third-level cache (AMD Zen 4; Intel Xeons have
   // about 1.5-2 MB a core). RAVLT-T batch 8, 2 threads: the stem and stages
   // 1-2 (values of 13-26 MB for the batch) ran 1.07-1.19x slower batched

@@ -119,6 +119,9 @@ struct CpuContext {
   /// default) or the weights where the model file stores them
   /// (GemmShape::weights_as_stored; CpuBackend::set_weight_packing).
   bool pack_weights = true;
+  /// Counts the GEMMs prepared on their weights where the model file
+  /// stores them (none packed for them); the backend's, or none.
+  std::atomic<size_t>* stored_weight_gemms = nullptr;
 
   /// The element type of `value` in this session's plans: float32 in a
   /// float32 session; in bfloat16, the activations between layers in

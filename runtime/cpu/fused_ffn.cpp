@@ -237,6 +237,7 @@ class FusedFfnKernel : public Kernel {
     shape.weights_as_stored = !a.context.pack_weights;
     GemmPrimitive form = make_gemm_primitive(shape, nullptr, GemmForm::kBest, a.context.engine);
     const void* packed = packed_weight(a, 1, form.stored_weights, form.weights);
+    count_stored_weight_gemm(a, 1, packed);
     return {std::move(form), packed};
   }
 

@@ -37,6 +37,15 @@ inline const void* packed_weight(const PrepareArgs& args, size_t slot,
   return packed;
 }
 
+/// For a GEMM whose weight (input `slot`) is `weights`: counts it in
+/// CpuContext::stored_weight_gemms where that is the model file's own copy.
+inline void count_stored_weight_gemm(const PrepareArgs& args, size_t slot, const void* weights) {
+  if (args.context.stored_weight_gemms != nullptr &&
+      weights == args.graph.values()[args.node.inputs[slot]].data) {
+    ++*args.context.stored_weight_gemms;
+  }
+}
+
 /// The element type of the node's input `slot` and of its output in the
 /// plan being prepared (CpuContext::value_dtype).
 inline DType input_dtype(const PrepareArgs& args, size_t slot) {

@@ -50,6 +50,7 @@ class LinearKernel : public Kernel {
     piece_bytes_ = by_pieces ? cache_lines(static_cast<size_t>(piece_rows_ * o) * 4) : 0;
     src_ = dnnl::memory(gemm.src, context_.engine, DNNL_MEMORY_NONE);
     const void* packed = packed_weight(a, 1, gemm.stored_weights, gemm.weights);
+    count_stored_weight_gemm(a, 1, packed);
     weights_ = dnnl::memory(gemm.weights, context_.engine, const_cast<void*>(packed));
     bias_ = dnnl::memory(gemm.bias, context_.engine, DNNL_MEMORY_NONE);
     dst_ = dnnl::memory(gemm.dst, context_.engine, DNNL_MEMORY_NONE);

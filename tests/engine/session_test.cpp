@@ -127,10 +127,12 @@ TEST_CASE("a session runs any batch and size; a planned shape runs without alloc
   Session session(model, SessionOptions{2});
   const std::vector<int64_t> shape = {3, 3, 41, 29};
   const auto input = random_vector(3 * 3 * 41 * 29, 1);
-  const std::vector<float> first(session.run(input.data(), shape).begin(),
-                                 session.run(input.data(), shape).end());
+  const std::span<const float> first_run = session.run(input.data(), shape);
+  const std::vector<float> first(first_run.begin(), first_run.end());
   REQUIRE(first.size() == 3 * 11);
-  session.run(input.data(), shape);  // warm: OpenMP's team exists
+  // Warm: OpenMP's team exists, and the packing deferred past the first
+  // run (SessionOptions::defer_packing) has been waited for.
+  session.run(input.data(), shape);
   recorded = 0;
   recording = true;
   const auto out = session.run(input.data(), shape);
@@ -173,7 +175,8 @@ TEST_CASE(
   const PlanMemory memory = session.plan(shape);
   REQUIRE(memory.image_by_image_ops > 0);
   CHECK(memory.arena_bytes >= memory.lower_bound);
-  session.run(input.data(), shape);  // warm
+  session.run(input.data(), shape);  // warm (its packing follows, in the background)
+  session.run(input.data(), shape);  // and waited for
   recorded = 0;
   recording = true;
   const auto out = session.run(input.data(), shape);
@@ -191,7 +194,11 @@ TEST_CASE(
 TEST_CASE("plan() prepares what run() and run_all() then use: their first call plans nothing") {
   TempDir dir;
   const auto model = custom_model(dir);
-  Session session(model, SessionOptions{2});
+  // Packed by the plan: deferred past the first run, packing makes the
+  // plan again (tested below).
+  SessionOptions options{2};
+  options.defer_packing = false;
+  Session session(model, options);
   const std::vector<int64_t> shape = {2, 3, 37, 45};
   const auto input = random_vector(2 * 3 * 37 * 45, 9);
   session.plan(shape);
@@ -301,8 +308,8 @@ TEST_CASE("named outputs: a classifier's logits and embedding; a backbone's stag
   Session session(model);
   const std::vector<int64_t> shape = {2, 3, 37, 45};
   const auto input = random_vector(2 * 3 * 37 * 45, 6);
-  const std::vector<float> logits(session.run(input.data(), shape).begin(),
-                                  session.run(input.data(), shape).end());
+  const std::span<const float> first_run = session.run(input.data(), shape);
+  const std::vector<float> logits(first_run.begin(), first_run.end());
   const std::vector<Output> all = session.run_all(input.data(), shape);
   REQUIRE(all.size() == 2);
   CHECK(all[0].name == "logits");
@@ -434,7 +441,9 @@ TEST_CASE("a weight packed for oneDNN is resident once: its mapped pages are giv
   CHECK(model->mapped_resident_bytes() > file_bytes * 9 / 10);
   const std::vector<int64_t> shape{1, 3, 64, 64};
   const auto input = random_vector(3 * 64 * 64, 3);
-  Session first(model, SessionOptions{1});
+  SessionOptions at_plan{1};
+  at_plan.defer_packing = false;
+  Session first(model, at_plan);
   const std::span<const float> logits = first.run(input.data(), shape);
   const std::vector<float> want(logits.begin(), logits.end());
   // Every GEMM and convolution weight was packed; what stays mapped is the
@@ -497,7 +506,9 @@ TEST_CASE("pack_weights = false: GEMMs read the file's weights, with the packed 
     MESSAGE("oneDNN has no brgemm matmul here: every weight is packed");
     CHECK(unpacked_copies > file_bytes * 9 / 10);
   }
-  Session packed(model);
+  SessionOptions at_plan;
+  at_plan.defer_packing = false;
+  Session packed(model, at_plan);
   const std::span<const float> want = packed.run(input.data(), shape);
   REQUIRE(want.size() == got.size());
   CHECK(test::rel_l2(got.data(), want.data(), want.size()) < 1e-5);
@@ -519,6 +530,96 @@ TEST_CASE("pack_weights = false: GEMMs read the file's weights, with the packed 
   CHECK_THROWS_WITH_AS(
       Session(model, unpacked_options),
       doctest::Contains("pack_weights = false applies to the cpu device, not cuda"), Error);
+}
+
+TEST_CASE("defer_packing: the first run reads the weights in place, later runs the packed copies") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const size_t file_bytes = std::filesystem::file_size(path);
+  const std::vector<int64_t> shape{2, 3, 61, 45};
+  const auto input = random_vector(2 * 3 * 61 * 45, 5);
+  const bool brgemm = brgemm_matmul_reads_stored_weights();
+  SessionOptions at_plan;
+  at_plan.defer_packing = false;
+  Session reference(Model::load(path), at_plan);
+  const std::span<const float> want_span = reference.run(input.data(), shape);
+  const std::vector<float> want(want_span.begin(), want_span.end());
+
+  const auto model = Model::load(path);
+  Session session(model);  // SessionOptions::defer_packing by default
+  const std::span<const float> first_span = session.run(input.data(), shape);
+  const std::vector<float> first(first_span.begin(), first_span.end());
+  CHECK_FALSE(session.deferred_packing().done);  // nothing has waited for it
+  // The next call waits for the packing and swaps the packed plan in.
+  const PlanMemory memory = session.plan(shape);
+  CHECK(memory.arena_bytes > 0);
+  const DeferredPacking deferred = session.deferred_packing();
+  CHECK(deferred.done == brgemm);  // below AVX-512 the plan packed every weight
+  CHECK(deferred.error.empty());
+  if (brgemm) {
+    CHECK(deferred.seconds > 0);
+    CHECK(deferred.waited_seconds > 0);
+  } else {
+    MESSAGE("oneDNN has no brgemm matmul here: nothing to defer");
+  }
+  CHECK(model->copied_weight_bytes() > file_bytes * 9 / 10);  // packed now either way
+  const std::span<const float> second_span = session.run(input.data(), shape);
+  const std::vector<float> second(second_span.begin(), second_span.end());
+  // Both layouts within 1e-5 of the plan packed at once (equal bit for bit
+  // on the CPUs measured; oneDNN does not promise it).
+  CHECK(test::rel_l2(first.data(), want.data(), want.size()) < 1e-5);
+  CHECK(test::rel_l2(second.data(), want.data(), want.size()) < 1e-5);
+  // The plan swapped in is whole: a run of it allocates nothing.
+  recorded = 0;
+  recording = true;
+  const std::span<const float> third = session.run(input.data(), shape);
+  recording = false;
+  CHECK(classify_recorded().second == 0);
+  CHECK(std::equal(third.begin(), third.end(), second.begin(), second.end()));
+  // Once packed, a new shape's plan packs (finding the copies made) and
+  // defers nothing again.
+  const auto small = random_vector(3 * 33 * 47, 6);
+  CHECK(session.run(small.data(), std::vector<int64_t>{1, 3, 33, 47}).size() == 1000);
+  session.run(small.data(), std::vector<int64_t>{1, 3, 33, 47});
+  CHECK(session.deferred_packing().seconds == deferred.seconds);
+  // Nothing is deferred where nothing would be packed.
+  SessionOptions in_place;
+  in_place.pack_weights = false;
+  Session unpacked(model, in_place);
+  unpacked.run(input.data(), shape);
+  unpacked.run(input.data(), shape);
+  CHECK_FALSE(unpacked.deferred_packing().done);
+}
+
+TEST_CASE("a session destroyed while packing after its first run stops the packing and ends") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const std::vector<int64_t> shape{1, 3, 64, 64};
+  const auto input = random_vector(3 * 64 * 64, 8);
+  const auto model = Model::load(path);
+  SessionOptions at_plan;
+  at_plan.defer_packing = false;
+  std::vector<float> want;
+  {
+    // A reference on a model of its own, so that the one below packs anew.
+    Session reference(Model::load(path), at_plan);
+    const std::span<const float> out = reference.run(input.data(), shape);
+    want.assign(out.begin(), out.end());
+  }
+  // Each goes out of scope while its packing thread runs (or has just
+  // ended): the thread stops between two kernels and is waited for.
+  for (int i = 0; i < 3; ++i) {
+    Session session(model, SessionOptions{i + 1});
+    const std::span<const float> out = session.run(input.data(), shape);
+    CHECK(test::rel_l2(out.data(), want.data(), want.size()) < 1e-5);
+  }
+  // What they packed (whole weights: a copy is finished or never begun)
+  // serves the next session.
+  Session last(model, at_plan);
+  const std::span<const float> out = last.run(input.data(), shape);
+  CHECK(test::rel_l2(out.data(), want.data(), want.size()) < 1e-5);
 }
 
 TEST_CASE("node_macs: every node's multiply-adds, summing to inspect's count per image") {

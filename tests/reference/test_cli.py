@@ -303,7 +303,7 @@ class Cli(unittest.TestCase):
         text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "1",
                              "--warmup", "0").stdout
         self.assertRegex(text, r"weights +[0-9.]+ MB copied out of the mapped file \(packed for the "
-                               r"kernels: [0-9.]+ ms of the plan's thread time, which --cache-dir saves "
+                               r"kernels: [0-9.]+ ms of thread time, which --cache-dir saves "
                                r"the next start\)")
         # run with and without the cache: the same bytes.
         np.save(self.out("x.npy"), np.random.RandomState(1).randn(1, 3, 40, 36).astype(np.float32))

@@ -200,6 +200,26 @@ struct SessionOptions {
   /// the CPU has no brgemm matmul (below AVX-512: the matmul would repack
   /// them every run). Another device or precision with false is an Error.
   bool pack_weights = true;
+  /// With pack_weights (CPU, float32): a plan's first run reads the GEMMs'
+  /// weights in place, and as it returns a thread of the session packs them
+  /// and makes the plan again; the next call that runs or plans waits for
+  /// that if it has not finished (Session::deferred_packing() says how
+  /// long), later runs read the packed copies. The first result comes
+  /// without the packing's time (RAVLT-T on 2 cores: 46 -> 28 ms at batch
+  /// 1), and a caller that does something else before its next run does not
+  /// wait at all. false: the plan packs them before its first run. No
+  /// effect where nothing could stay in place (below AVX-512, bfloat16,
+  /// the GPU).
+  bool defer_packing = true;
+};
+
+/// The packing a session deferred past its first run
+/// (SessionOptions::defer_packing), once a later call has waited for it.
+struct DeferredPacking {
+  bool done = false;            ///< false: none was deferred, or no call has waited for it yet
+  double seconds = 0.0;         ///< its time on the session's packing thread
+  double waited_seconds = 0.0;  ///< how long the next call waited for it
+  std::string error;            ///< why it failed (the plans kept reading the weights in place)
 };
 
 /// Time spent per op kind over a session's profiled runs.
@@ -271,7 +291,7 @@ class RAVLT_API Session {
   /// Runs the network on `input`, NCHW float32 of `shape` (N, 3, H, W; any
   /// batch and size). Returns the model's first output (the logits (N,
   /// classes) of a classifier, the first feature map of a backbone), owned
-  /// by the session and valid until its next run. The first run of a shape
+  /// by the session and valid until its next run or plan. The first run of a shape
   /// plans it; later runs of that shape allocate nothing. Throws
   /// ravlt::Error on a shape the model cannot take.
   std::span<const float> run(const float* input, std::span<const int64_t> shape);
@@ -312,6 +332,8 @@ class RAVLT_API Session {
   /// the caller's input and write the results in place (the CPU in
   /// float32).
   CopyProfile copy_profile() const;
+  /// The packing deferred past the first run (SessionOptions::defer_packing).
+  DeferredPacking deferred_packing() const;
 
  private:
   class Impl;
