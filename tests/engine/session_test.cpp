@@ -479,15 +479,28 @@ bool brgemm_matmul_reads_stored_weights() {
   return std::string(pd.impl_info_str()).starts_with("brg");
 }
 
+// The RAVLT-T test checkpoint converted into `dir`: GEMMs large enough for
+// every weight layout question. Returns the model file's path.
+std::string converted_t(const TempDir& dir) {
+  const std::string path = dir.file("t.rvlt");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  return path;
+}
+
+// A batch of two at an odd size, and its input.
+const std::vector<int64_t> kOddBatch{2, 3, 61, 45};
+std::vector<float> odd_batch_input() {
+  return random_vector(2 * 3 * 61 * 45, 5);
+}
+
 }  // namespace
 
 TEST_CASE("pack_weights = false: GEMMs read the file's weights, with the packed run's outputs") {
   TempDir dir;
-  const std::string path = dir.file("t.rvlt");
-  convert_checkpoint(testdata("T_bare.pth"), path);
+  const std::string path = converted_t(dir);
   const size_t file_bytes = std::filesystem::file_size(path);
-  const std::vector<int64_t> shape{2, 3, 61, 45};
-  const auto input = random_vector(2 * 3 * 61 * 45, 5);
+  const std::vector<int64_t>& shape = kOddBatch;
+  const auto input = odd_batch_input();
   SessionOptions unpacked_options;
   unpacked_options.pack_weights = false;
   // Unpacked first, so that nothing packed by another session is counted.
@@ -534,11 +547,10 @@ TEST_CASE("pack_weights = false: GEMMs read the file's weights, with the packed 
 
 TEST_CASE("defer_packing: the first run reads the weights in place, later runs the packed copies") {
   TempDir dir;
-  const std::string path = dir.file("t.rvlt");
-  convert_checkpoint(testdata("T_bare.pth"), path);
+  const std::string path = converted_t(dir);
   const size_t file_bytes = std::filesystem::file_size(path);
-  const std::vector<int64_t> shape{2, 3, 61, 45};
-  const auto input = random_vector(2 * 3 * 61 * 45, 5);
+  const std::vector<int64_t>& shape = kOddBatch;
+  const auto input = odd_batch_input();
   const bool brgemm = brgemm_matmul_reads_stored_weights();
   SessionOptions at_plan;
   at_plan.defer_packing = false;
@@ -594,8 +606,7 @@ TEST_CASE("defer_packing: the first run reads the weights in place, later runs t
 
 TEST_CASE("a session destroyed while packing after its first run stops the packing and ends") {
   TempDir dir;
-  const std::string path = dir.file("t.rvlt");
-  convert_checkpoint(testdata("T_bare.pth"), path);
+  const std::string path = converted_t(dir);
   const std::vector<int64_t> shape{1, 3, 64, 64};
   const auto input = random_vector(3 * 64 * 64, 8);
   const auto model = Model::load(path);
