@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <set>
 
@@ -201,4 +202,53 @@ TEST_CASE("image by image in bfloat16: the batched answer") {
   REQUIRE(split.stats.image_by_image_nodes > 0);
   CHECK(max_abs_difference(split.logits, batched.logits) <=
         1e-3 * largest_magnitude(batched.logits));
+}
+
+namespace {
+
+// A CPU backend whose next preparation fails once the executor ends the
+// packing's deferral: the packing after the first run fails.
+class FailingRepackBackend : public cpu::CpuBackend {
+ public:
+  using CpuBackend::CpuBackend;
+  std::unique_ptr<Kernel> prepare(const Graph& graph, const Node& node,
+                                  const std::vector<Shape>& shapes) override {
+    if (fail_.exchange(false)) throw Error("node '" + node.name + "': injected failure");
+    return CpuBackend::prepare(graph, node, shapes);
+  }
+  void end_packing_deferral() override {
+    fail_ = true;
+    CpuBackend::end_packing_deferral();
+  }
+
+ private:
+  std::atomic<bool> fail_{false};
+};
+
+}  // namespace
+
+TEST_CASE("a packing after the first run that fails leaves the plan reading the weights in place") {
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const auto graph = Graph::load(rvlt::ModelFile::open(path));
+  auto backend = std::make_unique<FailingRepackBackend>(std::make_shared<cpu::WeightCache>());
+  backend->set_weight_packing(true, /*after_first_run=*/true);
+  Executor executor(graph, std::move(backend), 1);
+  const Shape shape = {2, 3, 33, 47};
+  const std::vector<float> input = ravlt::test::random_vector(2 * 3 * 33 * 47, 6);
+  const float* first = executor.run(input.data(), shape)[0];
+  const std::vector<float> want(first, first + 2 * 11);
+  const float* again = executor.run(input.data(), shape)[0];  // waits for the packing
+  const Executor::DeferredPacking& deferred = executor.deferred_packing();
+  if (!deferred.done) {
+    MESSAGE("oneDNN has no brgemm matmul here: every weight was packed, nothing deferred");
+    return;
+  }
+  CHECK(deferred.error.find("injected failure") != std::string::npos);
+  CHECK(std::vector<float>(again, again + 2 * 11) == want);  // the plan in place, unchanged
+  // Nothing is deferred again: a new shape is planned packed, and runs.
+  const float* other = executor.run(input.data(), Shape{1, 3, 40, 40})[0];
+  CHECK(std::isfinite(other[0]));
+  CHECK(executor.deferred_packing().error == deferred.error);
 }
