@@ -205,11 +205,12 @@ struct SessionOptions {
   /// and makes the plan again; the next call that runs or plans waits for
   /// that if it has not finished (Session::deferred_packing() says how
   /// long), later runs read the packed copies. The first result comes
-  /// without the packing's time (RAVLT-T on 2 cores: 46 -> 28 ms at batch
-  /// 1), and a caller that does something else before its next run does not
-  /// wait at all. false: the plan packs them before its first run. No
-  /// effect where nothing could stay in place (below AVX-512, bfloat16,
-  /// the GPU).
+  /// without the packing's time (RAVLT-T on 2 cores: ready in 49 -> 33 ms
+  /// at batch 1), and a caller that does something else before its next
+  /// run does not wait at all. false: the plan packs them before its first
+  /// run. No effect where nothing could stay in place (below AVX-512,
+  /// bfloat16, the GPU) or with LoadOptions::cache_dir (whose file the plan
+  /// writes).
   bool defer_packing = true;
 };
 
