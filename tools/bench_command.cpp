@@ -220,8 +220,7 @@ int run(const BenchArgs& a) {
   if (deferred.done) {
     std::printf(
         "packing      after the first run (which read the weights in place): %.1f ms on the "
-        "session's own thread, the next run waited %.1f ms for it%s%s (--packing: before the "
-        "first run)\n",
+        "session's own thread, the next run waited %.1f ms for it%s%s\n",
         1000.0 * deferred.seconds, 1000.0 * deferred.waited_seconds,
         deferred.error.empty() ? "" : "; failed, the runs kept the weights in place: ",
         deferred.error.c_str());

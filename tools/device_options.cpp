@@ -60,9 +60,7 @@ void add_device_options(CLI::App* cmd, DeviceArgs* args, PackingDefault packing)
       by_job ? "cpu: GEMMs read copies of the weights packed for them, whatever the job (the "
                "default from " +
                    std::to_string(kInPlaceImages + 1) + " images up)"
-             : "cpu: GEMMs read copies of the weights packed for them before the first run (by "
-               "default, as in a Session, the first run reads them in place and they are packed "
-               "after it)");
+             : "cpu: GEMMs read copies of the weights packed for them (the default)");
   CLI::Option* no_pack = cmd->add_flag(
       "--no-packing", args->no_packing,
       "cpu, fp32: GEMMs read the weights where the model file stores them instead of packed "
@@ -71,6 +69,14 @@ void add_device_options(CLI::App* cmd, DeviceArgs* args, PackingDefault packing)
                         " images without --cache-dir)"
                   : std::string(" (for a process that runs a model a few times)")));
   pack->excludes(no_pack);
+  if (!by_job) {
+    CLI::Option* defer = cmd->add_flag(
+        "--defer-packing", args->defer_packing,
+        "cpu, fp32: the first run reads the weights in place and they are packed after it, on a "
+        "thread of the session (SessionOptions::defer_packing): a sooner first result");
+    defer->excludes(no_pack);
+    defer->excludes(pack);
+  }
   cmd->add_option("--cache-dir", args->cache_dir,
                   "cpu: keep the model's packed weights in this directory (created if missing), so "
                   "that the next start of the same model is ready sooner");
@@ -90,6 +96,9 @@ void apply_device_options(const DeviceArgs& args, SessionOptions& options, size_
   if (args.no_packing && options.device != Device::kCpu) {
     throw Error("--no-packing applies to --device cpu");
   }
+  if (args.defer_packing && options.device != Device::kCpu) {
+    throw Error("--defer-packing applies to --device cpu");
+  }
   if (args.no_packing && options.precision != Precision::kFloat32) {
     throw Error("--no-packing applies to --precision fp32 (" + args.precision +
                 " weights are narrowed into packed copies)");
@@ -99,11 +108,7 @@ void apply_device_options(const DeviceArgs& args, SessionOptions& options, size_
   const bool by_default = !args.packing && !args.no_packing;
   options.pack_weights =
       by_default ? !(in_place_possible(args, options) && short_job(images)) : args.packing;
-  // A job of known size packs before its first run where it packs at all
-  // (the sizes above were measured so); a session of many runs (bench)
-  // packs after its first run, as a Session does by default, unless
-  // --packing asks for before.
-  options.defer_packing = images == SIZE_MAX && !args.packing;
+  options.defer_packing = args.defer_packing;
 }
 
 void add_verbose_flag(CLI::App* cmd, bool* verbose) {

@@ -15,8 +15,9 @@ struct DeviceArgs {
   std::string device = "cpu";
   std::string precision = "fp32";
   bool tf32 = false;
-  bool packing = false;     // --packing: packed copies whatever the job
-  bool no_packing = false;  // --no-packing: the file's own weights
+  bool packing = false;        // --packing: packed copies whatever the job
+  bool no_packing = false;     // --no-packing: the file's own weights
+  bool defer_packing = false;  // --defer-packing (bench): packed after the first run
   std::string cache_dir;
 };
 

@@ -51,13 +51,14 @@ SessionOptions session_options(int threads, const std::string& device, const std
 
 /// The docstring of the pack_weights argument Session and Classifier share
 /// (a macro, so that each docstring stays one string literal).
-#define RAVLT_PACK_WEIGHTS_DOC                                                             \
-  "pack_weights: False runs the float32 GEMMs on the weights where the model file stores " \
-  "them instead of packed copies (the first run ready sooner, each run about 3-7% "        \
-  "slower; for a process that runs a model a few times; cpu and fp32 only). "              \
-  "defer_packing: with pack_weights, the first run of a shape reads the weights in place " \
-  "and a thread of the session packs them as it returns (the next call waits for that if " \
-  "needed: see deferred_packing()); False packs them before the first run. "
+#define RAVLT_PACK_WEIGHTS_DOC                                                               \
+  "pack_weights: False runs the float32 GEMMs on the weights where the model file stores "   \
+  "them instead of packed copies (the first run ready sooner, each run about 3-7% "          \
+  "slower; for a process that runs a model a few times; cpu and fp32 only). "                \
+  "defer_packing: True (with pack_weights): the first run reads the weights in place and a " \
+  "thread of the session packs them as it returns, so that the first result comes sooner "   \
+  "(the next call waits for that if needed: see deferred_packing()); for a server or a "     \
+  "single run, not for runs in a tight loop. False (the default) packs before the first run. "
 
 /// A list of dicts, one per item, each filled by `fill(dict, item)`: how the
 /// engine's per-node and per-op records reach Python.

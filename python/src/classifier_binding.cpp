@@ -82,7 +82,7 @@ void bind_classifier(nb::module_& m) {
           },
           nb::arg("model"), nb::kw_only(), nb::arg("top_k") = 5, nb::arg("threads") = 0,
           nb::arg("device") = "cpu", nb::arg("precision") = "fp32", nb::arg("batch_size") = 32,
-          nb::arg("pack_weights") = true, nb::arg("defer_packing") = true,
+          nb::arg("pack_weights") = true, nb::arg("defer_packing") = false,
           "top_k: classes per image (at most the model's). threads: per run and for decoding "
           "(0: all cores). batch_size: images per run of the network. " RAVLT_PACK_WEIGHTS_DOC
           "Raises ravlt.Error for a backbone (no classes: use Session.run_all) or bad options.")

@@ -73,7 +73,7 @@ void bind_session(nb::module_& m) {
           },
           nb::arg("model"), nb::kw_only(), nb::arg("threads") = 0, nb::arg("device") = "cpu",
           nb::arg("precision") = "fp32", nb::arg("max_memory_bytes") = 0,
-          nb::arg("pack_weights") = true, nb::arg("defer_packing") = true,
+          nb::arg("pack_weights") = true, nb::arg("defer_packing") = false,
           nb::arg("profile") = false,
           "threads: per run (0: all cores; on cuda, the host threads that stage the input and "
           "outputs). device: \"cpu\" or \"cuda\". precision: \"fp32\", "

@@ -559,7 +559,9 @@ TEST_CASE("defer_packing: the first run reads the weights in place, later runs t
   const std::vector<float> want(want_span.begin(), want_span.end());
 
   const auto model = Model::load(path);
-  Session session(model);  // SessionOptions::defer_packing by default
+  SessionOptions deferring;
+  deferring.defer_packing = true;
+  Session session(model, deferring);
   const std::span<const float> first_span = session.run(input.data(), shape);
   const std::vector<float> first(first_span.begin(), first_span.end());
   CHECK_FALSE(session.deferred_packing().done);  // nothing has waited for it
@@ -595,8 +597,12 @@ TEST_CASE("defer_packing: the first run reads the weights in place, later runs t
   CHECK(session.run(small.data(), std::vector<int64_t>{1, 3, 33, 47}).size() == 1000);
   session.run(small.data(), std::vector<int64_t>{1, 3, 33, 47});
   CHECK(session.deferred_packing().seconds == deferred.seconds);
-  // Nothing is deferred where nothing would be packed.
-  SessionOptions in_place;
+  // Nothing is deferred where nothing would be packed, nor by default.
+  Session packed_at_plan(model);
+  packed_at_plan.run(input.data(), shape);
+  packed_at_plan.run(input.data(), shape);
+  CHECK_FALSE(packed_at_plan.deferred_packing().done);
+  SessionOptions in_place = deferring;
   in_place.pack_weights = false;
   Session unpacked(model, in_place);
   unpacked.run(input.data(), shape);
@@ -622,7 +628,9 @@ TEST_CASE("a session destroyed while packing after its first run stops the packi
   // Each goes out of scope while its packing thread runs (or has just
   // ended): the thread stops between two kernels and is waited for.
   for (int i = 0; i < 3; ++i) {
-    Session session(model, SessionOptions{i + 1});
+    SessionOptions deferring{i + 1};
+    deferring.defer_packing = true;
+    Session session(model, deferring);
     const std::span<const float> out = session.run(input.data(), shape);
     CHECK(test::rel_l2(out.data(), want.data(), want.size()) < 1e-5);
   }

@@ -33,6 +33,14 @@ struct Case {
   std::vector<float> expected_packed;  // and its second's
 };
 
+// Sessions that pack after their first run: the thread that does it, and
+// the plan it swaps in, are under test too.
+SessionOptions deferring(int threads) {
+  SessionOptions o{threads};
+  o.defer_packing = true;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("8 threads, one Model, random shapes and interleaving: every result as run alone") {
@@ -58,7 +66,7 @@ TEST_CASE("8 threads, one Model, random shapes and interleaving: every result as
       // Two runs: the second waits for the packing after the first, so
       // that this thread makes every primitive first (oneDNN shares them
       // between sessions, under locks ThreadSanitizer does not see).
-      Session alone(model, SessionOptions{threads});
+      Session alone(model, deferring(threads));
       const auto out = alone.run(c.input.data(), c.shape);
       c.expected.assign(out.begin(), out.end());
       const auto packed = alone.run(c.input.data(), c.shape);
@@ -78,7 +86,7 @@ TEST_CASE("8 threads, one Model, random shapes and interleaving: every result as
       // One session per thread setting, each used by this thread only.
       std::vector<std::unique_ptr<Session>> sessions;
       for (int threads : thread_choices) {
-        sessions.push_back(std::make_unique<Session>(model, SessionOptions{threads}));
+        sessions.push_back(std::make_unique<Session>(model, deferring(threads)));
       }
       do {
         const size_t k = pick() % cases.size();

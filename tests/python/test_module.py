@@ -144,15 +144,15 @@ def test_unpacked_weights_equal_the_cli(models, digit_files, tmp_path):
 
 
 def test_packing_deferred_past_the_first_run(models):
-    """By default a Session's first run reads the weights in place and they
-    are packed after it; the next call waits for that (deferred_packing()
-    says how long), and every run is within 1e-5 of a session that packed
-    before its first."""
+    """defer_packing=True: a Session's first run reads the weights in place
+    and they are packed after it; the next call waits for that
+    (deferred_packing() says how long), and every run is within 1e-5 of a
+    session that packed before its first."""
     x = random_input((2, 3, 61, 45), seed=11)
     want = ravlt.Session(ravlt.Model.load(models["t"]), threads=2, defer_packing=False).run(x)
     model = ravlt.Model.load(models["t"])
-    session = ravlt.Session(model, threads=2)
-    assert session.defer_packing is True
+    assert ravlt.Session(model, threads=2).defer_packing is False  # the default
+    session = ravlt.Session(model, threads=2, defer_packing=True)
     first = session.run(x)
     assert session.deferred_packing() == {"done": False, "seconds": 0.0, "waited_seconds": 0.0,
                                           "error": ""}
@@ -168,7 +168,7 @@ def test_packing_deferred_past_the_first_run(models):
         assert np.linalg.norm(y - want) / np.linalg.norm(want) < 1e-5
     # A session that goes away right after its first run stops its packing.
     for _ in range(2):
-        ravlt.Session(ravlt.Model.load(models["t"]), threads=2).run(x)
+        ravlt.Session(ravlt.Model.load(models["t"]), threads=2, defer_packing=True).run(x)
     with pytest.raises(TypeError):
         ravlt.Session(model, defer_packing="yes")
 

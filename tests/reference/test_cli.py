@@ -246,6 +246,23 @@ class Cli(unittest.TestCase):
         self.assertGreater(r["scratch_bytes"], 0)
         self.assertLessEqual(r["activation_bytes"], r["arena_bytes"])
         self.assert_fails(["bench", "-m", self.out(), "--size", "big"], "is not HxW")
+        # --defer-packing: the packing after the first run, on the ready line's heels.
+        text = harness.ravlt("bench", "-m", self.out(), "--size", "64x48", "--iterations", "2",
+                             "--defer-packing").stdout
+        if brgemm_reads_stored_weights():
+            self.assertRegex(text, r"packing +after the first run \(which read the weights in "
+                                   r"place\): [0-9.]+ ms on the session's own thread, the next "
+                                   r"run waited [0-9.]+ ms for it\n")
+        else:  # every weight packed by the plan: nothing deferred, no line
+            self.assertNotIn("after the first run", text)
+        self.assertNotIn("after the first run",
+                         harness.ravlt("bench", "-m", self.out(), "--size", "64x48",
+                                       "--iterations", "2").stdout)
+        for other in ("--no-packing", "--packing"):
+            self.assert_usage_error(["bench", "-m", self.out(), "--defer-packing", other],
+                                    f"{other} excludes --defer-packing")
+        self.assert_fails(["bench", "-m", self.out(), "--defer-packing", "--device", "cuda"],
+                          "--defer-packing applies to --device cpu")
         # --macs: the GEMM floor, its rate timed after each run; the ratio is
         # the median of per-run ratios, so it lies among them (not merely
         # median / floor).

@@ -200,18 +200,20 @@ struct SessionOptions {
   /// the CPU has no brgemm matmul (below AVX-512: the matmul would repack
   /// them every run). Another device or precision with false is an Error.
   bool pack_weights = true;
-  /// With pack_weights (CPU, float32): a plan's first run reads the GEMMs'
-  /// weights in place, and as it returns a thread of the session packs them
-  /// and makes the plan again; the next call that runs or plans waits for
-  /// that if it has not finished (Session::deferred_packing() says how
-  /// long), later runs read the packed copies. The first result comes
-  /// without the packing's time (RAVLT-T on 2 cores: ready in 49 -> 33 ms
-  /// at batch 1), and a caller that does something else before its next
-  /// run does not wait at all. false: the plan packs them before its first
+  /// With pack_weights (CPU, float32), true: a plan's first run reads the
+  /// GEMMs' weights in place, and as it returns a thread of the session
+  /// packs them and makes the plan again; the next call that runs or plans
+  /// waits for that if it has not finished (Session::deferred_packing()
+  /// says how long), later runs read the packed copies. The first result
+  /// comes sooner (RAVLT-T on 2 cores: ready in 49 -> 33 ms at batch 1),
+  /// and a caller that does something else before its next run (a server
+  /// between requests) does not wait at all; one that runs again at once
+  /// waits, and pays for two plans (2 to 5 runs in a row took 1.03-1.23x
+  /// as long). false (the default): the plan packs them before its first
   /// run. No effect where nothing could stay in place (below AVX-512,
   /// bfloat16, the GPU) or with LoadOptions::cache_dir (whose file the plan
   /// writes).
-  bool defer_packing = true;
+  bool defer_packing = false;
 };
 
 /// The packing a session deferred past its first run
