@@ -130,8 +130,7 @@ TEST_CASE("a session runs any batch and size; a planned shape runs without alloc
   const std::span<const float> first_run = session.run(input.data(), shape);
   const std::vector<float> first(first_run.begin(), first_run.end());
   REQUIRE(first.size() == 3 * 11);
-  // Warm: OpenMP's team exists, and the packing deferred past the first
-  // run (SessionOptions::defer_packing) has been waited for.
+  // Warm: OpenMP's team exists.
   session.run(input.data(), shape);
   recorded = 0;
   recording = true;
@@ -175,8 +174,8 @@ TEST_CASE(
   const PlanMemory memory = session.plan(shape);
   REQUIRE(memory.image_by_image_ops > 0);
   CHECK(memory.arena_bytes >= memory.lower_bound);
-  session.run(input.data(), shape);  // warm (its packing follows, in the background)
-  session.run(input.data(), shape);  // and waited for
+  session.run(input.data(), shape);  // warm
+  session.run(input.data(), shape);  // (twice: as a session that defers packing would need)
   recorded = 0;
   recording = true;
   const auto out = session.run(input.data(), shape);
@@ -194,8 +193,8 @@ TEST_CASE(
 TEST_CASE("plan() prepares what run() and run_all() then use: their first call plans nothing") {
   TempDir dir;
   const auto model = custom_model(dir);
-  // Packed by the plan: deferred past the first run, packing makes the
-  // plan again (tested below).
+  // Packed by the plan (the default, said outright: with defer_packing the
+  // packing after the first run makes the plan again, tested below).
   SessionOptions options{2};
   options.defer_packing = false;
   Session session(model, options);
