@@ -200,11 +200,14 @@ int run(const BenchArgs& a) {
                   1000.0 * copies.output_seconds / (a.iterations + 1));
       std::printf(", \"profile_nodes\": [");
       const std::vector<NodeProfile> nodes = slowest_nodes(*profiled, a.profile_nodes);
+      std::map<std::string, double> node_macs;
+      for (const NodeWork& n : work) node_macs[n.name] = n.macs;
       for (size_t k = 0; k < nodes.size(); ++k) {
-        std::printf("%s{\"name\": %s, \"op\": %s, \"ms\": %.4f}", k ? ", " : "",
+        // macs: the node's own (a fused chain's time is at its last node, its work at each)
+        std::printf("%s{\"name\": %s, \"op\": %s, \"ms\": %.4f, \"macs\": %.0f}", k ? ", " : "",
                     report::json_quote(nodes[k].name).c_str(),
                     report::json_quote(nodes[k].op).c_str(),
-                    1000.0 * nodes[k].seconds / (a.iterations + 1));
+                    1000.0 * nodes[k].seconds / (a.iterations + 1), node_macs[nodes[k].name]);
       }
       std::printf("]");
     }

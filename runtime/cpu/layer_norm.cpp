@@ -4,6 +4,8 @@
 // GEMM, as bfloat16 plans have it) is normalised straight into the output;
 // any other typed pair widens each task's rows into a float32 buffer,
 // normalises there and narrows back. Statistics in float32 always.
+#include <omp.h>
+
 #include "runtime/cpu/isa_kernels.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/typed_rows.h"
@@ -54,14 +56,21 @@ class LayerNormKernel : public Kernel {
   }
 
  private:
-  // body(r0, r1) for every task of kRowsPerTask rows, over the session's threads.
+  // body(r0, r1) over the rows, at most kRowsPerTask at a time: each
+  // thread an equal, contiguous share, as the depthwise convolution before
+  // norm1 splits its image rows, so that a thread mostly reads rows it
+  // wrote itself (32-row tasks dealt out in order gave one thread 128 of
+  // stage 3's 196 rows: LayerNorm 0.47 -> 0.43 ms a run at RAVLT-T batch 1,
+  // three alternated pairs, AMD Zen 5).
   template <typename Body>
   void for_each_task(Body&& body) const {
-    const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t r0 = t * kRowsPerTask;
-      body(r0, r0 + kRowsPerTask < rows_ ? r0 + kRowsPerTask : rows_);
+#pragma omp parallel num_threads(threads_)
+    {
+      const int64_t count = omp_get_num_threads(), me = omp_get_thread_num();
+      const int64_t end = rows_ * (me + 1) / count;
+      for (int64_t r0 = rows_ * me / count; r0 < end; r0 += kRowsPerTask) {
+        body(r0, r0 + kRowsPerTask < end ? r0 + kRowsPerTask : end);
+      }
     }
   }
 

@@ -7,6 +7,18 @@
 namespace ravlt::runtime::cpu {
 namespace {
 
+// Pixels [p0, p1) of C planes interleaved. With C known the compiler
+// vectorizes it (loads of each plane, shuffles into pixels): RAVLT-T's
+// 224 x 224 RGB input 0.064-0.081 -> 0.036 ms at 2 threads, against one
+// element at a time (AMD Zen 5).
+template <int C>
+void interleave(const float* __restrict x, int64_t plane, int64_t p0, int64_t p1,
+                float* __restrict out) {
+  for (int64_t p = p0; p < p1; ++p) {
+    for (int c = 0; c < C; ++c) out[p * C + c] = x[c * plane + p];
+  }
+}
+
 class ToChannelsLastKernel : public Kernel {
  public:
   explicit ToChannelsLastKernel(const Shape& x)
@@ -14,6 +26,20 @@ class ToChannelsLastKernel : public Kernel {
 
   void run(const ConstView* in, View output, uint8_t*) override {
     const int64_t plane = h_ * w_;
+    if (output.dtype == DType::kFloat32 && c_ == 3) {  // RGB: runs of pixels, vectorized
+      const float* x = in[0].f32();
+      float* out = output.f32();
+      constexpr int64_t kRun = 1024;
+      const int64_t runs = (plane + kRun - 1) / kRun;
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t b = 0; b < n_; ++b) {
+        for (int64_t r = 0; r < runs; ++r) {
+          const int64_t p0 = r * kRun, p1 = p0 + kRun < plane ? p0 + kRun : plane;
+          interleave<3>(x + b * 3 * plane, plane, p0, p1, out + b * plane * 3);
+        }
+      }
+      return;
+    }
     if (output.dtype == DType::kFloat32) {
       const float* x = in[0].f32();
       float* out = output.f32();

@@ -386,6 +386,12 @@ class Cli(unittest.TestCase):
         for kind in ("Linear", "Conv2d", "SoftmaxAttention", "RalaAttention"):
             self.assertGreater(rates[kind], 0, kind)
         self.assertEqual(rates["LayerNorm"], 0)  # counted as moving data, no arithmetic
+        # Each listed node's own multiply-adds: over every node, the model's count.
+        r = json.loads(harness.ravlt("bench", "-m", self.out(), "--iterations", "1", "--warmup",
+                                     "0", "--profile", "--profile-nodes", "1000", "--json").stdout)
+        self.assertAlmostEqual(sum(n["macs"] for n in r["profile_nodes"]), counted[0],
+                               delta=counted[0] * 1e-6)
+        self.assertEqual(next(n for n in r["profile_nodes"] if n["op"] == "LayerNorm")["macs"], 0)
         text = harness.ravlt("bench", "-m", self.out(), "--iterations", "2", "--warmup", "0",
                              "--profile").stdout
         self.assertRegex(text, r"work +2\.612 GMAC an image \(convolutions, GEMMs, attention "

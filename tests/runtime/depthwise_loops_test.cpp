@@ -1,6 +1,6 @@
 // Our depthwise convolution rows (DepthwiseLoops: the fused FFN's 3x3 and
 // the Conv2d nodes' 3x3 and 5x5) on every instruction set against a plain
-// float64 loop: every width from 1 to 21 (blocks of 8, 4, 2 and 1 columns
+// float64 loop: every width from 1 to 21 (blocks of 8 and a last one of 1 to 7
 // at and away from the edges), channels beyond whole registers, input
 // pixels wider than the channels computed (a slice read in place), rows
 // missing above and below the image.
