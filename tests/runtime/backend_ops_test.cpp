@@ -200,8 +200,9 @@ std::vector<OpCase> linear_cases() {
 std::vector<OpCase> layer_norm_cases() {
   std::vector<OpCase> cases;
   uint32_t seed = 50;
-  // A width that is not a multiple of any vector width, and one that is.
-  for (int64_t width : {int64_t{7}, int64_t{48}}) {
+  // A width below any vector width, one of whole registers, and registers
+  // and a tail.
+  for (int64_t width : {int64_t{7}, int64_t{48}, int64_t{37}}) {
     OpCase c;
     c.node.op = Op::kLayerNorm;
     c.node.epsilon = 1e-6f;
