@@ -62,10 +62,15 @@ std::vector<NodeProfile> slowest_nodes(const Session& profiled, int count) {
 
 // Multiply-adds per op kind as a profile names them (a fused chain's
 // nodes count under the chain's name).
+std::map<std::string, double> macs_by_node(const std::vector<NodeWork>& work) {
+  std::map<std::string, double> macs;
+  for (const NodeWork& n : work) macs[n.name] = n.macs;
+  return macs;
+}
+
 std::map<std::string, double> macs_by_profile_op(const Session& profiled,
                                                  const std::vector<NodeWork>& work) {
-  std::map<std::string, double> node_macs, by_op;
-  for (const NodeWork& n : work) node_macs[n.name] = n.macs;
+  std::map<std::string, double> node_macs = macs_by_node(work), by_op;
   for (const NodeProfile& n : profiled.node_profile()) by_op[n.op] += node_macs[n.name];
   return by_op;
 }
@@ -200,8 +205,7 @@ int run(const BenchArgs& a) {
                   1000.0 * copies.output_seconds / (a.iterations + 1));
       std::printf(", \"profile_nodes\": [");
       const std::vector<NodeProfile> nodes = slowest_nodes(*profiled, a.profile_nodes);
-      std::map<std::string, double> node_macs;
-      for (const NodeWork& n : work) node_macs[n.name] = n.macs;
+      std::map<std::string, double> node_macs = macs_by_node(work);
       for (size_t k = 0; k < nodes.size(); ++k) {
         // macs: the node's own (a fused chain's time is at its last node, its work at each)
         std::printf("%s{\"name\": %s, \"op\": %s, \"ms\": %.4f, \"macs\": %.0f}", k ? ", " : "",
