@@ -14,6 +14,23 @@ TEST_CASE("a chain reuses memory: arena equals the lower bound") {
   CHECK(plan.arena_bytes == 1024 + 2048);
 }
 
+TEST_CASE("a buffer goes where bytes were read most recently, in the same arena") {
+  // a and b are live together; a is last read at step 1, b at step 2. c,
+  // written at step 3, fits in either place: b's bytes are the warmer ones
+  // (best fit alone would take a's, the first of two equal gaps).
+  const std::vector<BufferRequest> requests = {{1000, 0, 1}, {1000, 0, 2}, {1000, 3, 4}};
+  const MemoryPlan plan = plan_memory(requests, 64);
+  CHECK(plan.arena_bytes == 2048);
+  CHECK(plan.offsets[0] != plan.offsets[1]);
+  CHECK(plan.offsets[2] == plan.offsets[1]);
+  // A smaller buffer lands inside the warm bytes.
+  const std::vector<BufferRequest> smaller = {{1000, 0, 1}, {1000, 0, 2}, {300, 3, 4}};
+  const MemoryPlan p2 = plan_memory(smaller, 64);
+  CHECK(p2.arena_bytes == 2048);
+  const bool inside = p2.offsets[2] >= p2.offsets[1] && p2.offsets[2] + 320 <= p2.offsets[1] + 1024;
+  CHECK(inside);
+}
+
 TEST_CASE("buffers alive at the same step never overlap; the arena is near the bound") {
   std::mt19937 rng(5);
   for (int trial = 0; trial < 200; ++trial) {
