@@ -60,14 +60,15 @@ std::vector<NodeProfile> slowest_nodes(const Session& profiled, int count) {
   return nodes;
 }
 
-// Multiply-adds per op kind as a profile names them (a fused chain's
-// nodes count under the chain's name).
+// Each node's own multiply-adds, by its name.
 std::map<std::string, double> macs_by_node(const std::vector<NodeWork>& work) {
   std::map<std::string, double> macs;
   for (const NodeWork& n : work) macs[n.name] = n.macs;
   return macs;
 }
 
+// Multiply-adds per op kind as a profile names them (a fused chain's
+// nodes count under the chain's name).
 std::map<std::string, double> macs_by_profile_op(const Session& profiled,
                                                  const std::vector<NodeWork>& work) {
   std::map<std::string, double> node_macs = macs_by_node(work), by_op;
