@@ -129,6 +129,12 @@ struct DepthwiseLoops {
   /// The same for 5x5 (padding of two): rows[0..4], taps 25 x channels.
   void (*depthwise5x5_row)(const float* const* rows, const float* taps, const float* bias,
                            int64_t width, int64_t channels, int64_t in_stride, float* out);
+  /// The same two on bfloat16 rows (input and output; taps, bias and
+  /// arithmetic float32, each output rounded once).
+  void (*depthwise3x3_row_bf16)(const uint16_t* const* rows, const float* taps, const float* bias,
+                                int64_t width, int64_t channels, int64_t in_stride, uint16_t* out);
+  void (*depthwise5x5_row_bf16)(const uint16_t* const* rows, const float* taps, const float* bias,
+                                int64_t width, int64_t channels, int64_t in_stride, uint16_t* out);
 };
 
 /// The loops compiled for `isa`: one file per op and instruction set,
