@@ -42,6 +42,19 @@ struct RalaLoops {
   void (*rala_output)(const float* q, const float* o, int64_t row_stride, const float* lepe,
                       int64_t lepe_stride, float* out, int64_t l0, int64_t l1, int64_t width, int d,
                       const RopeView& rope, const float* kv, const float* kbar);
+  /// The same three on bfloat16 activations (q, k, v, o, lepe and out as
+  /// raw 16-bit elements, widened as they are read; the sums, qm_scaled, kv
+  /// and kbar as above; each output rounded once).
+  void (*rala_q_sum_bf16)(const uint16_t* q, int64_t row_stride, int64_t l0, int64_t l1, int d,
+                          double* sum);
+  void (*rala_kv_sum_bf16)(const uint16_t* k, const uint16_t* v, int64_t row_stride, int64_t l0,
+                           int64_t l1, int64_t width, int d, const RopeView& rope,
+                           const float* qm_scaled, float* max_logit, double* weight_sum,
+                           double* kbar_sum, double* kv_sum);
+  void (*rala_output_bf16)(const uint16_t* q, const uint16_t* o, int64_t row_stride,
+                           const uint16_t* lepe, int64_t lepe_stride, uint16_t* out, int64_t l0,
+                           int64_t l1, int64_t width, int d, const RopeView& rope, const float* kv,
+                           const float* kbar);
 };
 
 /// Softmax attention's inner loops (softmax_attention_loops.inc).

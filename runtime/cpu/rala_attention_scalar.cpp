@@ -10,7 +10,9 @@ namespace ravlt::runtime::cpu::isa_scalar {
 #include "runtime/cpu/rala_attention_loops.inc"
 
 const RalaLoops& rala_loops() {
-  static const RalaLoops kLoops = {rala_q_sum, rala_kv_sum, rala_output};
+  static const RalaLoops kLoops = {rala_q_sum<float>,     rala_kv_sum<float>,
+                                   rala_output<float>,    rala_q_sum<uint16_t>,
+                                   rala_kv_sum<uint16_t>, rala_output<uint16_t>};
   return kLoops;
 }
 

@@ -1,8 +1,9 @@
 // The CPU attention kernels' behaviour beyond their values (which
 // backend_ops_test checks against the reference on every path): NaN
-// propagation, and the instruction-set choice.
+// propagation, operands of mixed types, and the instruction-set choice.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -132,6 +133,53 @@ TEST_CASE("a NaN in the input comes out as NaN, on every path (no garbage, no cr
           CHECK(nans > 0);
         }
       }
+    }
+  }
+  reset_isa();
+}
+
+TEST_CASE("RALA on operands of mixed types computes what it does on bfloat16 ones") {
+  // In a bfloat16 plan whose RALA output is asked for (a captured output,
+  // kept float32) its input stays bfloat16: the kernel then widens chunks
+  // of rows into buffers instead of reading bfloat16 in its loops. Both
+  // compute in float32 from the same values; the all-bfloat16 output is
+  // that result rounded once.
+  std::string no_bf16;
+  if (!cpu_bf16_support(&no_bf16)) {
+    MESSAGE("skipped: " << no_bf16);
+    return;
+  }
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
+    force_isa(isa);
+    for (int d : {20, 64}) {
+      const Problem p = make_problem(2, 9, 11, 2, d, 7u);
+      const std::vector<float> want = run_kernel(p, true, DType::kBFloat16);
+      // qkvo float32 (bfloat16 values), lepe bfloat16, the output float32.
+      AttentionNode node(p, true, DType::kBFloat16);
+      node.context.float32_interface = true;  // the graph's input and output float32
+      auto kernel = make_kernel(node.args());
+      std::vector<uint8_t> scratch(kernel->scratch_bytes() + 64);
+      auto* aligned =
+          reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) / 64 * 64);
+      std::vector<float> qkvo(p.qkvo.size());
+      for (size_t i = 0; i < qkvo.size(); ++i) {
+        qkvo[i] = ravlt::bfloat16_to_float(ravlt::float_to_bfloat16(p.qkvo[i]));
+      }
+      std::vector<uint16_t> lepe(p.lepe.size());
+      for (size_t i = 0; i < lepe.size(); ++i) lepe[i] = ravlt::float_to_bfloat16(p.lepe[i]);
+      std::vector<float> got(want.size());
+      const ConstView inputs[3] = {
+          {qkvo.data()}, {lepe.data(), DType::kBFloat16}, {p.angle.data()}};
+      kernel->run(inputs, View{got.data()}, aligned);
+      double worst = 0.0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        worst = std::max(worst, std::abs(static_cast<double>(got[i]) - want[i]) -
+                                    std::abs(static_cast<double>(got[i])) / 256.0);
+      }
+      INFO(isa_name(isa) << " d=" << d << ": worst difference beyond bfloat16's rounding "
+                         << worst);
+      CHECK(worst <= 1e-6);
     }
   }
   reset_isa();
