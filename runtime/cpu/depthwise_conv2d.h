@@ -1,7 +1,7 @@
 // Depthwise 3x3 and 5x5 convolutions (pos, lepe, the unfused FFN
-// convolutions of RAVLT), float32 or bfloat16, on our own register-blocked rows instead of
-// oneDNN's, and lepe fused with the channel slice that feeds it (v read in
-// place from the qkvo rows): depthwise_conv2d.cpp.
+// convolutions of RAVLT), float32 or bfloat16, on our own register-blocked
+// rows instead of oneDNN's, and lepe fused with the channel slice that
+// feeds it (v read in place from the qkvo rows): depthwise_conv2d.cpp.
 #pragma once
 
 #include <memory>
