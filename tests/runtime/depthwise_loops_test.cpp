@@ -7,7 +7,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -101,60 +100,5 @@ TEST_CASE("depthwise rows match a float64 loop on every instruction set, 3x3 and
     check_rows<float>(name, 5, loops.depthwise5x5_row);
     check_rows<uint16_t>(name + " bf16", 3, loops.depthwise3x3_row_bf16);
     check_rows<uint16_t>(name + " bf16", 5, loops.depthwise5x5_row_bf16);
-  }
-}
-
-namespace {
-
-// Two rows at once against the one-row loop on each, bit for bit (the same
-// multiply-adds in the same order), input rows missing above, below or
-// neither.
-template <typename T, typename OneRow, typename TwoRows>
-void check_two_rows(const std::string& path, OneRow one_row, TwoRows two_rows) {
-  for (int64_t channels : {5, 16, 37}) {
-    for (int64_t in_stride : {channels, 4 * channels}) {
-      for (int64_t width = 1; width <= 21; ++width) {
-        for (int missing : {-1, 0, 3}) {  // none, the top row, the bottom row
-          const auto seed = static_cast<uint32_t>(width * 100 + channels + missing);
-          const std::vector<T> input =
-              narrow<T>(random_vector(static_cast<size_t>(4 * width * in_stride), seed));
-          const std::vector<float> taps =
-              random_vector(static_cast<size_t>(9 * channels), seed + 1, 0.3f);
-          const std::vector<float> bias = random_vector(static_cast<size_t>(channels), seed + 2);
-          const T* rows[4];
-          for (int i = 0; i < 4; ++i) {
-            rows[i] = i == missing ? nullptr : input.data() + i * width * in_stride;
-          }
-          const size_t count = static_cast<size_t>(width * channels);
-          std::vector<T> want(2 * count), got(2 * count + 1);
-          one_row(rows, taps.data(), bias.data(), width, channels, in_stride, want.data());
-          one_row(rows + 1, taps.data(), bias.data(), width, channels, in_stride,
-                  want.data() + count);
-          got.back() = narrow<T>({-7.0f})[0];
-          T* const out[2] = {got.data(), got.data() + count};
-          two_rows(rows, taps.data(), bias.data(), width, channels, in_stride, out);
-          size_t differ = 0;
-          for (size_t i = 0; i < 2 * count; ++i) {
-            differ += std::memcmp(&got[i], &want[i], sizeof(T)) != 0 ? 1 : 0;
-          }
-          INFO(path << ", width " << width << ", " << channels << " channels of " << in_stride
-                    << ", row " << missing << " missing: " << differ << " outputs differ");
-          CHECK(differ == 0);
-          CHECK(widen(got.back()) == -7.0f);  // nothing written past the second row
-        }
-      }
-    }
-  }
-}
-
-}  // namespace
-
-TEST_CASE("two 3x3 depthwise rows at once compute what the one-row loop does on each") {
-  for (Isa isa : ravlt::test::isas_present()) {
-    const DepthwiseLoops& loops = depthwise_loops(isa);
-    const std::string name = isa_name(isa);
-    check_two_rows<float>(name, loops.depthwise3x3_row, loops.depthwise3x3_two_rows);
-    check_two_rows<uint16_t>(name + " bf16", loops.depthwise3x3_row_bf16,
-                             loops.depthwise3x3_two_rows_bf16);
   }
 }
