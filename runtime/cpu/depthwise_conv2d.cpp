@@ -9,6 +9,8 @@
 // time of ours in float32 on a 2-core Emerald Rapids (RAVLT-S, batch 1).
 #include "runtime/cpu/depthwise_conv2d.h"
 
+#include <omp.h>
+
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/isa.h"
 #include "runtime/cpu/isa_kernels.h"
@@ -70,28 +72,43 @@ class DepthwiseConv2dKernel : public Kernel {
     if (output.dtype == DType::kBFloat16) {
       rows(static_cast<const uint16_t*>(in[0].data) + begin_, in[2].f32(),
            static_cast<uint16_t*>(output.data),
-           k_ == 3 ? loops_.depthwise3x3_row_bf16 : loops_.depthwise5x5_row_bf16);
+           k_ == 3 ? loops_.depthwise3x3_row_bf16 : loops_.depthwise5x5_row_bf16,
+           k_ == 3 ? loops_.depthwise3x3_two_rows_bf16 : nullptr);
     } else {
       rows(in[0].f32() + begin_, in[2].f32(), output.f32(),
-           k_ == 3 ? loops_.depthwise3x3_row : loops_.depthwise5x5_row);
+           k_ == 3 ? loops_.depthwise3x3_row : loops_.depthwise5x5_row,
+           k_ == 3 ? loops_.depthwise3x3_two_rows : nullptr);
     }
   }
 
  private:
-  // Every output row through `kernel_row` (of T elements: float or bfloat16).
-  template <typename T, typename RowLoop>
-  void rows(const T* x, const float* bias, T* y, RowLoop kernel_row) const {
-    const int64_t in_row = w_ * in_channels_, pad = k_ / 2;
-    // A run of output rows per thread.
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int64_t task = 0; task < n_ * h_; ++task) {
-      const int64_t image = task / h_, r = task % h_;
-      const T* around[5];
-      for (int64_t i = 0; i < k_; ++i) {
-        const int64_t at = r + i - pad;
-        around[i] = at >= 0 && at < h_ ? x + (image * h_ + at) * in_row : nullptr;
+  // Every output row (of T elements: float or bfloat16), each thread an
+  // equal run of the batch's rows: two at a time through `two_rows` where
+  // there is one (3x3) and both lie in one image, else by `one_row`.
+  template <typename T, typename OneRow, typename TwoRows>
+  void rows(const T* x, const float* bias, T* y, OneRow one_row, TwoRows two_rows) const {
+    const int64_t in_row = w_ * in_channels_, out_row = w_ * c_, pad = k_ / 2, total = n_ * h_;
+#pragma omp parallel num_threads(threads_)
+    {
+      const int64_t shares = omp_get_num_threads(), me = omp_get_thread_num();
+      const int64_t end = total * (me + 1) / shares;
+      for (int64_t task = total * me / shares; task < end;) {
+        const int64_t image = task / h_, r = task % h_;
+        const bool pair = two_rows != nullptr && task + 1 < end && r + 1 < h_;
+        const T* around[6];  // input rows r - pad .. r + pad (+ 1 for a pair)
+        for (int64_t i = 0; i < k_ + (pair ? 1 : 0); ++i) {
+          const int64_t at = r + i - pad;
+          around[i] = at >= 0 && at < h_ ? x + (image * h_ + at) * in_row : nullptr;
+        }
+        if (pair) {
+          T* const out[2] = {y + task * out_row, y + (task + 1) * out_row};
+          two_rows(around, taps_, bias, w_, c_, in_channels_, out);
+          task += 2;
+        } else {
+          one_row(around, taps_, bias, w_, c_, in_channels_, y + task * out_row);
+          task += 1;
+        }
       }
-      kernel_row(around, taps_, bias, w_, c_, in_channels_, y + task * w_ * c_);
     }
   }
 

@@ -148,6 +148,15 @@ struct DepthwiseLoops {
                                 int64_t width, int64_t channels, int64_t in_stride, uint16_t* out);
   void (*depthwise5x5_row_bf16)(const uint16_t* const* rows, const float* taps, const float* bias,
                                 int64_t width, int64_t channels, int64_t in_stride, uint16_t* out);
+  /// Two consecutive output rows of a 3x3 one at once (out[0], out[1]),
+  /// from the four input rows rows[0..3] (rows[0..2] for the first,
+  /// rows[1..3] for the second): each input row is read once for both.
+  void (*depthwise3x3_two_rows)(const float* const* rows, const float* taps, const float* bias,
+                                int64_t width, int64_t channels, int64_t in_stride,
+                                float* const* out);
+  void (*depthwise3x3_two_rows_bf16)(const uint16_t* const* rows, const float* taps,
+                                     const float* bias, int64_t width, int64_t channels,
+                                     int64_t in_stride, uint16_t* const* out);
 };
 
 /// The loops compiled for `isa`: one file per op and instruction set,
