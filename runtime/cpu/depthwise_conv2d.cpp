@@ -11,6 +11,8 @@
 
 #include <omp.h>
 
+#include <type_traits>
+
 #include "runtime/cpu/dnnl_util.h"
 #include "runtime/cpu/isa.h"
 #include "runtime/cpu/isa_kernels.h"
@@ -64,16 +66,31 @@ class DepthwiseConv2dKernel : public Kernel {
     const dnnl::memory::desc taps(dims, dt::f32,
                                   dnnl::memory::dims{1, k_ * k_ * c_, k_ * k_ * c_, k_ * c_, c_});
     taps_ = static_cast<const float*>(packed_weight(a, 1, stored, taps));
+    bf16_ = output_dtype(a) == DType::kBFloat16;
+    // A 5x5 on bfloat16 widens its input rows once (see rows()): read
+    // directly, each column is widened once per tap row and output row
+    // that reads it (two more uops on the FMA ports beside its five
+    // multiply-adds), and lepe took 1.3x its float32 time (Emerald Rapids,
+    // RAVLT-T batch 1); widened first, 0.79-0.82x the direct time (T and S,
+    // 7 alternated profile rounds). A 3x3 reads its rows directly: its two
+    // rows a pass feed each loaded column into up to six multiply-adds, and
+    // the ring's extra row traffic made the FFN's 1.08x slower.
+    widen_ = bf16_ && k_ == 5;
   }
 
-  size_t scratch_bytes() const override { return 0; }
+  size_t scratch_bytes() const override {
+    return widen_ ? static_cast<size_t>(threads_ * ring_rows() * w_ * c_) * sizeof(float) : 0;
+  }
 
-  void run(const ConstView* in, View output, uint8_t*) override {
-    if (output.dtype == DType::kBFloat16) {
+  void run(const ConstView* in, View output, uint8_t* scratch) override {
+    if (widen_) {
+      rows<true>(static_cast<const uint16_t*>(in[0].data) + begin_, in[2].f32(),
+                 static_cast<uint16_t*>(output.data), loops_.depthwise5x5_row_bf16_out, nullptr,
+                 reinterpret_cast<float*>(scratch));
+    } else if (bf16_) {
       rows(static_cast<const uint16_t*>(in[0].data) + begin_, in[2].f32(),
-           static_cast<uint16_t*>(output.data),
-           k_ == 3 ? loops_.depthwise3x3_row_bf16 : loops_.depthwise5x5_row_bf16,
-           k_ == 3 ? loops_.depthwise3x3_two_rows_bf16 : nullptr);
+           static_cast<uint16_t*>(output.data), loops_.depthwise3x3_row_bf16,
+           loops_.depthwise3x3_two_rows_bf16);
     } else {
       rows(in[0].f32() + begin_, in[2].f32(), output.f32(),
            k_ == 3 ? loops_.depthwise3x3_row : loops_.depthwise5x5_row,
@@ -82,40 +99,73 @@ class DepthwiseConv2dKernel : public Kernel {
   }
 
  private:
-  // Every output row (of T elements: float or bfloat16), each thread an
+  // Every output row (of Out elements: float or bfloat16), each thread an
   // equal run of the batch's rows: two at a time through `two_rows` where
   // there is one (3x3) and both lie in one image, else by `one_row`.
-  template <typename T, typename OneRow, typename TwoRows>
-  void rows(const T* x, const float* bias, T* y, OneRow one_row, TwoRows two_rows) const {
+  // `Widen` (bfloat16 input rows T, `ring` the scratch): each thread
+  // widens the input rows it reads once into a ring of ring_rows() float32
+  // rows of its own (row g of the batch in slot g % ring_rows(): the K + 1
+  // rows a pair reads lie in distinct slots), compacted to the C channels
+  // computed, and runs the float32-input loops on them.
+  template <bool Widen = false, typename T, typename Out, typename OneRow, typename TwoRows>
+  void rows(const T* x, const float* bias, Out* y, OneRow one_row, TwoRows two_rows,
+            float* ring = nullptr) const {
     const int64_t in_row = w_ * in_channels_, out_row = w_ * c_, pad = k_ / 2, total = n_ * h_;
+    using Row = std::conditional_t<Widen, float, T>;
+    const int64_t stride = Widen ? c_ : in_channels_;
 #pragma omp parallel num_threads(threads_)
     {
       const int64_t shares = omp_get_num_threads(), me = omp_get_thread_num();
       const int64_t end = total * (me + 1) / shares;
+      float* my_ring = Widen ? ring + me * ring_rows() * out_row : nullptr;
+      int64_t held[kMaxRing] = {-1, -1, -1, -1, -1, -1};  // the batch row in each slot
+      auto input_row = [&](int64_t g) -> const Row* {
+        if constexpr (!Widen) {
+          return x + g * in_row;
+        } else {
+          const int64_t slot = g % ring_rows();
+          float* dst = my_ring + slot * out_row;
+          if (held[slot] != g) {
+            convert_.bf16_rows_to_f32(x + g * in_row, in_channels_, w_, c_, dst);
+            held[slot] = g;
+          }
+          return dst;
+        }
+      };
       for (int64_t task = total * me / shares; task < end;) {
         const int64_t image = task / h_, r = task % h_;
         const bool pair = two_rows != nullptr && task + 1 < end && r + 1 < h_;
-        const T* around[6];  // input rows r - pad .. r + pad (+ 1 for a pair)
+        const Row* around[kMaxRing];  // input rows r - pad .. r + pad (+ 1 for a pair)
         for (int64_t i = 0; i < k_ + (pair ? 1 : 0); ++i) {
           const int64_t at = r + i - pad;
-          around[i] = at >= 0 && at < h_ ? x + (image * h_ + at) * in_row : nullptr;
+          around[i] = at >= 0 && at < h_ ? input_row(image * h_ + at) : nullptr;
         }
-        if (pair) {
-          T* const out[2] = {y + task * out_row, y + (task + 1) * out_row};
-          two_rows(around, taps_, bias, w_, c_, in_channels_, out);
-          task += 2;
-        } else {
-          one_row(around, taps_, bias, w_, c_, in_channels_, y + task * out_row);
-          task += 1;
+        if constexpr (!std::is_null_pointer_v<TwoRows>) {
+          if (pair) {
+            Out* const out[2] = {y + task * out_row, y + (task + 1) * out_row};
+            two_rows(around, taps_, bias, w_, c_, stride, out);
+            task += 2;
+            continue;
+          }
         }
+        one_row(around, taps_, bias, w_, c_, stride, y + task * out_row);
+        task += 1;
       }
     }
   }
 
+  static constexpr int64_t kMaxRing = 6;  // a 5x5's five rows, a 3x3 pair's four
+  int64_t ring_rows() const {
+    return k_ + 1;
+  }
+
   int64_t k_, in_channels_, begin_, n_ = 0, h_ = 0, w_ = 0, c_ = 0;
   int threads_;
+  bool bf16_ = false;   // bfloat16 input and output
+  bool widen_ = false;  // bfloat16 rows widened into a float32 ring per thread
   const float* taps_ = nullptr;
   const DepthwiseLoops& loops_ = depthwise_loops(active_isa());
+  const ConvertLoops& convert_ = convert_loops(active_isa());
 };
 
 // Whether the convolution's input and output are of one type ours reads:

@@ -142,12 +142,16 @@ struct DepthwiseLoops {
   /// The same for 5x5 (padding of two): rows[0..4], taps 25 x channels.
   void (*depthwise5x5_row)(const float* const* rows, const float* taps, const float* bias,
                            int64_t width, int64_t channels, int64_t in_stride, float* out);
-  /// The same two on bfloat16 rows (input and output; taps, bias and
+  /// The 3x3 on bfloat16 rows (input and output; taps, bias and
   /// arithmetic float32, each output rounded once).
   void (*depthwise3x3_row_bf16)(const uint16_t* const* rows, const float* taps, const float* bias,
                                 int64_t width, int64_t channels, int64_t in_stride, uint16_t* out);
-  void (*depthwise5x5_row_bf16)(const uint16_t* const* rows, const float* taps, const float* bias,
-                                int64_t width, int64_t channels, int64_t in_stride, uint16_t* out);
+  /// The 5x5 on float32 rows into a bfloat16 output row, each output
+  /// rounded once (bfloat16 input rows widened by the caller first:
+  /// depthwise_conv2d.cpp says why).
+  void (*depthwise5x5_row_bf16_out)(const float* const* rows, const float* taps, const float* bias,
+                                    int64_t width, int64_t channels, int64_t in_stride,
+                                    uint16_t* out);
   /// Two consecutive output rows of a 3x3 one at once (out[0], out[1]),
   /// from the four input rows rows[0..3] (rows[0..2] for the first,
   /// rows[1..3] for the second): each input row is read once for both.

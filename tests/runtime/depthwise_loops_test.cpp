@@ -45,10 +45,10 @@ std::vector<T> narrow(const std::vector<float>& x) {
 // element type: float32 rows are checked within 1e-5 by the callers,
 // bfloat16 ones past their rounding of the result (half a unit in the last
 // place is 2^-9 of the value).
-template <typename T>
-double worst_error(int k, const T* const* rows, const std::vector<float>& taps,
+template <typename In, typename Out>
+double worst_error(int k, const In* const* rows, const std::vector<float>& taps,
                    const std::vector<float>& bias, int64_t width, int64_t channels,
-                   int64_t in_stride, const T* out) {
+                   int64_t in_stride, const Out* out) {
   double worst = 0.0;
   for (int64_t x = 0; x < width; ++x) {
     for (int64_t c = 0; c < channels; ++c) {
@@ -61,33 +61,35 @@ double worst_error(int k, const T* const* rows, const std::vector<float>& taps,
                   widen(rows[i][at * in_stride + c]);
         }
       }
-      const double rounding = std::is_same_v<T, float> ? 0.0 : std::abs(want) / 256.0;
+      const double rounding = std::is_same_v<Out, float> ? 0.0 : std::abs(want) / 256.0;
       worst = std::max(worst, std::abs(widen(out[x * channels + c]) - want) - rounding);
     }
   }
   return worst;
 }
 
-template <typename T, typename RowLoop>
+// In, Out: the element types of the input rows and of the output (T for
+// both where given one).
+template <typename In, typename Out = In, typename RowLoop>
 void check_rows(const std::string& path, int k, RowLoop row_loop) {
   for (int64_t channels : {5, 16, 37}) {
     for (int64_t in_stride : {channels, 4 * channels}) {
       for (int64_t width = 1; width <= 21; ++width) {
         const auto seed = static_cast<uint32_t>(width * 100 + channels + k);
-        const std::vector<T> input =
-            narrow<T>(random_vector(static_cast<size_t>(k * width * in_stride), seed));
+        const std::vector<In> input =
+            narrow<In>(random_vector(static_cast<size_t>(k * width * in_stride), seed));
         const std::vector<float> taps =
             random_vector(static_cast<size_t>(k * k * channels), seed + 1, 0.3f);
         const std::vector<float> bias = random_vector(static_cast<size_t>(channels), seed + 2);
         // The first and last rows outside the image where width is odd.
         const bool cut = width % 2 == 1;
-        const T* rows[5];
+        const In* rows[5];
         for (int i = 0; i < k; ++i) {
           const bool outside = cut && (i == 0 || i == k - 1);
           rows[i] = outside ? nullptr : input.data() + i * width * in_stride;
         }
-        std::vector<T> out =
-            narrow<T>(std::vector<float>(static_cast<size_t>(width * channels) + 1, -7.0f));
+        std::vector<Out> out =
+            narrow<Out>(std::vector<float>(static_cast<size_t>(width * channels) + 1, -7.0f));
         row_loop(rows, taps.data(), bias.data(), width, channels, in_stride, out.data());
         const double worst =
             worst_error(k, rows, taps, bias, width, channels, in_stride, out.data());
@@ -109,7 +111,7 @@ TEST_CASE("depthwise rows match a float64 loop on every instruction set, 3x3 and
     check_rows<float>(name, 3, loops.depthwise3x3_row);
     check_rows<float>(name, 5, loops.depthwise5x5_row);
     check_rows<uint16_t>(name + " bf16", 3, loops.depthwise3x3_row_bf16);
-    check_rows<uint16_t>(name + " bf16", 5, loops.depthwise5x5_row_bf16);
+    check_rows<float, uint16_t>(name + " float32 to bf16", 5, loops.depthwise5x5_row_bf16_out);
   }
 }
 
