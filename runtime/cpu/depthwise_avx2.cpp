@@ -9,9 +9,10 @@ namespace ravlt::runtime::cpu::isa_avx2 {
 #include "runtime/cpu/depthwise_loops.inc"
 
 const DepthwiseLoops& depthwise_loops() {
-  static const DepthwiseLoops kLoops = {depthwise3x3_row,      depthwise5x5_row,
-                                        depthwise3x3_row_bf16, depthwise5x5_row_bf16_out,
-                                        depthwise3x3_two_rows, depthwise3x3_two_rows_bf16};
+  static const DepthwiseLoops kLoops = {depthwise3x3_row,          depthwise5x5_row,
+                                        depthwise3x3_row_bf16,     depthwise5x5_row_bf16_out,
+                                        depthwise3x3_two_rows,     depthwise3x3_two_rows_bf16,
+                                        depthwise3x3_row_bf16_out, depthwise3x3_two_rows_bf16_out};
   return kLoops;
 }
 

@@ -4,9 +4,11 @@
 // keeps 8 output columns in registers and reads each input column once per
 // tap row. Its input may be a slice of wider pixels (lepe's v, channels
 // 2C..3C of the qkvo rows), read in place instead of copied out first.
-// In bfloat16 plans it reads and writes bfloat16 rows (float32 taps and
-// arithmetic): oneDNN 2.6's bfloat16 depthwise kernel took 1.3-1.8x the
-// time of ours in float32 on a 2-core Emerald Rapids (RAVLT-S, batch 1).
+// In bfloat16 plans it writes bfloat16 rows (float32 taps and
+// arithmetic); the 3x3 reads bfloat16 rows as they are, the 5x5 widens
+// them once into a float32 ring of rows first (the constructor says why).
+// oneDNN 2.6's bfloat16 depthwise kernel took 1.3-1.8x the time of ours in
+// float32 on a 2-core Emerald Rapids (RAVLT-S, batch 1).
 #include "runtime/cpu/depthwise_conv2d.h"
 
 #include <omp.h>

@@ -33,8 +33,18 @@
 // thread), one primitive per distinct row count of the schedule, each with
 // its weights packed for it: a run-time row count takes oneDNN's gemm:jit
 // path, measured 10-25 % slower single-threaded than the fixed shapes'
-// brgemm at these sizes. The convolution is ours (depthwise_loops.inc):
-// oneDNN's would need the band's rows as one padded image.
+// brgemm at these sizes. The convolution is ours (depthwise_loops.inc),
+// two output rows a pass where a band has them (each hidden row read once
+// for both): oneDNN's would need the band's rows as one padded image.
+//
+// In a bfloat16 plan both GEMMs compute in bfloat16 on oneDNN's bfloat16
+// kernels (AMX or AVX512_BF16) with float32 accumulation: fc1 reads its
+// bfloat16 source and writes the hidden rows in float32 (GELU over them in
+// float32, as in a float32 plan), the convolution reads those and rounds
+// its output once to bfloat16, fc2's source; fc2 writes the block's output
+// and adds the residual in the types the plan stores them in. Node by node
+// the hidden activations were rounded to bfloat16 once more (after GELU),
+// and at batch 8 went through memory twice.
 #include "runtime/cpu/fused_ffn.h"
 
 #include <omp.h>
@@ -43,6 +53,7 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "runtime/cpu/dnnl_util.h"
@@ -96,8 +107,8 @@ struct Bands {
   bool ring = false;
 };
 
-bool is_ffn(const std::vector<Shape>& shapes, const Node& fc1, const Node& dw, const Node& fc2,
-            const std::vector<int>& readers) {
+bool is_ffn(const Graph& graph, const std::vector<Shape>& shapes, const Node& fc1, const Node& dw,
+            const Node& fc2, const std::vector<int>& readers, const CpuContext& context) {
   if (fc1.op != Op::kLinear || dw.op != Op::kConv2d || fc2.op != Op::kLinear) return false;
   if (fc1.inputs.size() != 3 || dw.inputs[0] != fc1.output || fc2.inputs[0] != dw.output) {
     return false;
@@ -105,6 +116,12 @@ bool is_ffn(const std::vector<Shape>& shapes, const Node& fc1, const Node& dw, c
   if (readers[fc1.output] != 1 || readers[dw.output] != 1) return false;
   if (fc1.activation == Activation::kSwish || dw.activation != Activation::kNone ||
       fc2.activation != Activation::kNone) {
+    return false;
+  }
+  // Both GEMMs in the plan's type, fc1 reading its source as it is stored.
+  const DType compute = context.compute_dtype(graph, fc1);
+  if (context.compute_dtype(graph, fc2) != compute ||
+      context.value_dtype(graph, fc1.inputs[0]) != compute) {
     return false;
   }
   const Shape& x = shapes[fc1.inputs[0]];
@@ -144,12 +161,15 @@ class FusedFfnKernel : public Kernel {
         fc2_node_(g.nodes()[f.nodes[2]]),
         threads_(context.threads) {
     const Node& dw = g.nodes()[f.nodes[1]];
+    compute_ = context.compute_dtype(g, fc1_node_);
+    output_ = context.value_dtype(g, fc2_node_.output);
     const Shape& x = shapes[fc1_node_.inputs[0]];
     n_ = x[0], h_ = x[1], w_ = x[2], c_ = x[3];
     f_ = shapes[fc1_node_.inputs[1]][0];
     c2_ = shapes[fc2_node_.inputs[1]][0];
     gelu_ = fc1_node_.activation == Activation::kGelu;
     residual_ = fc2_node_.inputs.size() == 4;
+    if (residual_) residual_type_ = context.value_dtype(g, fc2_node_.inputs[3]);
     const Bands bands(n_, h_, w_, f_, threads_, Bands::ceil_div(c_ + c2_, kMostWidthPerBandRow));
     parts_ = bands.parts;
     band_ = bands.band;
@@ -175,21 +195,29 @@ class FusedFfnKernel : public Kernel {
     }
     PrepareArgs fc1_args{g, fc1_node_, shapes, context};
     PrepareArgs fc2_args{g, fc2_node_, shapes, context};
-    for (int64_t rows : fc1_rows) fc1_.emplace(rows, gemm(fc1_args, rows, c_, f_, false));
-    for (int64_t rows : fc2_rows) fc2_.emplace(rows, gemm(fc2_args, rows, f_, c2_, residual_));
+    std::optional<DType> residual;
+    if (residual_) residual = residual_type_;
+    for (int64_t rows : fc1_rows) {
+      fc1_.emplace(rows, gemm(fc1_args, rows, c_, f_, DType::kFloat32, std::nullopt));
+    }
+    for (int64_t rows : fc2_rows) {
+      fc2_.emplace(rows, gemm(fc2_args, rows, f_, c2_, output_, residual));
+    }
     size_t gemm_scratch = 0;
     for (const auto* set : {&fc1_, &fc2_}) {
       for (const auto& [rows, gm] : *set) {
         gemm_scratch = std::max(gemm_scratch, gm.form.scratchpad.get_size());
       }
     }
+    // The convolution's output is fc2's source, in the type the GEMMs compute in.
+    const size_t conv_size = dtype_size(compute_);
     if (ring_) {  // the ring's three rows and a row of zeros; the convolution's row
-      const size_t tile_row_bytes = static_cast<size_t>(widest_hidden_ * f_) * sizeof(float);
-      hidden_bytes_ = 4 * cache_lines(tile_row_bytes);
-      conv_bytes_ = cache_lines(tile_row_bytes);
+      const auto tile_row = static_cast<size_t>(widest_hidden_ * f_);
+      hidden_bytes_ = 4 * cache_lines(tile_row * sizeof(float));
+      conv_bytes_ = cache_lines(tile_row * conv_size);
     } else {
       hidden_bytes_ = cache_lines(static_cast<size_t>((band_ + 2) * row_bytes));
-      conv_bytes_ = cache_lines(static_cast<size_t>(band_ * row_bytes));
+      conv_bytes_ = cache_lines(static_cast<size_t>(band_ * w_ * f_) * conv_size);
     }
     per_thread_bytes_ = hidden_bytes_ + conv_bytes_ + cache_lines(gemm_scratch);
     gear_.reserve(static_cast<size_t>(threads_));
@@ -216,8 +244,8 @@ class FusedFfnKernel : public Kernel {
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (int64_t task = 0; task < tasks; ++task) {
       errors.run([&] {
-        if (ring_) return run_ring_task(in, output.f32(), scratch, task);
-        run_task(in, output.f32(), scratch, task);
+        if (ring_) return run_ring_task(in, output, scratch, task);
+        run_task(in, output, scratch, task);
       });
     }
     errors.rethrow();
@@ -231,9 +259,12 @@ class FusedFfnKernel : public Kernel {
     const void* weights;
   };
 
-  Gemm gemm(const PrepareArgs& a, int64_t m, int64_t k, int64_t o, bool residual) const {
-    GemmShape shape{m, k, o, dt::f32, dt::f32, std::nullopt};
-    if (residual) shape.residual = dt::f32;
+  // (m, k) x (k, o) from a source of the compute type into `output`, plus
+  // a residual of type `residual` where given.
+  Gemm gemm(const PrepareArgs& a, int64_t m, int64_t k, int64_t o, DType output,
+            std::optional<DType> residual) const {
+    GemmShape shape{m, k, o, dnnl_type(compute_), dnnl_type(output), std::nullopt};
+    if (residual) shape.residual = dnnl_type(*residual);
     shape.weights_as_stored = !a.context.pack_weights;
     GemmPrimitive form = make_gemm_primitive(shape, nullptr, GemmForm::kBest, a.context.engine);
     const void* packed = packed_weight(a, 1, form.stored_weights, form.weights);
@@ -296,39 +327,46 @@ class FusedFfnKernel : public Kernel {
     }
   }
 
-  void run_task(const ConstView* in, float* out, uint8_t* scratch, int64_t task) {
+  void run_task(const ConstView* in, View out, uint8_t* scratch, int64_t task) {
     const int me = omp_get_thread_num();
     Gear& gear = gear_[static_cast<size_t>(me)];
     uint8_t* mine = scratch + static_cast<size_t>(me) * per_thread_bytes_;
     auto* hidden = reinterpret_cast<float*>(mine);
-    auto* conv = reinterpret_cast<float*>(mine + hidden_bytes_);
+    uint8_t* conv = mine + hidden_bytes_;
     uint8_t* gemm_scratch = mine + hidden_bytes_ + conv_bytes_;
     const int64_t image = task / parts_, row = w_ * f_;
-    const float* x = in[0].f32() + image * h_ * w_ * c_;
-    const float* residual = residual_ ? in[7].f32() + image * h_ * w_ * c2_ : nullptr;
-    float* y_out = out + image * h_ * w_ * c2_;
+    const int64_t pixels = image * h_ * w_;  // before this image's first
+    const float* bias = in[4].f32();
     walk(
         task,
         [&](int64_t first, int64_t rows, int64_t slot) {
           if (slot == 1) std::memset(hidden, 0, static_cast<size_t>(row) * sizeof(float));
           float* dst = hidden + slot * row;
-          run_gemm(gear.fc1.at(rows * w_), fc1_.at(rows * w_), gear.stream, x + first * w_ * c_,
-                   dst, in[2].f32(), nullptr, gemm_scratch);
+          run_gemm(gear.fc1.at(rows * w_), fc1_.at(rows * w_), gear.stream,
+                   at_pixel(in[0], pixels + first * w_, c_), dst, in[2].f32(), nullptr,
+                   gemm_scratch);
           if (gelu_) activation_.gelu_f32(dst, rows * row);
         },
         [&](int64_t y, int64_t rows, int64_t fresh) {
           if (fresh < rows) {  // the row below the image
             std::memset(hidden + (rows + 1) * row, 0, static_cast<size_t>(row) * sizeof(float));
           }
-          for (int64_t i = 0; i < rows; ++i) {
+          int64_t i = 0;
+          for (; i + 2 <= rows; i += 2) {
+            const float* taps_rows[4] = {hidden + i * row, hidden + (i + 1) * row,
+                                         hidden + (i + 2) * row, hidden + (i + 3) * row};
+            convolve_two_rows(taps_rows, bias, w_, conv_row(conv, i * row),
+                              conv_row(conv, (i + 1) * row));
+          }
+          if (i < rows) {
             const float* taps_rows[3] = {hidden + i * row, hidden + (i + 1) * row,
                                          hidden + (i + 2) * row};
-            depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), w_, f_, f_,
-                                        conv + i * row);
+            convolve_row(taps_rows, bias, w_, conv_row(conv, i * row));
           }
-          const int64_t at = y * w_ * c2_;
-          run_gemm(gear.fc2.at(rows * w_), fc2_.at(rows * w_), gear.stream, conv, y_out + at,
-                   in[6].f32(), residual != nullptr ? residual + at : nullptr, gemm_scratch);
+          const int64_t at = pixels + y * w_;
+          run_gemm(gear.fc2.at(rows * w_), fc2_.at(rows * w_), gear.stream, conv,
+                   at_pixel(out, at, c2_), in[6].f32(),
+                   residual_ ? at_pixel(in[7], at, c2_) : nullptr, gemm_scratch);
           // Rows y + rows - 1 and y + rows become the next band's first two.
           std::memmove(hidden, hidden + rows * row, static_cast<size_t>(2 * row) * sizeof(float));
         });
@@ -347,20 +385,18 @@ class FusedFfnKernel : public Kernel {
   // Bands of one row (Bands::ring): per tile of columns, down the task's
   // rows, fc1's rows y - 1, y, y + 1 in ring slots (y mod 3), a row of
   // zeros standing for those outside the image.
-  void run_ring_task(const ConstView* in, float* out, uint8_t* scratch, int64_t task) {
+  void run_ring_task(const ConstView* in, View out, uint8_t* scratch, int64_t task) {
     const int me = omp_get_thread_num();
     Gear& gear = gear_[static_cast<size_t>(me)];
     uint8_t* mine = scratch + static_cast<size_t>(me) * per_thread_bytes_;
     const size_t slot_bytes = hidden_bytes_ / 4;
     auto slot = [&](int64_t i) { return reinterpret_cast<float*>(mine + i * slot_bytes); };
     float* zeros = slot(3);
-    auto* conv = reinterpret_cast<float*>(mine + hidden_bytes_);
+    uint8_t* conv = mine + hidden_bytes_;
     uint8_t* gemm_scratch = mine + hidden_bytes_ + conv_bytes_;
     const int64_t image = task / parts_, part = task % parts_;
     const int64_t ya = h_ * part / parts_, yb = h_ * (part + 1) / parts_;
-    const float* x = in[0].f32() + image * h_ * w_ * c_;
-    const float* residual = residual_ ? in[7].f32() + image * h_ * w_ * c2_ : nullptr;
-    float* y_out = out + image * h_ * w_ * c2_;
+    const int64_t pixels = image * h_ * w_;  // before this image's first
     std::memset(zeros, 0, static_cast<size_t>(widest_hidden_ * f_) * sizeof(float));
     for (int64_t i = 0; i < tiles_; ++i) {
       const Tile t = tile(i);
@@ -368,8 +404,9 @@ class FusedFfnKernel : public Kernel {
       // fc1 and GELU of image row r's hidden columns into its slot.
       auto fc1 = [&](int64_t r) {
         float* dst = slot(r % 3);
-        run_gemm(gear.fc1.at(hidden), fc1_.at(hidden), gear.stream, x + (r * w_ + t.hx0) * c_, dst,
-                 in[2].f32(), nullptr, gemm_scratch);
+        run_gemm(gear.fc1.at(hidden), fc1_.at(hidden), gear.stream,
+                 at_pixel(in[0], pixels + r * w_ + t.hx0, c_), dst, in[2].f32(), nullptr,
+                 gemm_scratch);
         if (gelu_) activation_.gelu_f32(dst, hidden * f_);
       };
       auto row = [&](int64_t r) -> const float* { return r < 0 || r >= h_ ? zeros : slot(r % 3); };
@@ -380,23 +417,59 @@ class FusedFfnKernel : public Kernel {
         const float* taps_rows[3] = {row(y - 1), row(y), row(y + 1)};
         // Every hidden column: the two outside the tile are wrong (their
         // neighbours are missing) and left out.
-        depthwise_.depthwise3x3_row(taps_rows, taps_.data(), in[4].f32(), hidden, f_, f_, conv);
-        const int64_t at = (y * w_ + t.x0) * c2_;
-        run_gemm(gear.fc2.at(cols), fc2_.at(cols), gear.stream, conv + (t.x0 - t.hx0) * f_,
-                 y_out + at, in[6].f32(), residual != nullptr ? residual + at : nullptr,
-                 gemm_scratch);
+        convolve_row(taps_rows, in[4].f32(), hidden, conv);
+        const int64_t at = pixels + y * w_ + t.x0;
+        run_gemm(gear.fc2.at(cols), fc2_.at(cols), gear.stream, conv_row(conv, (t.x0 - t.hx0) * f_),
+                 at_pixel(out, at, c2_), in[6].f32(),
+                 residual_ ? at_pixel(in[7], at, c2_) : nullptr, gemm_scratch);
       }
     }
   }
 
-  static void run_gemm(Call& call, const Gemm& gm, dnnl::stream& stream, const void* src,
-                       float* dst, const float* bias, const float* residual, uint8_t* scratch) {
+  static void run_gemm(Call& call, const Gemm& gm, dnnl::stream& stream, const void* src, void* dst,
+                       const float* bias, const void* residual, uint8_t* scratch) {
     call.src.set_data_handle(const_cast<void*>(src));
     call.dst.set_data_handle(dst);
     call.bias.set_data_handle(const_cast<float*>(bias));
     call.scratch.set_data_handle(scratch);
-    if (residual != nullptr) call.residual.set_data_handle(const_cast<float*>(residual));
+    if (residual != nullptr) call.residual.set_data_handle(const_cast<void*>(residual));
     call.args.execute(gm.form.primitive, stream);
+  }
+
+  // Pixel p of a channels-last tensor of `channels` per pixel, of its type.
+  static uint8_t* at_pixel(const View& v, int64_t p, int64_t channels) {
+    return static_cast<uint8_t*>(v.data) + static_cast<size_t>(p * channels) * dtype_size(v.dtype);
+  }
+  static const uint8_t* at_pixel(const ConstView& v, int64_t p, int64_t channels) {
+    return static_cast<const uint8_t*>(v.data) +
+           static_cast<size_t>(p * channels) * dtype_size(v.dtype);
+  }
+  // Element e of the convolution's output buffer (the compute type).
+  uint8_t* conv_row(uint8_t* conv, int64_t e) const {
+    return conv + static_cast<size_t>(e) * dtype_size(compute_);
+  }
+
+  // One output row of the convolution (`width` pixels) from hidden rows
+  // rows[0..2], into `out` in the compute type; two rows from rows[0..3].
+  void convolve_row(const float* const* rows, const float* bias, int64_t width,
+                    uint8_t* out) const {
+    if (compute_ == DType::kBFloat16) {
+      return depthwise_.depthwise3x3_row_bf16_out(rows, taps_.data(), bias, width, f_, f_,
+                                                  reinterpret_cast<uint16_t*>(out));
+    }
+    depthwise_.depthwise3x3_row(rows, taps_.data(), bias, width, f_, f_,
+                                reinterpret_cast<float*>(out));
+  }
+  void convolve_two_rows(const float* const* rows, const float* bias, int64_t width, uint8_t* out0,
+                         uint8_t* out1) const {
+    if (compute_ == DType::kBFloat16) {
+      uint16_t* const outs[2] = {reinterpret_cast<uint16_t*>(out0),
+                                 reinterpret_cast<uint16_t*>(out1)};
+      return depthwise_.depthwise3x3_two_rows_bf16_out(rows, taps_.data(), bias, width, f_, f_,
+                                                       outs);
+    }
+    float* const outs[2] = {reinterpret_cast<float*>(out0), reinterpret_cast<float*>(out1)};
+    depthwise_.depthwise3x3_two_rows(rows, taps_.data(), bias, width, f_, f_, outs);
   }
 
   const Node& fc1_node_;
@@ -404,8 +477,10 @@ class FusedFfnKernel : public Kernel {
   int threads_;
   int64_t n_ = 0, h_ = 0, w_ = 0, c_ = 0, f_ = 0, c2_ = 0;
   bool gelu_ = false, residual_ = false;
-  int64_t parts_ = 1;                  // tasks per image
-  int64_t band_ = 1;                   // image rows per band
+  DType compute_ = DType::kFloat32;  // the GEMMs' sources and the convolution's output
+  DType output_ = DType::kFloat32, residual_type_ = DType::kFloat32;  // as the plan stores them
+  int64_t parts_ = 1;                                                 // tasks per image
+  int64_t band_ = 1;                                                  // image rows per band
   bool ring_ = false;                  // bands of one row, in tiles (run_ring_task)
   int64_t tiles_ = 1;                  // of columns, with ring_
   int64_t widest_hidden_ = 0;          // a tile's hidden columns, at most (ring_)
@@ -423,13 +498,12 @@ std::vector<Fusion> find_ffn_fusions(const Graph& graph, const std::vector<size_
                                      const std::vector<Shape>& shapes,
                                      const std::vector<int>& readers, const CpuContext& context) {
   std::vector<Fusion> found;
-  if (context.precision != DType::kFloat32) return found;
   const auto& nodes = graph.nodes();
   for (size_t i = 0; i + 2 < steps.size(); ++i) {
     const Node& fc1 = nodes[steps[i]];
     const Node& dw = nodes[steps[i + 1]];
     const Node& fc2 = nodes[steps[i + 2]];
-    if (!is_ffn(shapes, fc1, dw, fc2, readers)) continue;
+    if (!is_ffn(graph, shapes, fc1, dw, fc2, readers, context)) continue;
     Fusion f{{steps[i], steps[i + 1], steps[i + 2]}, {}, kFusedFfnKind};
     f.inputs = fc1.inputs;
     f.inputs.insert(f.inputs.end(), dw.inputs.begin() + 1, dw.inputs.end());

@@ -161,6 +161,15 @@ struct DepthwiseLoops {
   void (*depthwise3x3_two_rows_bf16)(const uint16_t* const* rows, const float* taps,
                                      const float* bias, int64_t width, int64_t channels,
                                      int64_t in_stride, uint16_t* const* out);
+  /// The 3x3 on float32 rows into bfloat16 output rows, each output
+  /// rounded once: one row, and two rows at once (the fused FFN's, whose
+  /// hidden rows stay float32 in a bfloat16 plan: fused_ffn.cpp).
+  void (*depthwise3x3_row_bf16_out)(const float* const* rows, const float* taps, const float* bias,
+                                    int64_t width, int64_t channels, int64_t in_stride,
+                                    uint16_t* out);
+  void (*depthwise3x3_two_rows_bf16_out)(const float* const* rows, const float* taps,
+                                         const float* bias, int64_t width, int64_t channels,
+                                         int64_t in_stride, uint16_t* const* out);
 };
 
 /// The loops compiled for `isa`: one file per op and instruction set,

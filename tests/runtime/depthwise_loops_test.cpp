@@ -3,7 +3,9 @@
 // float64 loop: every width from 1 to 21 (blocks of 8 and a last one of 1 to 7
 // at and away from the edges), channels beyond whole registers, input
 // pixels wider than the channels computed (a slice read in place), rows
-// missing above and below the image; float32 rows and bfloat16 ones.
+// missing above and below the image; float32 rows and bfloat16 ones, and
+// float32 rows into bfloat16 outputs (the 5x5 of bfloat16 plans, which
+// widens its input first, and the fused FFN's 3x3 in bfloat16).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -112,6 +114,7 @@ TEST_CASE("depthwise rows match a float64 loop on every instruction set, 3x3 and
     check_rows<float>(name, 5, loops.depthwise5x5_row);
     check_rows<uint16_t>(name + " bf16", 3, loops.depthwise3x3_row_bf16);
     check_rows<float, uint16_t>(name + " float32 to bf16", 5, loops.depthwise5x5_row_bf16_out);
+    check_rows<float, uint16_t>(name + " float32 to bf16", 3, loops.depthwise3x3_row_bf16_out);
   }
 }
 
@@ -121,26 +124,27 @@ namespace {
 // loop on each, within float32 or bfloat16 rounding: not against the one-row
 // loop bit for bit, as compilers contract its multiply-adds differently
 // (clang's and GCC's AVX2 code differed in the last bit). Input rows
-// missing above, below or neither.
-template <typename T, typename TwoRows>
+// missing above, below or neither. In, Out: the element types of the input
+// rows and of the output (T for both where given one).
+template <typename In, typename Out = In, typename TwoRows>
 void check_two_rows(const std::string& path, TwoRows two_rows) {
   for (int64_t channels : {5, 16, 37}) {
     for (int64_t in_stride : {channels, 4 * channels}) {
       for (int64_t width = 1; width <= 21; ++width) {
         for (int missing : {-1, 0, 3}) {  // none, the top row, the bottom row
           const auto seed = static_cast<uint32_t>(width * 100 + channels + missing);
-          const std::vector<T> input =
-              narrow<T>(random_vector(static_cast<size_t>(4 * width * in_stride), seed));
+          const std::vector<In> input =
+              narrow<In>(random_vector(static_cast<size_t>(4 * width * in_stride), seed));
           const std::vector<float> taps =
               random_vector(static_cast<size_t>(9 * channels), seed + 1, 0.3f);
           const std::vector<float> bias = random_vector(static_cast<size_t>(channels), seed + 2);
-          const T* rows[4];
+          const In* rows[4];
           for (int i = 0; i < 4; ++i) {
             rows[i] = i == missing ? nullptr : input.data() + i * width * in_stride;
           }
           const size_t count = static_cast<size_t>(width * channels);
-          std::vector<T> got = narrow<T>(std::vector<float>(2 * count + 1, -7.0f));
-          T* const out[2] = {got.data(), got.data() + count};
+          std::vector<Out> got = narrow<Out>(std::vector<float>(2 * count + 1, -7.0f));
+          Out* const out[2] = {got.data(), got.data() + count};
           two_rows(rows, taps.data(), bias.data(), width, channels, in_stride, out);
           const double worst =
               std::max(worst_error(3, rows, taps, bias, width, channels, in_stride, out[0]),
@@ -163,5 +167,7 @@ TEST_CASE("two 3x3 depthwise rows at once match a float64 loop on every instruct
     const std::string name = isa_name(isa);
     check_two_rows<float>(name, loops.depthwise3x3_two_rows);
     check_two_rows<uint16_t>(name + " bf16", loops.depthwise3x3_two_rows_bf16);
+    check_two_rows<float, uint16_t>(name + " float32 to bf16",
+                                    loops.depthwise3x3_two_rows_bf16_out);
   }
 }
