@@ -16,8 +16,10 @@ inline constexpr const char* kFusedFfnKind = "Linear+Conv2d+Linear";
 /// The FFN chains among a plan's `steps` that run fused (Backend::fuse):
 /// a Linear (GELU or no activation) into a 3x3 depthwise Conv2d (stride 1,
 /// padding 1, no activation) into a Linear (no activation), each feeding
-/// only the next, on float32 channels-last maps whose hidden activations
-/// are too large for the caches to hold between nodes.
+/// only the next, on channels-last maps whose hidden activations are too
+/// large for the caches to hold between nodes; in a float32 plan, or in a
+/// bfloat16 one where both GEMMs compute in bfloat16 and fc1's source is
+/// stored in it.
 std::vector<Fusion> find_ffn_fusions(const Graph& graph, const std::vector<size_t>& steps,
                                      const std::vector<Shape>& shapes,
                                      const std::vector<int>& readers, const CpuContext& context);

@@ -111,6 +111,23 @@ struct FfnGraph {
 
 constexpr size_t kFc1 = 1, kDw = 2, kFc2 = 3;  // node indices
 
+// A batch of n images of h x w on `threads` threads.
+struct Case {
+  int64_t n, h, w;
+  int threads;
+};
+
+// A case's input shape, a random input and the reference's output for it.
+struct CaseData {
+  CaseData(const FfnGraph& ffn, const Case& c)
+      : shape{c.n, c.h, c.w, ffn.c},
+        x(random_vector(static_cast<size_t>(element_count(shape)), static_cast<uint32_t>(c.n))),
+        want(ffn.reference(x, shape).back()) {}
+  Shape shape;
+  std::vector<float> x;
+  std::vector<double> want;
+};
+
 }  // namespace
 
 TEST_CASE("a fused FFN computes what its nodes compute one by one") {
@@ -120,10 +137,6 @@ TEST_CASE("a fused FFN computes what its nodes compute one by one") {
   // (184 and 600 KB) run in bands of one row, whole and in three tiles of
   // columns.
   const FfnGraph ffn(20, 100);
-  struct Case {
-    int64_t n, h, w;
-    int threads;
-  };
   // Images split in parts (1 on 2 threads, 3 on 2, 3 on 8), whole images
   // (2 on 2), and whole images unevenly (9 on 2: at least 4 per thread).
   const Case cases[] = {{1, 61, 45, 2},  {3, 61, 45, 2}, {3, 61, 45, 8}, {2, 61, 45, 2},
@@ -132,14 +145,11 @@ TEST_CASE("a fused FFN computes what its nodes compute one by one") {
   for (cpu::Isa isa : test::isas_present()) {
     cpu::force_isa(isa);
     for (const Case& c : cases) {
-      const Shape shape = {c.n, c.h, c.w, ffn.c};
-      const std::vector<float> x =
-          random_vector(static_cast<size_t>(element_count(shape)), static_cast<uint32_t>(c.n));
-      const std::vector<double> want = ffn.reference(x, shape).back();
+      const CaseData d(ffn, c);
       for (bool fusing : {true, false}) {
         Executor executor(ffn.graph, cpu_backend(c.threads, fusing), c.threads);
-        const float* got = executor.run(x.data(), shape)[0];
-        const double err = test::rel_l2(got, want.data(), want.size());
+        const float* got = executor.run(d.x.data(), d.shape)[0];
+        const double err = test::rel_l2(got, d.want.data(), d.want.size());
         const std::string what = std::string(cpu::isa_name(isa)) + ", batch " +
                                  std::to_string(c.n) + " of " + std::to_string(c.h) + "x" +
                                  std::to_string(c.w) + ", " + std::to_string(c.threads) +
@@ -168,26 +178,19 @@ TEST_CASE("in bfloat16 a fused FFN is as close to the reference as its nodes one
     return;
   }
   const FfnGraph ffn(20, 100);
-  struct Case {
-    int64_t n, h, w;
-    int threads;
-  };
   const Case cases[] = {{1, 61, 45, 2}, {3, 61, 45, 8}, {2, 61, 45, 2}, {1, 5, 1501, 2}};
   for (cpu::Isa isa : test::isas_present()) {
     cpu::force_isa(isa);
     for (const Case& c : cases) {
-      const Shape shape = {c.n, c.h, c.w, ffn.c};
-      const std::vector<float> x =
-          random_vector(static_cast<size_t>(element_count(shape)), static_cast<uint32_t>(c.n));
-      const std::vector<double> want = ffn.reference(x, shape).back();
+      const CaseData d(ffn, c);
       double err[2];  // node by node, fused
       for (bool fusing : {false, true}) {
         auto backend = std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>(),
                                                          c.threads, DType::kBFloat16);
         backend->set_fusing(fusing);
         Executor executor(ffn.graph, std::move(backend), c.threads);
-        const float* got = executor.run(x.data(), shape)[0];
-        err[fusing] = test::rel_l2(got, want.data(), want.size());
+        const float* got = executor.run(d.x.data(), d.shape)[0];
+        err[fusing] = test::rel_l2(got, d.want.data(), d.want.size());
         CHECK((executor.fused_kind(kFc1) != nullptr) == fusing);
       }
       INFO(cpu::isa_name(isa) << ", batch " << c.n << " of " << c.h << "x" << c.w << ", "
