@@ -478,9 +478,10 @@ class FusedFfnKernel : public Kernel {
   int64_t n_ = 0, h_ = 0, w_ = 0, c_ = 0, f_ = 0, c2_ = 0;
   bool gelu_ = false, residual_ = false;
   DType compute_ = DType::kFloat32;  // the GEMMs' sources and the convolution's output
-  DType output_ = DType::kFloat32, residual_type_ = DType::kFloat32;  // as the plan stores them
-  int64_t parts_ = 1;                                                 // tasks per image
-  int64_t band_ = 1;                                                  // image rows per band
+  // The output's and the residual's types, as the plan stores them.
+  DType output_ = DType::kFloat32, residual_type_ = DType::kFloat32;
+  int64_t parts_ = 1;                  // tasks per image
+  int64_t band_ = 1;                   // image rows per band
   bool ring_ = false;                  // bands of one row, in tiles (run_ring_task)
   int64_t tiles_ = 1;                  // of columns, with ring_
   int64_t widest_hidden_ = 0;          // a tile's hidden columns, at most (ring_)
