@@ -17,10 +17,11 @@ some peers are bimodal between processes: a ratio within one round is what
 holds). The floor is 2 * MACs / GEMM rate, with MACs counting convolutions
 and attention matmuls, as the engine counts them from the graph (per image at
 224x224: T 2.61 G, S 4.88 G, B 10.58 G, L 17.21 G) and the GEMM rate
-measured with oneDNN (float32) on the same thread count, right after each
-of ravlt's runs (`ravlt bench --floor`):
-ravlt / floor is the median over rounds of each round's median per-run
-ratio.
+measured with oneDNN on the same thread count, right after each of ravlt's
+runs (`ravlt bench --floor`): ravlt / floor is the median over rounds of
+each round's median per-run ratio, float32 against a float32 matmul, and
+ravlt bf16 / bf16 floor against a bfloat16 one (packed weights, float32
+accumulation: what the bfloat16 units reach).
 
 Engines: ravlt (`ravlt bench`, --precision fp32 and bf16); ONNX Runtime
 (all graph optimizations); OpenVINO (CPU plugin, latency hint,
@@ -253,7 +254,7 @@ def main():
                         "PyTorch": torch_cmd + [out["PyTorch"], "fp32"],
                         "PyTorch bf16": torch_cmd + [out.get("PyTorch bf16", ""), "bf16"],
                     }
-                    rounds, floor, ready, rss = [], [], {}, {}
+                    rounds, floor, ready, rss = [], {}, {}, {}
                     for r in range(a.rounds):
                         order = list(engines)
                         rng.shuffle(order)
@@ -262,8 +263,7 @@ def main():
                             t = json.loads(run(commands[e], env=torch_env if e.startswith("PyTorch") else None))
                             if e.startswith("ravlt"):
                                 med[e] = t["median_ms"]
-                                if e == "ravlt":
-                                    floor.append(t["floor_ratio"])
+                                floor.setdefault(e, []).append(t["floor_ratio"])
                                 ready.setdefault(e, []).append(t["open_ms"] + t["plan_ms"] + t["first_run_ms"])
                                 rss.setdefault(e, []).append(t["peak_rss_mb"])
                             else:
@@ -307,15 +307,16 @@ def print_tables(engines, rows, bf16):
     print("\nMedian ms over rounds; ratios: the median over rounds of the per-round ratio")
     print("| model | batch | threads | " + " | ".join(f"{e} ms" for e in engines) +
           " | ORT / ravlt | OV f32 / ravlt | PyTorch / ravlt | ravlt / floor |" +
-          (" OV bf16 / ravlt bf16 | PyTorch bf16 / ravlt bf16 | ravlt fp32 / ravlt bf16 | bf16 GEMM share |"
-           if bf16 else ""))
-    print("|---" * (3 + len(engines) + 4 + (4 if bf16 else 0)) + "|")
+          (" OV bf16 / ravlt bf16 | PyTorch bf16 / ravlt bf16 | ravlt fp32 / ravlt bf16 | ravlt bf16 / bf16 floor |"
+           " bf16 GEMM share |" if bf16 else ""))
+    print("|---" * (3 + len(engines) + 4 + (5 if bf16 else 0)) + "|")
     for v, b, t, rounds, floor, gap, profile in rows:
         cells = [f"{statistics.median(r[e] for r in rounds):.1f}" for e in engines]
         cells += [f"{ratio(rounds, e, 'ravlt'):.2f}" for e in ("ONNX Runtime", "OpenVINO f32", "PyTorch")]
-        cells.append(f"{statistics.median(floor):.2f}")
+        cells.append(f"{statistics.median(floor['ravlt']):.2f}")
         if bf16:
             cells += [f"{ratio(rounds, e, 'ravlt bf16'):.2f}" for e in ("OpenVINO bf16", "PyTorch bf16", "ravlt")]
+            cells.append(f"{statistics.median(floor['ravlt bf16']):.2f}")
             cells.append(f"{100 * profile['gemm_share']:.0f} %")
         print(f"| RAVLT-{v} | {b} | {t} | " + " | ".join(cells) + " |")
     print("\nReady (ravlt: open + verify + plan + first run; ONNX Runtime: session creation + first run; "

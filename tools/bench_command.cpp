@@ -115,10 +115,19 @@ int run(const BenchArgs& a) {
     profiled->run_all(input.data(), shape);
   }
   // The floor: the time the network's multiply-adds take at this machine's
-  // float32 GEMM rate, timed (same threads) right after each run, so that a
-  // run and its floor see the same moment of a host whose speed drifts.
+  // GEMM rate, timed (same threads) right after each run, so that a run and
+  // its floor see the same moment of a host whose speed drifts. A bfloat16
+  // run on the CPU is set against a bfloat16 GEMM (its GEMMs run on the
+  // bfloat16 units, several times float32's rate on AMX); every other run
+  // against float32's, the precision of the reference.
+  const Precision floor_precision =
+      options.device == Device::kCpu && options.precision == Precision::kBFloat16
+          ? Precision::kBFloat16
+          : Precision::kFloat32;
   std::unique_ptr<GemmProbe> probe;
-  if (a.macs > 0 || a.floor) probe = std::make_unique<GemmProbe>(a.threads);
+  if (a.macs > 0 || a.floor) {
+    probe = std::make_unique<GemmProbe>(a.threads, 1024, floor_precision);
+  }
   const double floor_gflop = 2.0 * floor_macs * a.batch / 1e9;
   std::vector<double> latencies, rates, floor_ratios;
   for (int i = 0; i < a.iterations; ++i) {
@@ -170,7 +179,7 @@ int run(const BenchArgs& a) {
         "\"copied_weight_bytes\": %zu, \"weight_packing_ms\": %.3f, \"pack_weights\": %s, "
         "\"mapped_resident_bytes\": %zu, \"peak_rss_mb\": %.1f, "
         "\"weight_cache_path\": %s, \"weight_cache_status\": %s, "
-        "\"weight_cache_bytes_used\": %zu, \"gemm_gflops\": %.1f, "
+        "\"weight_cache_bytes_used\": %zu, \"gemm_gflops\": %.1f, \"gemm_precision\": %s, "
         "\"floor_ms\": %.4f, \"floor_ratio\": %.4f, \"image_by_image_ops\": %zu, "
         "\"macs_per_image\": %.9g, \"gflops\": %.2f, \"deferred_packing_ms\": %.3f, "
         "\"deferred_packing_wait_ms\": %.3f, \"deferred_packing_error\": %s",
@@ -183,8 +192,9 @@ int run(const BenchArgs& a) {
         model->mapped_resident_bytes(), peak_mb,
         report::json_quote(model->weight_cache_path()).c_str(),
         report::json_quote(model->weight_cache_status()).c_str(), model->weight_cache_bytes_used(),
-        gemm, floor_ms, floor_ratio, memory.image_by_image_ops, counted_macs / a.batch,
-        achieved_gflops, 1000.0 * deferred.seconds, 1000.0 * deferred.waited_seconds,
+        gemm, report::json_quote(probe ? to_string(floor_precision) : "").c_str(), floor_ms,
+        floor_ratio, memory.image_by_image_ops, counted_macs / a.batch, achieved_gflops,
+        1000.0 * deferred.seconds, 1000.0 * deferred.waited_seconds,
         report::json_quote(deferred.error).c_str());
     if (profiled) {
       std::printf(", \"profile_ms_per_run\": {");
@@ -242,9 +252,9 @@ int run(const BenchArgs& a) {
       counted_macs / a.batch / 1e9, achieved_gflops);
   if (probe) {
     std::printf(
-        "floor        %.3f ms at %.1f GFLOP/s (this machine's float32 GEMM rate, timed after each "
+        "floor        %.3f ms at %.1f GFLOP/s (this machine's %s GEMM rate, timed after each "
         "run): a run takes %.2fx its floor (median of the per-run ratios)\n",
-        floor_ms, gemm, floor_ratio);
+        floor_ms, gemm, std::string(dtype_name(floor_precision)).c_str(), floor_ratio);
   }
   std::printf(
       "arena        %.2f MB (activations alone %.2f MB, largest scratch %.2f MB), lower bound "
@@ -339,8 +349,8 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_flag("--no-checksum", args->no_checksum, "skip the model file checksum");
   add_device_options(cmd, &args->device, PackingDefault::kPacked);
   cmd->add_flag("--floor", args->floor,
-                "also report the GEMM floor: the model's multiply-adds at this machine's float32 "
-                "GEMM rate, timed after each run");
+                "also report the GEMM floor: the model's multiply-adds at this machine's GEMM "
+                "rate (float32; bfloat16 for --precision bf16 on the CPU), timed after each run");
   cmd->add_option("--macs", args->macs,
                   "multiply-adds per image for the floor in place of the model's own count "
                   "(implies --floor)")

@@ -8,12 +8,19 @@ double measure_gemm_gflops(int threads, int size) {
   return runtime::cpu::gemm_gflops(threads, size);
 }
 
+double measure_gemm_gflops(int threads, int size, DType precision) {
+  return runtime::cpu::gemm_gflops(threads, size, precision);
+}
+
 struct GemmProbe::Impl {
   runtime::cpu::GemmRateProbe probe;
 };
 
 GemmProbe::GemmProbe(int threads, int size)
     : impl_(new Impl{runtime::cpu::GemmRateProbe(threads, size)}) {}
+
+GemmProbe::GemmProbe(int threads, int size, DType precision)
+    : impl_(new Impl{runtime::cpu::GemmRateProbe(threads, size, precision)}) {}
 
 GemmProbe::~GemmProbe() = default;
 

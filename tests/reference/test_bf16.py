@@ -184,6 +184,20 @@ class Bf16Accuracy(unittest.TestCase):
         print(f"  digits held-out accuracy: fp32 {100 * accuracy['fp32']:.2f}%, bf16 {100 * accuracy['bf16']:.2f}%")
         self.assertEqual(accuracy["bf16"], accuracy["fp32"])
 
+    def test_bench_floor_in_the_run_precision(self):
+        """`ravlt bench --floor` sets a bf16 run against a bfloat16 GEMM and a
+        float32 run against a float32 one, and says which."""
+        model = self.path("floor.rvlt")
+        harness.ravlt("convert", harness.data("custom_bare.pth"), "-o", model, "-q")
+        for precision, name in (("bf16", "bfloat16"), ("fp32", "float32")):
+            args = ("bench", "-m", model, "--size", "32x32", "--iterations", "2", "--warmup", "0",
+                    "--floor", "--precision", precision)
+            report = json.loads(harness.ravlt(*args, "--json").stdout)
+            self.assertEqual(report["gemm_precision"], precision)
+            self.assertGreater(report["gemm_gflops"], 0)
+            self.assertGreater(report["floor_ratio"], 0)
+            self.assertIn(f"this machine's {name} GEMM rate", harness.ravlt(*args).stdout)
+
 
 class Bf16Refusal(unittest.TestCase):
     """What a CPU without bfloat16 instructions answers (any machine)."""
