@@ -51,6 +51,10 @@ class CpuBackend : public Backend {
   size_t image_by_image_bytes() const override { return image_by_image_bytes_; }
   /// For tests: where later plans go image by image (0: never).
   void set_image_by_image_bytes(size_t bytes) { image_by_image_bytes_ = bytes; }
+  /// For tests: the size of the bands of rows in which later plans run a
+  /// convolution with its GELU, where its output is more than four times
+  /// that (CpuContext::conv_band_bytes).
+  void set_conv_band_bytes(size_t bytes) { context_.conv_band_bytes = bytes; }
   DType value_dtype(const Graph& graph, uint32_t value) const override;
 
  private:

@@ -122,6 +122,13 @@ struct CpuContext {
   /// Counts the GEMMs prepared on their weights where the model file
   /// stores them (none packed for them); the backend's, or none.
   std::atomic<size_t>* stored_weight_gemms = nullptr;
+  /// A convolution whose GELU is ours on a bfloat16 output and whose
+  /// float32 output of one image is more than four times this runs by
+  /// bands of output rows of at
+  /// most this size (conv2d.cpp); 2 MB, a core's second-level cache on the
+  /// Xeons and twice Zen 4's, unless CpuBackend::set_conv_band_bytes() said
+  /// otherwise.
+  size_t conv_band_bytes = size_t{2} << 20;
 
   /// The element type of `value` in this session's plans: float32 in a
   /// float32 session; in bfloat16, the activations between layers in

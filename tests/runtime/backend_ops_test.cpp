@@ -134,7 +134,17 @@ std::vector<OpCase> conv2d_cases() {
                         {2, 5, 37, 130, 130, 7, 1, 130, Activation::kGelu},
                         {1, 9, 8, 24, 24, 3, 2, 24, Activation::kNone},
                         {2, 6, 7, 8, 12, 3, 1, 4, Activation::kSwish},
-                        {1, 7, 9, 40, 16, 3, 2, 1, Activation::kGelu}};
+                        {1, 7, 9, 40, 16, 3, 2, 1, Activation::kGelu},
+                        // With GELU (ours), which the "by bands" backends
+                        // below run a few rows at a time: stride 2 over an
+                        // even height (no padding below the last band) and
+                        // a 5x5 window over an odd one.
+                        {2, 8, 6, 4, 6, 3, 2, 1, Activation::kGelu},
+                        {1, 11, 7, 3, 8, 5, 1, 1, Activation::kGelu},
+                        // Narrow: bands of two rows (and a last of one),
+                        // at stride 1 and 2.
+                        {1, 13, 3, 2, 2, 3, 1, 1, Activation::kGelu},
+                        {2, 33, 4, 3, 3, 3, 2, 1, Activation::kGelu}};
   std::vector<OpCase> cases;
   uint32_t seed = 10;
   for (const Spec& s : specs) {
@@ -442,6 +452,21 @@ std::vector<BackendUnderTest> backends_present() {
                     [widest] { cpu::force_isa(widest); }});
   } else {
     MESSAGE("skipped: CPU bf16 (" << no_bf16 << ")");
+  }
+  // bfloat16 convolutions with GELU by bands of rows (conv2d.cpp), as at
+  // detection sizes: bands of 64 bytes of float32 output (outputs of an
+  // image above 256 bytes), one or two rows here.
+  if (cpu::cpu_bf16_support()) {
+    const cpu::Isa widest_isa = cpu::detected_isa();
+    list.push_back({std::string("cpu ") + cpu::isa_name(widest_isa) + " bf16 convolutions by bands",
+                    DType::kBFloat16,
+                    [] {
+                      auto backend = std::make_unique<cpu::CpuBackend>(
+                          std::make_shared<cpu::WeightCache>(), 0, DType::kBFloat16, false);
+                      backend->set_conv_band_bytes(64);
+                      return backend;
+                    },
+                    [widest_isa] { cpu::force_isa(widest_isa); }});
   }
   // The widest path again as a session of 8 threads would run it: RALA
   // then splits the tokens of each (image, head) into parts (whatever the
