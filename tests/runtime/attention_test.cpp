@@ -177,8 +177,8 @@ TEST_CASE("RALA on operands of mixed types computes what it does on bfloat16 one
         worst = std::max(worst, std::abs(static_cast<double>(got[i]) - want[i]) -
                                     std::abs(static_cast<double>(got[i])) / 256.0);
       }
-      INFO(isa_name(isa) << " d=" << d << ": worst difference beyond bfloat16's rounding "
-                         << worst);
+      INFO(std::string(isa_name(isa))
+           << " d=" << d << ": worst difference beyond bfloat16's rounding " << worst);
       CHECK(worst <= 1e-6);
     }
   }
@@ -203,7 +203,7 @@ TEST_CASE(
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detected_isa())) continue;
     force_isa(isa);
-    INFO(isa_name(isa) << (units ? ", bfloat16 units" : ", no fast bfloat16 units"));
+    INFO(std::string(isa_name(isa)) << (units ? ", bfloat16 units" : ", no fast bfloat16 units"));
     // The loops around the matmuls are AVX-512 ones: a narrower forced
     // instruction set runs the float32 kernel (so tests cover both).
     const bool on_matmuls = units && isa == Isa::kAvx512;
