@@ -15,6 +15,7 @@
 #include "report/json_writer.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
+#include "tools/floor_breakdown.h"
 #include "tools/number_checks.h"
 #include "tools/size_argument.h"
 
@@ -74,6 +75,33 @@ std::map<std::string, double> macs_by_profile_op(const Session& profiled,
   std::map<std::string, double> node_macs = macs_by_node(work), by_op;
   for (const NodeProfile& n : profiled.node_profile()) by_op[n.op] += node_macs[n.name];
   return by_op;
+}
+
+// The groups furthest above their floor, and the rest in one line.
+void print_above_floor(const std::vector<FloorGroup>& groups, double gemm_gflops) {
+  constexpr size_t kShown = 12;
+  double ms = 0, floor_ms = 0;
+  for (const FloorGroup& g : groups) {
+    ms += g.ms;
+    floor_ms += g.floor_ms;
+  }
+  std::printf(
+      "\nabove the floor (per run, by part of the network and op kind; each group's own "
+      "multiply-adds at %.1f GFLOP/s): %.3f ms of %.3f profiled\n",
+      gemm_gflops, ms - floor_ms, ms);
+  double rest = 0;
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const FloorGroup& g = groups[k];
+    if (k >= kShown) {
+      rest += g.above_ms();
+      continue;
+    }
+    std::printf("  %-14s %-22s %3d nodes %9.3f ms  (%.3f ms, its floor %.3f)\n", g.part.c_str(),
+                g.op.c_str(), g.nodes, g.above_ms(), g.ms, g.floor_ms);
+  }
+  if (groups.size() > kShown) {
+    std::printf("  and %zu more groups %9.3f ms together\n", groups.size() - kShown, rest);
+  }
 }
 
 int run(const BenchArgs& a) {
@@ -167,6 +195,11 @@ int run(const BenchArgs& a) {
     const double per_run = p.seconds / (a.iterations + 1);
     return per_run > 0 ? 2.0 * profile_macs[p.op] / (per_run * 1e9) : 0.0;
   };
+  // With both: which parts of the network take the time above the floor.
+  std::vector<FloorGroup> above_floor;
+  if (profiled && probe) {
+    above_floor = floor_breakdown(profiled->node_profile(), work, a.iterations + 1, gemm);
+  }
 
   if (a.json) {
     std::printf(
@@ -225,6 +258,18 @@ int run(const BenchArgs& a) {
                     1000.0 * nodes[k].seconds / (a.iterations + 1), node_macs[nodes[k].name]);
       }
       std::printf("]");
+      if (probe) {
+        std::printf(", \"profile_above_floor\": [");
+        for (size_t k = 0; k < above_floor.size(); ++k) {
+          const FloorGroup& g = above_floor[k];
+          std::printf(
+              "%s{\"part\": %s, \"op\": %s, \"nodes\": %d, \"ms\": %.4f, "
+              "\"floor_ms\": %.4f}",
+              k ? ", " : "", report::json_quote(g.part).c_str(), report::json_quote(g.op).c_str(),
+              g.nodes, g.ms, g.floor_ms);
+        }
+        std::printf("]");
+      }
     }
     std::printf("}\n");
     return 0;
@@ -316,6 +361,7 @@ int run(const BenchArgs& a) {
       std::printf("  %-40s %-20s %9.3f ms  %5.1f%%\n", nodes[k].name.c_str(), nodes[k].op.c_str(),
                   1000.0 * nodes[k].seconds / (a.iterations + 1), 100.0 * nodes[k].seconds / total);
     }
+    if (!above_floor.empty()) print_above_floor(above_floor, gemm);
   }
   return 0;
 }
@@ -342,7 +388,9 @@ Runner add_bench_command(CLI::App& app) {
       ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print one JSON object");
-  cmd->add_flag("--profile", args->profile, "also report time per op kind and the slowest nodes");
+  cmd->add_flag("--profile", args->profile,
+                "also report time per op kind and the slowest nodes (with --floor: where the "
+                "time above the floor goes, by part of the network and op kind)");
   cmd->add_option("--profile-nodes", args->profile_nodes, "slowest nodes listed by --profile")
       ->check(non_negative_integer())
       ->capture_default_str();

@@ -375,7 +375,8 @@ class Cli(unittest.TestCase):
                 text = harness.ravlt("inspect", self.out()).stdout
                 self.assertRegex(text, r"work +2\.612 GMAC an image at 224x224")
         r = json.loads(harness.ravlt("bench", "-m", self.out(), "--batch", "2", "--iterations", "3",
-                                     "--warmup", "0", "--floor", "--profile", "--json").stdout)
+                                     "--warmup", "0", "--floor", "--profile", "--profile-nodes",
+                                     "1000", "--json").stdout)
         self.assertAlmostEqual(r["macs_per_image"], counted[0], delta=counted[0] * 1e-5)
         self.assertAlmostEqual(r["gflops"], 2 * 2 * counted[0] / (r["median_ms"] * 1e6),
                                delta=1e-3 * r["gflops"])
@@ -386,6 +387,22 @@ class Cli(unittest.TestCase):
         for kind in ("Linear", "Conv2d", "SoftmaxAttention", "RalaAttention"):
             self.assertGreater(rates[kind], 0, kind)
         self.assertEqual(rates["LayerNorm"], 0)  # counted as moving data, no arithmetic
+        # Above the floor, by part of the network and op kind: every node in
+        # one group, the groups' floors adding up to the run's floor.
+        groups = r["profile_above_floor"]
+        self.assertEqual({g["part"] for g in groups},
+                         {"input", "patch_embed", "layers.0", "layers.1", "layers.2", "layers.3",
+                          "proj", "pool", "head"})
+        self.assertEqual(sum(g["nodes"] for g in groups), len(r["profile_nodes"]))
+        self.assertAlmostEqual(sum(g["ms"] for g in groups), sum(r["profile_ms_per_run"].values()),
+                               delta=1e-3 * sum(r["profile_ms_per_run"].values()))
+        self.assertAlmostEqual(sum(g["floor_ms"] for g in groups), r["floor_ms"],
+                               delta=1e-3 * r["floor_ms"])
+        above = [g["ms"] - g["floor_ms"] for g in groups]
+        self.assertEqual(above, sorted(above, reverse=True))
+        stage4 = [g for g in groups if g["part"] == "layers.3" and g["op"] == "Linear"]
+        self.assertEqual(len(stage4), 1)
+        self.assertEqual(stage4[0]["nodes"], 8)  # two blocks' qkvo, attn.proj, fc1 and fc2
         # Each listed node's own multiply-adds: over every node, the model's count.
         r = json.loads(harness.ravlt("bench", "-m", self.out(), "--iterations", "1", "--warmup",
                                      "0", "--profile", "--profile-nodes", "1000", "--json").stdout)
@@ -397,6 +414,15 @@ class Cli(unittest.TestCase):
         self.assertRegex(text, r"work +2\.612 GMAC an image \(convolutions, GEMMs, attention "
                                r"products\), [0-9.]+ GFLOP/s at the median")
         self.assertRegex(text, r"\n  SoftmaxAttention +8 nodes +[0-9.]+ ms +[0-9.]+% +[0-9.]+ GFLOP/s\n")
+        self.assertNotIn("above the floor", text)  # only with a floor to be above
+        text = harness.ravlt("bench", "-m", self.out(), "--iterations", "2", "--warmup", "0",
+                             "--profile", "--floor").stdout
+        self.assertRegex(text, r"\nabove the floor \(per run, by part of the network and op kind; "
+                               r"each group's own multiply-adds at [0-9.]+ GFLOP/s\): -?[0-9.]+ ms "
+                               r"of [0-9.]+ profiled\n")
+        self.assertRegex(text, r"\n  layers\.3 +Linear +8 nodes +-?[0-9.]+ ms  \([0-9.]+ ms, its "
+                               r"floor [0-9.]+\)\n")
+        self.assertRegex(text, r"\n  and [0-9]+ more groups +-?[0-9.]+ ms together\n")
 
     def test_no_packing(self):
         """--no-packing: the GEMMs read the weights where the file stores them
