@@ -399,7 +399,8 @@ class Cli(unittest.TestCase):
         self.assertAlmostEqual(sum(g["floor_ms"] for g in groups), r["floor_ms"],
                                delta=1e-3 * r["floor_ms"])
         above = [g["ms"] - g["floor_ms"] for g in groups]
-        self.assertEqual(above, sorted(above, reverse=True))
+        for first, second in zip(above, above[1:]):  # (as printed: to 1e-4 ms)
+            self.assertGreaterEqual(first, second - 2e-4, above)
         stage4 = [g for g in groups if g["part"] == "layers.3" and g["op"] == "Linear"]
         self.assertEqual(len(stage4), 1)
         self.assertEqual(stage4[0]["nodes"], 8)  # two blocks' qkvo, attn.proj, fc1 and fc2
