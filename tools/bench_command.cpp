@@ -198,7 +198,8 @@ int run(const BenchArgs& a) {
   // With both: which parts of the network take the time above the floor.
   std::vector<FloorGroup> above_floor;
   if (profiled && probe && gemm > 0) {
-    above_floor = floor_breakdown(profiled->node_profile(), work, a.iterations + 1, gemm);
+    above_floor =
+        floor_breakdown(profiled->node_profile(), macs_by_node(work), a.iterations + 1, gemm);
   }
 
   if (a.json) {

@@ -20,10 +20,8 @@ std::string network_part(const std::string& node_name) {
 }
 
 std::vector<FloorGroup> floor_breakdown(const std::vector<NodeProfile>& profile,
-                                        const std::vector<NodeWork>& work, int runs,
+                                        const std::map<std::string, double>& node_macs, int runs,
                                         double gemm_gflops) {
-  std::map<std::string, double> macs;
-  for (const NodeWork& n : work) macs[n.name] = n.macs;
   std::map<std::pair<std::string, std::string>, FloorGroup> groups;
   for (const NodeProfile& n : profile) {
     const std::string part = network_part(n.name);
@@ -32,7 +30,8 @@ std::vector<FloorGroup> floor_breakdown(const std::vector<NodeProfile>& profile,
     g.op = n.op;
     ++g.nodes;
     g.ms += 1000.0 * n.seconds / runs;
-    g.floor_ms += 2.0 * macs[n.name] / (gemm_gflops * 1e6);
+    const auto macs = node_macs.find(n.name);
+    if (macs != node_macs.end()) g.floor_ms += 2.0 * macs->second / (gemm_gflops * 1e6);
   }
   std::vector<FloorGroup> sorted;
   for (auto& [key, g] : groups) sorted.push_back(std::move(g));

@@ -4,6 +4,7 @@
 // multiply-adds at the machine's GEMM rate.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,12 +27,13 @@ struct FloorGroup {
 };
 
 /// The profile's nodes grouped by (part, op kind), the group furthest above
-/// its floor first. `runs`: the runs the profile's times are summed over;
+/// its floor first. `node_macs`: each node's own multiply-adds by name (the
+/// whole batch); `runs`: the runs the profile's times are summed over;
 /// `gemm_gflops`: the rate the floor is at (> 0). A fused chain's time is at
 /// its last node and its multiply-adds at each of its nodes: all of them are
 /// in one group, as the chain's nodes are in one part.
 std::vector<FloorGroup> floor_breakdown(const std::vector<NodeProfile>& profile,
-                                        const std::vector<NodeWork>& work, int runs,
+                                        const std::map<std::string, double>& node_macs, int runs,
                                         double gemm_gflops);
 
 }  // namespace ravlt::tools
