@@ -12,8 +12,10 @@
 
 namespace ravlt {
 
-ChecksummedFileWriter::ChecksummedFileWriter(std::string path)
-    : path_(std::move(path)), temp_path_(path_ + ".partial." + std::to_string(getpid())) {
+ChecksummedFileWriter::ChecksummedFileWriter(std::string path, ChecksumScheme scheme)
+    : path_(std::move(path)),
+      temp_path_(path_ + ".partial." + std::to_string(getpid())),
+      scheme_(scheme) {
   file_ = std::fopen(temp_path_.c_str(), "wb");
   if (file_ == nullptr) throw Error(path_ + ": cannot create: " + std::strerror(errno));
   state_ = XXH3_createState();
@@ -34,9 +36,27 @@ void ChecksummedFileWriter::write_unhashed(const void* data, size_t n) {
   position_ += n;
 }
 
+void ChecksummedFileWriter::hash(const uint8_t* data, size_t n) {
+  if (scheme_ == ChecksumScheme::kWhole) {
+    XXH3_64bits_update(state_, data, n);
+    return;
+  }
+  while (n > 0) {  // streamed, each part's digest is its one-shot XXH3-64
+    const size_t take =
+        static_cast<size_t>(std::min<uint64_t>(n, kChecksumPartBytes - part_filled_));
+    XXH3_64bits_update(state_, data, take);
+    data += take, n -= take, part_filled_ += take;
+    if (part_filled_ == kChecksumPartBytes) {
+      part_digests_.push_back(XXH3_64bits_digest(state_));
+      XXH3_64bits_reset(state_);
+      part_filled_ = 0;
+    }
+  }
+}
+
 void ChecksummedFileWriter::write(const void* data, size_t n) {
   write_unhashed(data, n);
-  XXH3_64bits_update(state_, data, n);
+  hash(static_cast<const uint8_t*>(data), n);
 }
 
 void ChecksummedFileWriter::pad_to(uint64_t offset) {
@@ -45,7 +65,12 @@ void ChecksummedFileWriter::pad_to(uint64_t offset) {
 }
 
 void ChecksummedFileWriter::commit(const char (&magic)[8]) {
-  const uint64_t digest = XXH3_64bits_digest(state_);
+  if (scheme_ == ChecksumScheme::kParts && part_filled_ > 0) {
+    part_digests_.push_back(XXH3_64bits_digest(state_));
+  }
+  const uint64_t digest = scheme_ == ChecksumScheme::kWhole
+                              ? XXH3_64bits_digest(state_)
+                              : checksum_of_part_digests(part_digests_);
   uint8_t footer[16];
   std::memcpy(footer, magic, 8);
   store_le(footer + 8, digest, 8);

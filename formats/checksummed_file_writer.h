@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
+
+#include "formats/checksum.h"
 
 struct XXH3_state_s;  // xxhash.h
 
@@ -16,9 +19,9 @@ namespace ravlt {
 
 class ChecksummedFileWriter {
  public:
-  /// Creates the temporary file for `path`. Throws ravlt::Error naming the
-  /// path and the reason.
-  explicit ChecksummedFileWriter(std::string path);
+  /// Creates the temporary file for `path`, whose footer's checksum will
+  /// be by `scheme`. Throws ravlt::Error naming the path and the reason.
+  ChecksummedFileWriter(std::string path, ChecksumScheme scheme);
   ~ChecksummedFileWriter();
   ChecksummedFileWriter(const ChecksummedFileWriter&) = delete;
   ChecksummedFileWriter& operator=(const ChecksummedFileWriter&) = delete;
@@ -28,15 +31,20 @@ class ChecksummedFileWriter {
   /// Appends zeros up to file offset `offset` (nothing if already there).
   void pad_to(uint64_t offset);
   uint64_t position() const { return position_; }
-  /// Appends the 8 bytes of `magic` and the little-endian XXH3-64 of every
-  /// byte written before them, closes the file and renames it to `path`.
+  /// Appends the 8 bytes of `magic` and the little-endian checksum (by the
+  /// scheme) of every byte written before them, closes the file and
+  /// renames it to `path`.
   void commit(const char (&magic)[8]);
 
  private:
   void write_unhashed(const void* data, size_t n);
+  void hash(const uint8_t* data, size_t n);
   std::string path_, temp_path_;
+  ChecksumScheme scheme_;
   std::FILE* file_ = nullptr;
-  XXH3_state_s* state_ = nullptr;
+  XXH3_state_s* state_ = nullptr;       // the whole file's, or the current part's
+  std::vector<uint64_t> part_digests_;  // kParts: of the parts completed
+  uint64_t part_filled_ = 0;            // kParts: bytes of the current part
   uint64_t position_ = 0;
   bool committed_ = false;
 };

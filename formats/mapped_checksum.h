@@ -1,10 +1,12 @@
-// The XXH3-64 checksum of a mapped file's leading bytes: what a footer
-// written by ChecksummedFileWriter records (.rvlt model files, packed-weight
-// files), read with the file's pages mapped ahead of the hash.
+// The checksum of a mapped file's leading bytes: what a footer written by
+// ChecksummedFileWriter records (.rvlt model files, packed-weight files),
+// read with the file's pages mapped ahead of the hash, or by parts on
+// several threads (checksum.h).
 #pragma once
 
 #include <cstdint>
 
+#include "formats/checksum.h"
 #include "formats/mapped_file.h"
 
 namespace ravlt {
@@ -15,11 +17,18 @@ enum class AfterHashing {
   kReleasePages,  ///< each part is released (MappedFile::release) once hashed
 };
 
-/// XXH3-64 of the first `end` bytes of `file` (an `end` past its size:
-/// the whole file).
+/// The checksum by `scheme` of the first `end` bytes of `file` (an `end`
+/// past its size: the whole file).
 /// kKeepPages is for a check made while nothing else runs (opening a file):
-/// a second thread maps parts ahead of the hash. kReleasePages is for one
-/// made beside other work, on the calling thread alone.
-uint64_t mapped_checksum(const MappedFile& file, uint64_t end, AfterHashing after);
+/// kWhole's single hash has a second thread map parts ahead of it; kParts
+/// hashes parts on up to kMaxChecksumThreads threads, each mapping its own.
+/// kReleasePages is for one made beside other work, on the calling thread
+/// alone.
+uint64_t mapped_checksum(const MappedFile& file, uint64_t end, AfterHashing after,
+                         ChecksumScheme scheme);
+
+/// The most threads a kKeepPages check by parts uses (fewer where the
+/// machine has fewer cores, or the bytes fewer parts).
+inline constexpr unsigned kMaxChecksumThreads = 4;
 
 }  // namespace ravlt

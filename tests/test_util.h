@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <stdlib.h>
+#include <xxhash.h>
 
 namespace ravlt::test {
 
@@ -43,6 +44,20 @@ double rel_l2(const float* got, const Want* want, size_t n) {
 inline std::vector<uint8_t> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The checksum by parts (formats/checksum.h's ChecksumScheme::kParts) of
+// `size` bytes at `bytes`, written out from its definition apart from the
+// code under test: XXH3-64 of the little-endian XXH3-64 digests of the
+// consecutive 4 MiB parts.
+inline uint64_t xxh3_of_part_digests(const uint8_t* bytes, size_t size) {
+  constexpr size_t kPart = size_t{4} << 20;
+  std::vector<uint8_t> digests;
+  for (size_t at = 0; at < size; at += kPart) {
+    const uint64_t d = XXH3_64bits(bytes + at, size - at < kPart ? size - at : kPart);
+    for (int i = 0; i < 8; ++i) digests.push_back(static_cast<uint8_t>(d >> (8 * i)));
+  }
+  return XXH3_64bits(digests.data(), digests.size());
 }
 
 inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {

@@ -8,7 +8,8 @@
 //   4. semantic checks (graph_checks.h): every constant's bytes lie inside
 //      the data section, 64-byte aligned and exactly numel * dtype size long,
 //      every node input is defined before use, dtypes and shapes agree;
-//   5. the XXH3-64 checksum of the file matches its footer (unless
+//   5. the checksum of the file matches its footer (XXH3-64, by parts from
+//      format 2.0: checksum.h; unless
 //      OpenOptions::verify_checksum is false, for trusted files), or, given
 //      OpenOptions::parts, the checksum of every byte but some constants'
 //      (below).
@@ -32,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/checksum.h"
 #include "formats/mapped_file.h"
 #include "formats/rvlt/rvlt_generated.h"
 #include "ravlt/dtype.h"
@@ -50,17 +52,26 @@ inline fb::DType to_fb_dtype(DType t) {
 }
 
 /// Version of the file format this code writes; it reads any file whose
-/// major version is kFormatMajor (any minor).
-inline constexpr uint16_t kFormatMajor = 1;
+/// major version is kOldestFormatMajor to kFormatMajor (any minor).
+inline constexpr uint16_t kFormatMajor = 2;
+inline constexpr uint16_t kOldestFormatMajor = 1;
 // 1.1: Metadata.kind and dataset_classes, backbones (several named outputs,
 // ToChannelsFirst), preprocessing without resize or crop for backbones.
-inline constexpr uint16_t kFormatMinor = 1;
+// 2.0: the footer's checksum by parts (ChecksumScheme::kParts), which a
+// reader verifies on several threads; 1.x files keep the whole-file XXH3.
+inline constexpr uint16_t kFormatMinor = 0;
 /// Alignment of the data section and of every constant in it, in bytes.
 inline constexpr uint64_t kDataAlignment = 64;
-/// The footer: 8 magic bytes, then the little-endian XXH3-64 of all bytes
-/// before the footer.
+/// The footer: 8 magic bytes, then the little-endian checksum of all bytes
+/// before the footer, by checksum_scheme() of the file's major version.
 inline constexpr char kFooterMagic[8] = {'R', 'V', 'L', 'T', 'S', 'U', 'M', '1'};
 inline constexpr uint64_t kFooterSize = 16;
+
+/// How the footer's checksum of a file of format major version `major`
+/// covers its bytes: by parts from 2.0, whole before.
+inline ChecksumScheme checksum_scheme(uint16_t major) {
+  return major >= 2 ? ChecksumScheme::kParts : ChecksumScheme::kWhole;
+}
 
 /// Called with (bytes written, bytes total) while writing a large file.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
@@ -153,7 +164,8 @@ class ModelFile {
 /// work that may start while it is verified.
 std::optional<uint64_t> read_footer_checksum(const std::string& path);
 
-/// XXH3-64 of `bytes`, as stored in the footer.
-uint64_t file_checksum(std::span<const uint8_t> bytes);
+/// The checksum of `bytes` (a file's, less its footer) as a file of format
+/// major version `major` stores it in its footer.
+uint64_t file_checksum(std::span<const uint8_t> bytes, uint16_t major = kFormatMajor);
 
 }  // namespace ravlt::rvlt

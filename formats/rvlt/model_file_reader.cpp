@@ -71,7 +71,7 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
                std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
                "; upgrade ravlt to read it");
   }
-  if (model->format_major() < kFormatMajor) {
+  if (model->format_major() < kOldestFormatMajor) {
     throw fail("format version " + std::to_string(model->format_major()) + " is not supported");
   }
 
@@ -101,7 +101,8 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
     if (parts != nullptr &&
         checksum_of_parts(bytes, *model, data_offset, parts->deferred) == parts->checksum) {
       deferred = !parts->deferred.empty();
-    } else if (mapped_checksum(mapped, body_end, AfterHashing::kKeepPages) !=
+    } else if (mapped_checksum(mapped, body_end, AfterHashing::kKeepPages,
+                               checksum_scheme(model->format_major())) !=
                load_le(bytes + body_end + 8, 8)) {
       throw fail("checksum mismatch: the file is corrupt");
     }
@@ -139,7 +140,8 @@ void ModelFile::verify_deferred() const {
   // released once hashed.
   std::call_once(verify_once_, [this] {
     const uint64_t body_end = file_.size() - kFooterSize;
-    corrupt_ = mapped_checksum(file_, body_end, AfterHashing::kReleasePages) !=
+    corrupt_ = mapped_checksum(file_, body_end, AfterHashing::kReleasePages,
+                               checksum_scheme(model_->format_major())) !=
                load_le(file_.data() + body_end + 8, 8);
     verified_ = !corrupt_;
   });

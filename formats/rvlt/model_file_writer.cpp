@@ -1,6 +1,4 @@
 // Writer of .rvlt files: see rvlt.fbs for the layout.
-#include <xxhash.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,8 +17,8 @@ uint64_t align_up(uint64_t n) {
 
 }  // namespace
 
-uint64_t file_checksum(std::span<const uint8_t> bytes) {
-  return XXH3_64bits(bytes.data(), bytes.size());
+uint64_t file_checksum(std::span<const uint8_t> bytes, uint16_t major) {
+  return checksum_of(bytes, checksum_scheme(major));
 }
 
 void write_model_file(const std::string& path, fb::ModelT& model,
@@ -54,7 +52,7 @@ void write_model_file(const std::string& path, fb::ModelT& model,
   flatbuffers::FlatBufferBuilder builder(1 << 16);
   builder.FinishSizePrefixed(fb::Model::Pack(builder, &model), fb::ModelIdentifier());
 
-  ChecksummedFileWriter out(path);
+  ChecksummedFileWriter out(path, checksum_scheme(kFormatMajor));
   out.write(builder.GetBufferPointer(), builder.GetSize());
   const uint64_t data_start = align_up(out.position());
   out.pad_to(data_start);

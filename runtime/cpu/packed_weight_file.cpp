@@ -17,7 +17,8 @@ namespace {
 
 constexpr char kMagic[8] = {'R', 'V', 'L', 'T', 'P', 'A', 'C', 'K'};
 constexpr char kFooterMagic[8] = {'R', 'V', 'L', 'T', 'P', 'K', 'S', '1'};
-constexpr uint32_t kFormatVersion = 2;  // 2: the model parts checksum
+// 2: the model parts checksum; 3: the footer's checksum by parts (checksum.h).
+constexpr uint32_t kFormatVersion = 3;
 constexpr uint64_t kHeaderBytes = 64;
 constexpr uint64_t kEntryBytes = 40;
 constexpr uint64_t kFooterBytes = 16;
@@ -127,8 +128,8 @@ PackedWeightFile PackedWeightFile::open(const std::string& path, uint64_t model_
   }
   // The checksum before any entry is believed: a damaged file is refused
   // whole rather than half used.
-  if (!kFuzzingBuild &&
-      mapped_checksum(file.file_, body, AfterHashing::kKeepPages) != load_le(p + body + 8, 8)) {
+  if (!kFuzzingBuild && mapped_checksum(file.file_, body, AfterHashing::kKeepPages,
+                                        ChecksumScheme::kParts) != load_le(p + body + 8, 8)) {
     throw fail("checksum mismatch");
   }
   file.model_parts_checksum_ = load_le(p + 48, 8);
@@ -169,7 +170,7 @@ void write_packed_weight_file(const std::string& path, uint64_t model_checksum, 
   store_le(head.data() + 32, data_offset, 8);
   store_le(head.data() + 40, offset, 8);
   store_le(head.data() + 48, model_parts_checksum, 8);
-  ChecksummedFileWriter out(path);
+  ChecksummedFileWriter out(path, ChecksumScheme::kParts);
   out.write(head.data(), head.size());
   out.pad_to(data_offset);
   for (const PackedWeight& w : weights) {

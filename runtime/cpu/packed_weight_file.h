@@ -14,7 +14,8 @@
 //                        key (u64), packed layout key (u64), offset in the
 //                        data section (u64, a multiple of 64), bytes (u64)
 //   data     (from a multiple of 4096)
-//   footer   (16 bytes)  "RVLTPKS1", XXH3-64 of every byte before it
+//   footer   (16 bytes)  "RVLTPKS1", the checksum of every byte before it
+//                        by parts (checksum.h: ChecksumScheme::kParts)
 //
 // The model checksum (the .rvlt file's footer) and the build key (the
 // engine and oneDNN versions) name the file, and are checked again inside

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <xxhash.h>
 
 #include <cmath>
 
@@ -6,6 +7,7 @@
 #include <functional>
 #include <random>
 
+#include "formats/checksummed_file_writer.h"
 #include "formats/mapped_checksum.h"
 #include "formats/mapped_file.h"
 #include "formats/rvlt/model_file.h"
@@ -109,7 +111,7 @@ void rewrite_metadata(const std::string& path, const std::function<void(fb::Mode
   std::vector<uint8_t> out(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
   out.resize((out.size() + 63) / 64 * 64, 0);
   out.insert(out.end(), data.begin(), data.end());
-  const uint64_t sum = rvlt::file_checksum(out);
+  const uint64_t sum = rvlt::file_checksum(out, m.format_major);
   out.insert(out.end(), rvlt::kFooterMagic, rvlt::kFooterMagic + 8);
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(sum >> (8 * i)));
   write_file(path, out);
@@ -468,9 +470,11 @@ TEST_CASE("populating a mapped range maps its pages, and only inside the mapping
   CHECK(mapped.data()[mapped.size() - 1] == 7);
 }
 
-TEST_CASE("a mapped file's checksum is XXH3 of its bytes, at every length and either way") {
+TEST_CASE(
+    "a mapped file's checksum is its bytes', by either scheme, at every length and either way") {
   // Around the 4 MB parts and past the size from which a second thread maps
-  // parts ahead (mapped_checksum.cpp), keeping the pages or releasing them.
+  // parts ahead (mapped_checksum.cpp), keeping the pages or releasing them;
+  // by parts on several threads where the machine has them.
   TempDir dir;
   const std::string path = dir.file("bytes.bin");
   std::vector<uint8_t> bytes((size_t{25} << 20) + 3);
@@ -482,11 +486,92 @@ TEST_CASE("a mapped file's checksum is XXH3 of its bytes, at every length and ei
   for (const size_t end : {size_t{0}, size_t{1}, part - 1, part, part + 1, size_t{16} << 20,
                            bytes.size() - 1, bytes.size()}) {
     CAPTURE(end);
-    const uint64_t want = rvlt::file_checksum({bytes.data(), end});
-    CHECK(mapped_checksum(mapped, end, AfterHashing::kKeepPages) == want);
-    CHECK(mapped_checksum(mapped, end, AfterHashing::kReleasePages) == want);
+    const std::span<const uint8_t> head(bytes.data(), end);
+    const uint64_t whole = XXH3_64bits(bytes.data(), end),
+                   parts = test::xxh3_of_part_digests(head.data(), head.size());
+    CHECK(checksum_of(head, ChecksumScheme::kWhole) == whole);
+    CHECK(checksum_of(head, ChecksumScheme::kParts) == parts);
+    CHECK(rvlt::file_checksum(head, 1) == whole);
+    CHECK(rvlt::file_checksum(head) == parts);  // this writer's version
+    for (const AfterHashing after : {AfterHashing::kKeepPages, AfterHashing::kReleasePages}) {
+      CHECK(mapped_checksum(mapped, end, after, ChecksumScheme::kWhole) == whole);
+      CHECK(mapped_checksum(mapped, end, after, ChecksumScheme::kParts) == parts);
+    }
   }
+  CHECK(checksum_of(bytes, ChecksumScheme::kParts) != checksum_of(bytes, ChecksumScheme::kWhole));
   // Past the end: the whole file.
-  CHECK(mapped_checksum(mapped, bytes.size() + 100, AfterHashing::kKeepPages) ==
-        rvlt::file_checksum(bytes));
+  CHECK(mapped_checksum(mapped, bytes.size() + 100, AfterHashing::kKeepPages,
+                        ChecksumScheme::kParts) ==
+        test::xxh3_of_part_digests(bytes.data(), bytes.size()));
+  // A byte changed in any part, the last included, changes the checksum.
+  for (const size_t at : {size_t{0}, part * 3 + 17, bytes.size() - 1}) {
+    CAPTURE(at);
+    std::vector<uint8_t> changed = bytes;
+    changed[at] ^= 0x01;
+    CHECK(checksum_of(changed, ChecksumScheme::kParts) !=
+          test::xxh3_of_part_digests(bytes.data(), bytes.size()));
+  }
+}
+
+TEST_CASE("a file written a piece at a time has the checksum of its bytes, by either scheme") {
+  // Pieces of odd sizes across the parts' edges, and padding.
+  TempDir dir;
+  std::vector<uint8_t> bytes((size_t{9} << 20) + 5);
+  std::mt19937 rng(7);
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+  for (const ChecksumScheme scheme : {ChecksumScheme::kWhole, ChecksumScheme::kParts}) {
+    const std::string path = dir.file("pieces.bin");
+    {
+      ChecksummedFileWriter out(path, scheme);
+      size_t at = 0;
+      for (size_t piece = 1; at < bytes.size() - 100; piece = piece * 3 + 1) {
+        const size_t n = std::min(piece % 3000001, bytes.size() - 100 - at);
+        out.write(bytes.data() + at, n);
+        at += n;
+      }
+      out.pad_to(out.position() + 100);
+      const char magic[8] = {'T', 'E', 'S', 'T', 'S', 'U', 'M', '1'};
+      out.commit(magic);
+    }
+    std::fill(bytes.end() - 100, bytes.end(), uint8_t{0});
+    const std::vector<uint8_t> file = read_file(path);
+    REQUIRE(file.size() == bytes.size() + 16);
+    CHECK(std::equal(bytes.begin(), bytes.end(), file.begin()));
+    uint64_t footer = 0;
+    for (int i = 7; i >= 0; --i)
+      footer = footer << 8 | file[bytes.size() + 8 + static_cast<size_t>(i)];
+    CHECK(footer == checksum_of(bytes, scheme));
+  }
+}
+
+TEST_CASE("a format 1 file, checksummed whole, still opens; its scheme follows its version") {
+  TempDir dir;
+  const std::string path = write_small(dir);
+  CHECK(ModelFile::open(path)->model().format_major() == 2);
+  rewrite_metadata(path, [](fb::ModelT& m) {
+    m.format_major = 1;
+    m.format_minor = 1;
+  });
+  const auto file = ModelFile::open(path);
+  CHECK(file->model().format_major() == 1);
+  CHECK(file->checksum() == XXH3_64bits(read_file(path).data(), read_file(path).size() - 16));
+  // A flipped weight byte is still caught, and a 2.0 file whose footer
+  // holds the whole-file checksum is refused: the version decides.
+  std::vector<uint8_t> copy = read_file(path);
+  copy[copy.size() - 40] ^= 1;
+  const std::string bad = dir.file("bad.rvlt");
+  write_file(bad, copy);
+  CHECK(open_error(bad).find("checksum mismatch") != std::string::npos);
+  rewrite_metadata(path, [](fb::ModelT& m) { m.format_major = 2; });
+  std::vector<uint8_t> v2 = read_file(path);
+  CHECK(open_error(path).empty());
+  const uint64_t whole = XXH3_64bits(v2.data(), v2.size() - 16);
+  for (int i = 0; i < 8; ++i) {
+    v2[v2.size() - 8 + static_cast<size_t>(i)] = static_cast<uint8_t>(whole >> (8 * i));
+  }
+  write_file(bad, v2);
+  CHECK(open_error(bad).find("checksum mismatch") != std::string::npos);
+  // Before 1.0: refused.
+  rewrite_metadata(path, [](fb::ModelT& m) { m.format_major = 0; });
+  CHECK(open_error(path).find("format version 0 is not supported") != std::string::npos);
 }
