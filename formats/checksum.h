@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace ravlt {
 
@@ -17,16 +18,31 @@ enum class ChecksumScheme {
   kWhole,  ///< XXH3-64 of the bytes (.rvlt format 1; packed-weight files)
   kParts,  ///< XXH3-64 of the little-endian XXH3-64 digests of the bytes'
            ///< consecutive kChecksumPartBytes parts (the last may be
-           ///< shorter; none for no bytes), in order (.rvlt format 2)
+           ///< shorter; none for no bytes), in order; the file stores
+           ///< those digests too, between the bytes and the footer (the
+           ///< part table), so that a part can be checked alone
+           ///< (.rvlt format 2, packed-weight files)
 };
 
 /// The size of a part under ChecksumScheme::kParts.
 inline constexpr uint64_t kChecksumPartBytes = uint64_t{4} << 20;
+
+/// The bytes of the part table after `checksummed` bytes (kParts; none
+/// for kWhole): 8 for each part.
+inline constexpr uint64_t part_table_bytes(uint64_t checksummed, ChecksumScheme scheme) {
+  return scheme == ChecksumScheme::kWhole
+             ? 0
+             : 8 * (checksummed / kChecksumPartBytes + (checksummed % kChecksumPartBytes != 0));
+}
 
 /// The checksum of `bytes` (in memory) by `scheme`.
 uint64_t checksum_of(std::span<const uint8_t> bytes, ChecksumScheme scheme);
 
 /// ChecksumScheme::kParts's checksum of the parts' digests, in order.
 uint64_t checksum_of_part_digests(std::span<const uint64_t> digests);
+
+/// The little-endian digests of `bytes`' parts: the part table a file of
+/// them stores (kParts).
+std::vector<uint8_t> part_table_of(std::span<const uint8_t> bytes);
 
 }  // namespace ravlt

@@ -31,9 +31,9 @@ class ChecksummedFileWriter {
   /// Appends zeros up to file offset `offset` (nothing if already there).
   void pad_to(uint64_t offset);
   uint64_t position() const { return position_; }
-  /// Appends the 8 bytes of `magic` and the little-endian checksum (by the
-  /// scheme) of every byte written before them, closes the file and
-  /// renames it to `path`.
+  /// Appends the part table (kParts: checksum.h), the 8 bytes of `magic`
+  /// and the little-endian checksum (by the scheme) of every byte written
+  /// before the table, closes the file and renames it to `path`.
   void commit(const char (&magic)[8]);
 
  private:

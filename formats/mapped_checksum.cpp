@@ -131,4 +131,11 @@ uint64_t mapped_checksum(const MappedFile& file, uint64_t end, AfterHashing afte
                                           : parts_checksum(file, end, after);
 }
 
+bool checksum_matches(const MappedFile& file, uint64_t end, AfterHashing after,
+                      ChecksumScheme scheme, uint64_t recorded) {
+  if (mapped_checksum(file, end, after, scheme) != recorded) return false;
+  if (scheme == ChecksumScheme::kWhole) return true;
+  return XXH3_64bits(file.data() + end, part_table_bytes(end, scheme)) == recorded;
+}
+
 }  // namespace ravlt

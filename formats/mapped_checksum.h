@@ -27,6 +27,14 @@ enum class AfterHashing {
 uint64_t mapped_checksum(const MappedFile& file, uint64_t end, AfterHashing after,
                          ChecksumScheme scheme);
 
+/// Whether `recorded` (a footer's checksum) is that of `file`'s first `end`
+/// bytes by `scheme` (as mapped_checksum()), and with kParts also that of
+/// the part table stored right after them (part_table_bytes() bytes at
+/// `end`, which the caller has found inside the file): a damaged table is
+/// refused like damaged bytes.
+bool checksum_matches(const MappedFile& file, uint64_t end, AfterHashing after,
+                      ChecksumScheme scheme, uint64_t recorded);
+
 /// The most threads a kKeepPages check by parts uses (fewer where the
 /// machine has fewer cores, or the bytes fewer parts).
 inline constexpr unsigned kMaxChecksumThreads = 4;

@@ -46,18 +46,24 @@ inline std::vector<uint8_t> read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// The checksum by parts (formats/checksum.h's ChecksumScheme::kParts) of
-// `size` bytes at `bytes`, written out from its definition apart from the
-// code under test: XXH3-64 of the little-endian XXH3-64 digests of the
-// consecutive 4 MiB parts.
-inline uint64_t xxh3_of_part_digests(const uint8_t* bytes, size_t size) {
+// The part table of `size` bytes at `bytes` (formats/checksum.h's
+// ChecksumScheme::kParts), written out from its definition apart from the
+// code under test: the little-endian XXH3-64 digests of the consecutive
+// 4 MiB parts.
+inline std::vector<uint8_t> part_table(const uint8_t* bytes, size_t size) {
   constexpr size_t kPart = size_t{4} << 20;
-  std::vector<uint8_t> digests;
+  std::vector<uint8_t> table;
   for (size_t at = 0; at < size; at += kPart) {
     const uint64_t d = XXH3_64bits(bytes + at, size - at < kPart ? size - at : kPart);
-    for (int i = 0; i < 8; ++i) digests.push_back(static_cast<uint8_t>(d >> (8 * i)));
+    for (int i = 0; i < 8; ++i) table.push_back(static_cast<uint8_t>(d >> (8 * i)));
   }
-  return XXH3_64bits(digests.data(), digests.size());
+  return table;
+}
+
+// The checksum by parts of those bytes: XXH3-64 of their part table.
+inline uint64_t xxh3_of_part_digests(const uint8_t* bytes, size_t size) {
+  const std::vector<uint8_t> table = part_table(bytes, size);
+  return XXH3_64bits(table.data(), table.size());
 }
 
 inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {

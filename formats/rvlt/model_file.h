@@ -151,6 +151,7 @@ class ModelFile {
   MappedFile file_;
   const fb::Model* model_ = nullptr;
   uint64_t data_offset_ = 0;
+  uint64_t checksummed_end_ = 0;         // the metadata and the data section
   bool deferred_ = false;                // constants left unread by open()
   std::vector<uint32_t> deferred_list_;  // their tensor indices, ascending
   mutable std::once_flag verify_once_;

@@ -75,14 +75,24 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
     throw fail("format version " + std::to_string(model->format_major()) + " is not supported");
   }
 
-  // 4. Semantic checks, with the data section located.
+  // 4. Semantic checks, with the data section located. The checksum covers
+  // the metadata and the data section; a file of format 2 stores its part
+  // table (checksum.h) between them and the footer.
   const uint64_t data_offset =
       (4 + flatbuffer_size + kDataAlignment - 1) / kDataAlignment * kDataAlignment;
-  if (data_offset > body_end || model->data_size() != body_end - data_offset) {
-    throw fail("truncated or corrupt (data section is " +
-               std::to_string(data_offset > body_end ? 0 : body_end - data_offset) +
-               " bytes, metadata says " + std::to_string(model->data_size()) + ")");
+  const ChecksumScheme scheme = checksum_scheme(model->format_major());
+  const uint64_t room = data_offset > body_end ? 0 : body_end - data_offset;
+  const uint64_t data_size = model->data_size();
+  const uint64_t table = data_size > room ? 0 : part_table_bytes(data_offset + data_size, scheme);
+  if (data_offset > body_end || data_size > room || room - data_size != table) {
+    throw fail("truncated or corrupt (data section is " + std::to_string(room) +
+               " bytes, metadata says " + std::to_string(data_size) +
+               (scheme == ChecksumScheme::kParts
+                    ? " and its part checksums " + std::to_string(table)
+                    : std::string()) +
+               ")");
   }
+  const uint64_t checksummed_end = data_offset + data_size;
   try {
     check_model(*model, model->data_size());
   } catch (const Error& e) {
@@ -101,9 +111,8 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
     if (parts != nullptr &&
         checksum_of_parts(bytes, *model, data_offset, parts->deferred) == parts->checksum) {
       deferred = !parts->deferred.empty();
-    } else if (mapped_checksum(mapped, body_end, AfterHashing::kKeepPages,
-                               checksum_scheme(model->format_major())) !=
-               load_le(bytes + body_end + 8, 8)) {
+    } else if (!checksum_matches(mapped, checksummed_end, AfterHashing::kKeepPages, scheme,
+                                 load_le(bytes + body_end + 8, 8))) {
       throw fail("checksum mismatch: the file is corrupt");
     }
   }
@@ -111,6 +120,7 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path,
   std::shared_ptr<ModelFile> file(new ModelFile(std::move(mapped)));
   file->model_ = model;
   file->data_offset_ = data_offset;
+  file->checksummed_end_ = checksummed_end;
   file->deferred_ = deferred;
   if (deferred) {
     file->deferred_list_ = options.parts->deferred;
@@ -139,10 +149,9 @@ void ModelFile::verify_deferred() const {
   // packed-weight file, whose pages nothing reads again): each part is
   // released once hashed.
   std::call_once(verify_once_, [this] {
-    const uint64_t body_end = file_.size() - kFooterSize;
-    corrupt_ = mapped_checksum(file_, body_end, AfterHashing::kReleasePages,
-                               checksum_scheme(model_->format_major())) !=
-               load_le(file_.data() + body_end + 8, 8);
+    corrupt_ = !checksum_matches(file_, checksummed_end_, AfterHashing::kReleasePages,
+                                 checksum_scheme(model_->format_major()),
+                                 load_le(file_.data() + file_.size() - 8, 8));
     verified_ = !corrupt_;
   });
   if (corrupt_) throw Error(path() + ": checksum mismatch: the file is corrupt");

@@ -122,14 +122,18 @@ PackedWeightFile PackedWeightFile::open(const std::string& path, uint64_t model_
   const uint64_t count = load_le(p + 12, 4);
   const uint64_t data_offset = load_le(p + 32, 8);
   const uint64_t data_bytes = load_le(p + 40, 8);
+  // The data section, then the part table of the checksum (checksum.h).
   if (data_offset % kDataAlignment != 0 || data_offset < kHeaderBytes + count * kEntryBytes ||
-      data_offset > body || data_bytes != body - data_offset) {
+      data_offset > body || data_bytes > body - data_offset ||
+      body - data_offset - data_bytes !=
+          part_table_bytes(data_offset + data_bytes, ChecksumScheme::kParts)) {
     throw fail("corrupt (the data section is not where the header says)");
   }
   // The checksum before any entry is believed: a damaged file is refused
   // whole rather than half used.
-  if (!kFuzzingBuild && mapped_checksum(file.file_, body, AfterHashing::kKeepPages,
-                                        ChecksumScheme::kParts) != load_le(p + body + 8, 8)) {
+  if (!kFuzzingBuild &&
+      !checksum_matches(file.file_, data_offset + data_bytes, AfterHashing::kKeepPages,
+                        ChecksumScheme::kParts, load_le(p + body + 8, 8))) {
     throw fail("checksum mismatch");
   }
   file.model_parts_checksum_ = load_le(p + 48, 8);

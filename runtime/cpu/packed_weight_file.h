@@ -14,8 +14,9 @@
 //                        key (u64), packed layout key (u64), offset in the
 //                        data section (u64, a multiple of 64), bytes (u64)
 //   data     (from a multiple of 4096)
-//   footer   (16 bytes)  "RVLTPKS1", the checksum of every byte before it
-//                        by parts (checksum.h: ChecksumScheme::kParts)
+//   part table (8 bytes a 4 MiB part of all the bytes before it)
+//   footer   (16 bytes)  "RVLTPKS1", the checksum of every byte before the
+//                        part table, by parts (checksum.h: kParts)
 //
 // The model checksum (the .rvlt file's footer) and the build key (the
 // engine and oneDNN versions) name the file, and are checked again inside

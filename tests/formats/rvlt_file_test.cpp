@@ -102,7 +102,8 @@ void rewrite_metadata(const std::string& path, const std::function<void(fb::Mode
   uint32_t size;
   std::memcpy(&size, file.data(), 4);
   const uint64_t data_start = (4 + size + 63) / 64 * 64;
-  std::vector<uint8_t> data(file.begin() + static_cast<long>(data_start), file.end() - 16);
+  const auto data_end = static_cast<long>(data_start + model->data_size());
+  std::vector<uint8_t> data(file.begin() + static_cast<long>(data_start), file.begin() + data_end);
   fb::ModelT m;
   model->UnPackTo(&m);
   edit(m);
@@ -112,6 +113,10 @@ void rewrite_metadata(const std::string& path, const std::function<void(fb::Mode
   out.resize((out.size() + 63) / 64 * 64, 0);
   out.insert(out.end(), data.begin(), data.end());
   const uint64_t sum = rvlt::file_checksum(out, m.format_major);
+  if (m.format_major >= 2) {  // the part table
+    const std::vector<uint8_t> table = test::part_table(out.data(), out.size());
+    out.insert(out.end(), table.begin(), table.end());
+  }
   out.insert(out.end(), rvlt::kFooterMagic, rvlt::kFooterMagic + 8);
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(sum >> (8 * i)));
   write_file(path, out);
@@ -535,11 +540,17 @@ TEST_CASE("a file written a piece at a time has the checksum of its bytes, by ei
     }
     std::fill(bytes.end() - 100, bytes.end(), uint8_t{0});
     const std::vector<uint8_t> file = read_file(path);
-    REQUIRE(file.size() == bytes.size() + 16);
+    // By parts, the part table between the bytes and the footer.
+    const std::vector<uint8_t> table = scheme == ChecksumScheme::kParts
+                                           ? test::part_table(bytes.data(), bytes.size())
+                                           : std::vector<uint8_t>();
+    CHECK(table.size() == part_table_bytes(bytes.size(), scheme));
+    REQUIRE(file.size() == bytes.size() + table.size() + 16);
     CHECK(std::equal(bytes.begin(), bytes.end(), file.begin()));
+    CHECK(std::equal(table.begin(), table.end(), file.begin() + static_cast<long>(bytes.size())));
     uint64_t footer = 0;
     for (int i = 7; i >= 0; --i)
-      footer = footer << 8 | file[bytes.size() + 8 + static_cast<size_t>(i)];
+      footer = footer << 8 | file[file.size() - 8 + static_cast<size_t>(i)];
     CHECK(footer == checksum_of(bytes, scheme));
   }
 }
@@ -571,6 +582,13 @@ TEST_CASE("a format 1 file, checksummed whole, still opens; its scheme follows i
   }
   write_file(bad, v2);
   CHECK(open_error(bad).find("checksum mismatch") != std::string::npos);
+  // A 2.0 file without its part table (the footer right after the data):
+  // refused before any hash, naming the sizes.
+  std::vector<uint8_t> no_table = read_file(path);
+  no_table.erase(no_table.end() - 16 - 8, no_table.end() - 16);
+  write_file(bad, no_table);
+  CHECK(open_error(bad).find("part checksums 8)") != std::string::npos);
+  CHECK(open_error(bad, false).find("part checksums 8)") != std::string::npos);
   // Before 1.0: refused.
   rewrite_metadata(path, [](fb::ModelT& m) { m.format_major = 0; });
   CHECK(open_error(path).find("format version 0 is not supported") != std::string::npos);
