@@ -1,10 +1,10 @@
-// The checksums that footers record: XXH3-64 over every byte before the
-// footer, either in one sequence or over fixed parts whose digests are then
-// hashed in turn. The second is what lets a reader verify a file on several
-// threads at once: a verification is one pass over the file's pages, and
-// one thread streams them from memory at a fraction of what two or more
-// do (60 MB on a 2-core Intel Xeon guest: 10.0 ms on one thread, 5.2-5.5
-// on two).
+// The checksums that footers record: XXH3-64 over a file's bytes, either in
+// one sequence or over fixed parts whose digests are then hashed in turn
+// (and stored, between the bytes and the footer). The second is what lets
+// a reader verify a file on several threads at once: a verification is one
+// pass over the file's pages, and one thread streams them from memory at a
+// fraction of what two or more do (60 MB on a 2-core Intel Xeon guest:
+// 10.0 ms on one thread, 5.2-5.5 on two).
 #pragma once
 
 #include <cstdint>
@@ -15,13 +15,13 @@ namespace ravlt {
 
 /// How a footer's checksum covers the bytes before it.
 enum class ChecksumScheme {
-  kWhole,  ///< XXH3-64 of the bytes (.rvlt format 1; packed-weight files)
+  kWhole,  ///< XXH3-64 of the bytes (.rvlt format 1.x)
   kParts,  ///< XXH3-64 of the little-endian XXH3-64 digests of the bytes'
            ///< consecutive kChecksumPartBytes parts (the last may be
            ///< shorter; none for no bytes), in order; the file stores
            ///< those digests too, between the bytes and the footer (the
            ///< part table), so that a part can be checked alone
-           ///< (.rvlt format 2, packed-weight files)
+           ///< (.rvlt format 2.0, packed-weight files)
 };
 
 /// The size of a part under ChecksumScheme::kParts.

@@ -57,13 +57,15 @@ inline constexpr uint16_t kFormatMajor = 2;
 inline constexpr uint16_t kOldestFormatMajor = 1;
 // 1.1: Metadata.kind and dataset_classes, backbones (several named outputs,
 // ToChannelsFirst), preprocessing without resize or crop for backbones.
-// 2.0: the footer's checksum by parts (ChecksumScheme::kParts), which a
-// reader verifies on several threads; 1.x files keep the whole-file XXH3.
+// 2.0: the footer's checksum by parts (ChecksumScheme::kParts), with the
+// part table before the footer, which a reader verifies on several
+// threads; 1.x files keep the whole-file XXH3.
 inline constexpr uint16_t kFormatMinor = 0;
 /// Alignment of the data section and of every constant in it, in bytes.
 inline constexpr uint64_t kDataAlignment = 64;
-/// The footer: 8 magic bytes, then the little-endian checksum of all bytes
-/// before the footer, by checksum_scheme() of the file's major version.
+/// The footer: 8 magic bytes, then the little-endian checksum of the
+/// metadata and the data section by checksum_scheme() of the file's major
+/// version (format 2.0: their part table lies between them and the footer).
 inline constexpr char kFooterMagic[8] = {'R', 'V', 'L', 'T', 'S', 'U', 'M', '1'};
 inline constexpr uint64_t kFooterSize = 16;
 
