@@ -38,7 +38,12 @@ inline constexpr uint64_t part_table_bytes(uint64_t checksummed, ChecksumScheme 
 /// The checksum of `bytes` (in memory) by `scheme`.
 uint64_t checksum_of(std::span<const uint8_t> bytes, ChecksumScheme scheme);
 
-/// ChecksumScheme::kParts's checksum of the parts' digests, in order.
+/// The part table of parts with these digests, in order: each
+/// little-endian (kParts).
+std::vector<uint8_t> part_table_from_digests(std::span<const uint64_t> digests);
+
+/// ChecksumScheme::kParts's checksum of the parts' digests, in order: the
+/// XXH3-64 of their part table.
 uint64_t checksum_of_part_digests(std::span<const uint64_t> digests);
 
 /// The little-endian digests of `bytes`' parts: the part table a file of

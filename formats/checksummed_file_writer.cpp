@@ -71,11 +71,8 @@ void ChecksummedFileWriter::commit(const char (&magic)[8]) {
   const uint64_t digest = scheme_ == ChecksumScheme::kWhole
                               ? XXH3_64bits_digest(state_)
                               : checksum_of_part_digests(part_digests_);
-  for (const uint64_t d : part_digests_) {  // the part table (kParts)
-    uint8_t le[8];
-    store_le(le, d, 8);
-    write_unhashed(le, sizeof le);
-  }
+  const std::vector<uint8_t> table = part_table_from_digests(part_digests_);  // none for kWhole
+  write_unhashed(table.data(), table.size());
   uint8_t footer[16];
   std::memcpy(footer, magic, 8);
   store_le(footer + 8, digest, 8);
