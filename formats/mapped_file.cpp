@@ -36,10 +36,17 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw Error(path + ": file is empty");
   }
   size_ = static_cast<size_t>(st.st_size);
+  mtime_s_ = st.st_mtim.tv_sec;
+  mtime_ns_ = st.st_mtim.tv_nsec;
   void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
   const int err = errno;
-  ::close(fd);  // the mapping keeps its own reference to the file
-  if (p == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(err));
+  if (p == MAP_FAILED) {
+    ::close(fd);
+    throw Error(path + ": cannot map: " + std::strerror(err));
+  }
+  // The descriptor stays open: it names the file mapped even after another
+  // is renamed over the path (unchanged()).
+  fd_ = fd;
   data_ = static_cast<const uint8_t*>(p);
   // Mapped a small page at a time: where the page cache holds the file in
   // large folios (ext4 on Linux 6.x reads files back in folios of up to 2
@@ -105,21 +112,58 @@ size_t MappedFile::resident_bytes() const {
   return 0;
 }
 
-MappedFile::~MappedFile() {
+bool MappedFile::unchanged() const {
+  struct stat st {};
+  // A descriptor of an open file does not fail fstat(); if it ever did,
+  // nothing would show a change.
+  if (fd_ < 0 || ::fstat(fd_, &st) != 0) return true;
+  return static_cast<size_t>(st.st_size) == size_ && st.st_mtim.tv_sec == mtime_s_ &&
+         st.st_mtim.tv_nsec == mtime_ns_;
+}
+
+void MappedFile::check_unchanged() const {
+  if (unchanged()) return;
+  struct stat st {};
+  const bool stat = fd_ >= 0 && ::fstat(fd_, &st) == 0;
+  const std::string how =
+      stat && static_cast<size_t>(st.st_size) == size_
+          ? "same size, modified since"
+          : (stat ? std::to_string(st.st_size) + " bytes now, " : std::string()) +
+                std::to_string(size_) + " when opened";
+  throw Error(path_ + ": the file was written after it was opened (" + how +
+              "), so its bytes are no longer the ones verified: open it again (to replace a "
+              "file in use, write the new one beside it and rename it over the old: a process "
+              "that has the old one open keeps it)");
+}
+
+void MappedFile::close_all() noexcept {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
+  data_ = nullptr;
+  fd_ = -1;
+}
+
+MappedFile::~MappedFile() {
+  close_all();
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : path_(std::move(other.path_)),
       data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)),
+      fd_(std::exchange(other.fd_, -1)),
+      mtime_s_(other.mtime_s_),
+      mtime_ns_(other.mtime_ns_) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
-    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+    close_all();
     path_ = std::move(other.path_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    fd_ = std::exchange(other.fd_, -1);
+    mtime_s_ = other.mtime_s_;
+    mtime_ns_ = other.mtime_ns_;
   }
   return *this;
 }

@@ -3,6 +3,14 @@
 // The mapping is private and read-only: the engine never writes through it,
 // and pages are loaded by the kernel on first touch, so "opening" a large
 // file costs no copy. Movable, not copyable; unmaps on destruction.
+//
+// A mapping shows the file as it is now, not as it was opened: bytes
+// written into the file later appear in it (except in pages this process
+// wrote, which it never does), and a read past a shortened end kills the
+// process (SIGBUS). A new file renamed over the path changes nothing here
+// (the mapping holds the old one). unchanged() tells whether the file was
+// written since it was opened, so that a reader can refuse before it
+// reads.
 #pragma once
 
 #include <cstddef>
@@ -45,10 +53,24 @@ class MappedFile {
   /// the mapping in /proc/self/smaps; 0 where that cannot be read).
   size_t resident_bytes() const;
 
+  /// Whether the file mapped (the one opened, wherever its path points now)
+  /// still has the size and modification time it had when opened: false
+  /// once anything wrote into it or truncated it (a write within the
+  /// filesystem's timestamp granularity of the open, a few ms, that keeps
+  /// the size may go unseen). One fstat(); thread-safe.
+  bool unchanged() const;
+  /// Throws ravlt::Error naming the path, the sizes, and what to do, unless
+  /// unchanged().
+  void check_unchanged() const;
+
  private:
+  void close_all() noexcept;
+
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;                         // kept open: the file's identity for unchanged()
+  int64_t mtime_s_ = 0, mtime_ns_ = 0;  // its modification time when opened
 };
 
 }  // namespace ravlt

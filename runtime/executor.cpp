@@ -294,7 +294,12 @@ std::unique_ptr<Executor::Plan> Executor::make_plan(const PlanKey& key, bool nes
   }
   size_t scratch_bytes = 0;
   plan->kernels.resize(nodes.size());
+  // The kernels copy weights out of the model file's mapping (or keep
+  // pointers into it): only from the file verified at load, before and
+  // after (a write meanwhile would have mixed bytes into their copies).
+  g.check_file_unchanged();
   backend_->prepare_all(g, unfused, fusions, shapes, plan->kernels, cancel);
+  g.check_file_unchanged();
   plan->weights_deferred =
       backend_->take_deferred_weights() || (plan->per_image && plan->per_image->weights_deferred);
   for (size_t k : plan->steps) {
@@ -515,6 +520,11 @@ std::span<const float* const> Executor::run(const float* input,
                                             std::span<const int64_t> input_shape,
                                             std::span<const uint32_t> outputs) {
   Plan& p = plan_for(input_shape, outputs);
+  // Kernels read constants in the mapping (biases, norms; on the CPU the
+  // weights left in place): not once the file has been written since load,
+  // whose bytes they would read unverified, or past whose new end the
+  // process would die. (One fstat(); a write during the run goes unseen.)
+  graph_->check_file_unchanged();
   if (!profiling_) {
     start_run(p, input);
     // (Two pointers: std::function holds them without allocating.)
@@ -563,6 +573,7 @@ void Executor::run_steps(Plan& p) {
 void Executor::run_observed(const float* input, std::span<const int64_t> input_shape,
                             const NodeObserver& observer) {
   Plan& p = plan_for(input_shape, {}, false);
+  graph_->check_file_unchanged();  // as run()
   start_run(p, input);
   const auto& nodes = graph_->nodes();
   const bool direct = backend_->uses_host_memory();

@@ -131,6 +131,10 @@ const float* Graph::read_constant(uint32_t value) const {
   return values_[value].data;
 }
 
+void Graph::check_file_unchanged() const {
+  if (file_ != nullptr) file_->check_unchanged();
+}
+
 void Graph::release_constant(uint32_t value) const {
   const Value& v = values_[value];
   if (file_ == nullptr || !v.constant || v.data == nullptr) return;  // from_parts: no file

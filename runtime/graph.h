@@ -97,6 +97,11 @@ class Graph {
   /// Kernels read constants' bytes through this or the weight cache
   /// (cpu::packed_weight()), so that no unverified byte is read.
   const float* read_constant(uint32_t value) const;
+  /// Throws ravlt::Error if the model file was written since it was loaded
+  /// (rvlt::ModelFile::check_unchanged(); nothing for a graph without a
+  /// file): called before work that reads constants in the mapping (a
+  /// plan, a run).
+  void check_file_unchanged() const;
 
  private:
   std::shared_ptr<const rvlt::ModelFile> file_;

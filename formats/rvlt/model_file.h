@@ -147,6 +147,11 @@ class ModelFile {
   /// See MappedFile::release() and resident_bytes().
   void release(const void* begin, size_t bytes) const { file_.release(begin, bytes); }
   size_t resident_bytes() const { return file_.resident_bytes(); }
+  /// Throws ravlt::Error unless the file is as it was opened
+  /// (MappedFile::check_unchanged()): what a reader of its bytes after
+  /// open() calls first, as the mapping would show it the bytes written
+  /// since, unverified, or end the process past a shortened end.
+  void check_unchanged() const { file_.check_unchanged(); }
 
  private:
   explicit ModelFile(MappedFile file) : file_(std::move(file)) {}

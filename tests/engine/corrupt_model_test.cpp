@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -183,4 +185,62 @@ TEST_CASE("flipped bytes: refused, or the file runs to a result of the declared 
   // A flip in the weights is found by the checksum only: with it off, most run.
   CHECK(data_flips.counts[static_cast<int>(Outcome::kRanDifferent)] > 0);
   CHECK(metadata_flips.refused() > 0);
+}
+
+TEST_CASE("a model file written after it was loaded: plans and runs refuse, and say why") {
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const std::vector<uint8_t> full = read_file(path);
+  const Reference ref = reference_run(path);
+  const std::vector<int64_t> other{1, 3, 32, 40};
+  const std::vector<float> other_input(3 * 32 * 40, 0.25f);
+  // The file's timestamps move by the filesystem's tick (a few ms): a
+  // write right after the load could keep the time it was loaded at.
+  const auto after_a_tick = [] { usleep(50 * 1000); };
+
+  SUBCASE("another file renamed over the path: the loaded one runs on, unchanged") {
+    const auto model = Model::load(path);
+    Session session(model, SessionOptions{1});
+    session.run(ref.input.data(), ref.shape);
+    const std::string replacement = dir.file("replacement.rvlt");
+    std::vector<uint8_t> damaged = full;
+    damaged[full.size() / 2] ^= 0xff;
+    test::write_file(replacement, damaged);
+    after_a_tick();
+    REQUIRE(std::rename(replacement.c_str(), path.c_str()) == 0);
+    const auto out = session.run(ref.input.data(), ref.shape);
+    CHECK(std::equal(out.begin(), out.end(), ref.logits.begin(), ref.logits.end()));
+    CHECK_NOTHROW(session.run(other_input.data(), other));  // a new plan reads it too
+    CHECK_THROWS_AS(Model::load(path), Error);              // the new file is the damaged one
+  }
+  SUBCASE("bytes written into it, or the file shortened: the next run and plan refuse") {
+    for (const bool shorten : {false, true}) {
+      CAPTURE(shorten);
+      test::write_file(path, full);
+      const auto model = Model::load(path);
+      Session session(model, SessionOptions{1});
+      session.run(ref.input.data(), ref.shape);
+      after_a_tick();
+      if (shorten) {
+        REQUIRE(::truncate(path.c_str(), static_cast<off_t>(full.size() / 2)) == 0);
+      } else {
+        FILE* f = std::fopen(path.c_str(), "r+b");
+        REQUIRE(f != nullptr);
+        REQUIRE(std::fseek(f, static_cast<long>(full.size() / 2), SEEK_SET) == 0);
+        const uint8_t zeros[64] = {};
+        REQUIRE(std::fwrite(zeros, 1, sizeof zeros, f) == sizeof zeros);
+        REQUIRE(std::fclose(f) == 0);
+      }
+      // Never the bytes written (unverified), never a read past the new
+      // end (which would end the process): an error naming the file.
+      const std::string want = path + ": the file was written after it was opened";
+      CHECK_THROWS_WITH_AS(session.run(ref.input.data(), ref.shape),
+                           doctest::Contains(want.c_str()), Error);
+      CHECK_THROWS_WITH_AS(session.run(other_input.data(), other), doctest::Contains(want.c_str()),
+                           Error);
+      CHECK_THROWS_WITH_AS(Session(model, SessionOptions{2}).plan(ref.shape),
+                           doctest::Contains("open it again"), Error);
+    }
+  }
 }

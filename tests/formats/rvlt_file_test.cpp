@@ -1,8 +1,9 @@
 #include <doctest/doctest.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <cmath>
-
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -473,6 +474,39 @@ TEST_CASE("populating a mapped range maps its pages, and only inside the mapping
   mapped.populate(mapped.data(), mapped.size());
   CHECK(mapped.resident_bytes() >= mapped.size() * 9 / 10);
   CHECK(mapped.data()[mapped.size() - 1] == 7);
+}
+
+TEST_CASE("a mapped file knows whether it was written since it was opened, wherever its path") {
+  TempDir dir;
+  const std::string path = dir.file("weights.bin"), other = dir.file("other.bin");
+  write_file(path, std::vector<uint8_t>(8192, 1));
+  MappedFile mapped(path);
+  CHECK(mapped.unchanged());
+  CHECK_NOTHROW(mapped.check_unchanged());
+  // Timestamps move by the filesystem's tick: past it before each write.
+  const auto after_a_tick = [] { usleep(50 * 1000); };
+  // Another file renamed over the path is another file: this one is as it was.
+  after_a_tick();
+  write_file(other, std::vector<uint8_t>(100, 2));
+  REQUIRE(std::rename(other.c_str(), path.c_str()) == 0);
+  CHECK(mapped.unchanged());
+  CHECK(mapped.data()[0] == 1);
+  // Written in place (the same size), or shortened: changed, and the error
+  // says what and what to do. A moved mapping keeps what it watches.
+  MappedFile moved(std::move(mapped));
+  MappedFile second(path);
+  after_a_tick();
+  write_file(path, std::vector<uint8_t>(100, 3));
+  CHECK(moved.unchanged());  // (its file is no longer at the path)
+  CHECK_FALSE(second.unchanged());
+  CHECK_THROWS_WITH_AS(second.check_unchanged(),
+                       doctest::Contains("written after it was opened (same size"), Error);
+  MappedFile third(path);
+  after_a_tick();
+  REQUIRE(::truncate(path.c_str(), 10) == 0);
+  CHECK_FALSE(third.unchanged());
+  CHECK_THROWS_WITH_AS(third.check_unchanged(), doctest::Contains("10 bytes now, 100 when opened"),
+                       Error);
 }
 
 TEST_CASE(
