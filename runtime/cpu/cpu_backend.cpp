@@ -180,6 +180,8 @@ void CpuBackend::end_packing_deferral() {
 
 void CpuBackend::begin_run(int threads) {
   omp_set_num_threads(threads > 0 ? threads : context_.threads);
+  // Packed weights read from a cache file are read in its mapping.
+  if (context_.weights) context_.weights->check_file_unchanged();
 }
 
 int default_threads() {

@@ -63,6 +63,11 @@ class WeightCache {
   double reorder_seconds() const;
   /// Bytes of packed weights used from the cache file so far.
   size_t file_bytes_used() const;
+  /// Throws ravlt::Error if the cache file read at construction was written
+  /// into or shortened since (MappedFile::check_unchanged()): runs read
+  /// the packed weights in its mapping, which would show them the bytes
+  /// written, unverified, or end the process past a shortened end.
+  void check_file_unchanged() const;
   /// The cache file's path ("" without a cache directory) and what
   /// happened to it: "read", "written", or why it was not.
   std::string file_path() const { return path_; }

@@ -86,6 +86,8 @@ class PackedWeightFile {
   const std::vector<PackedWeight>& weights() const { return weights_; }
   /// The model parts checksum the header records (see the file comment).
   uint64_t model_parts_checksum() const { return model_parts_checksum_; }
+  /// See MappedFile::check_unchanged().
+  void check_unchanged() const { file_.check_unchanged(); }
 
  private:
   explicit PackedWeightFile(MappedFile file) : file_(std::move(file)) {}

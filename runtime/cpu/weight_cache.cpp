@@ -164,6 +164,11 @@ void WeightCache::save() {
   }
 }
 
+void WeightCache::check_file_unchanged() const {
+  // files_ is set at construction only: no lock needed to read it.
+  for (const PackedWeightFile& f : files_) f.check_unchanged();
+}
+
 std::optional<rvlt::PartsChecksum> WeightCache::model_parts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (files_.empty()) return std::nullopt;

@@ -3,6 +3,7 @@
 // bit), and a cache file that is damaged, stale or cannot be written costs
 // a packing, never a wrong answer or an error.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -286,4 +287,35 @@ TEST_CASE("bf16 packed weights are cached beside float32 ones") {
   const Result f32_again = load_and_run(path, cache);
   CHECK(f32_again.packed == 0);
   CHECK(f32_again.logits == f32.logits);
+}
+
+TEST_CASE("a cache file written into after it was read: the next run refuses, and says why") {
+  TempDir dir;
+  const std::string path = dir.file("t.rvlt"), cache = dir.file("cache");
+  convert_checkpoint(testdata("T_bare.pth"), path);
+  const Result good = load_and_run(path, cache);
+  const std::string cache_file = files_in(cache)[0];
+  const std::vector<uint8_t> bytes = read_file(cache_file);
+  const auto input = random_vector(2 * 3 * 45 * 37, 11);
+  for (const bool shorten : {false, true}) {
+    CAPTURE(shorten);
+    write_file(cache_file, bytes);
+    LoadOptions load;
+    load.cache_dir = cache;
+    const auto model = Model::load(path, load);
+    Session session(model, SessionOptions{});
+    const auto first = session.run(input.data(), kShape);
+    REQUIRE(model->weight_cache_status() == "read");
+    CHECK(std::equal(first.begin(), first.end(), good.logits.begin(), good.logits.end()));
+    usleep(50 * 1000);  // past the file system's timestamp tick
+    // In place (not the writer's rename): the runs read its mapping.
+    std::vector<uint8_t> changed = bytes;
+    if (shorten)
+      changed.resize(bytes.size() / 2);
+    else
+      std::fill(changed.begin() + bytes.size() / 2, changed.begin() + bytes.size() / 2 + 64, 0);
+    write_file(cache_file, changed);
+    CHECK_THROWS_WITH_AS(session.run(input.data(), kShape),
+                         doctest::Contains((cache_file + ": the file was written").c_str()), Error);
+  }
 }
