@@ -113,15 +113,29 @@ Reference reference_run(const std::string& path) {
   return ref;
 }
 
+// The custom test model converted into a folder: its path, its bytes, and
+// its results on the reference input.
+struct Converted {
+  std::string path;
+  std::vector<uint8_t> bytes;
+  Reference ref;
+};
+
+Converted convert_custom(const TempDir& dir) {
+  Converted c;
+  c.path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), c.path);
+  c.bytes = read_file(c.path);
+  c.ref = reference_run(c.path);
+  return c;
+}
+
 }  // namespace
 
 TEST_CASE("a truncated model file is refused at every length, checksum on or off") {
   TempDir dir;
-  const std::string good = dir.file("custom.rvlt");
-  convert_checkpoint(testdata("custom_bare.pth"), good);
-  const std::vector<uint8_t> full = read_file(good);
+  const auto [good, full, ref] = convert_custom(dir);
   REQUIRE(full.size() > 256 * 1024);
-  const Reference ref = reference_run(good);
 
   // Every length below 64 KiB, then 512 lengths spread over the rest and the
   // last 64 (footer and the final weights).
@@ -150,10 +164,7 @@ TEST_CASE("a truncated model file is refused at every length, checksum on or off
 
 TEST_CASE("flipped bytes: refused, or the file runs to a result of the declared shape") {
   TempDir dir;
-  const std::string good = dir.file("custom.rvlt");
-  convert_checkpoint(testdata("custom_bare.pth"), good);
-  const std::vector<uint8_t> full = read_file(good);
-  const Reference ref = reference_run(good);
+  const auto [good, full, ref] = convert_custom(dir);
   uint32_t metadata_size;
   std::memcpy(&metadata_size, full.data(), 4);
   const size_t metadata_end = 4 + metadata_size;
@@ -189,10 +200,7 @@ TEST_CASE("flipped bytes: refused, or the file runs to a result of the declared 
 
 TEST_CASE("a model file written after it was loaded: plans and runs refuse, and say why") {
   TempDir dir;
-  const std::string path = dir.file("custom.rvlt");
-  convert_checkpoint(testdata("custom_bare.pth"), path);
-  const std::vector<uint8_t> full = read_file(path);
-  const Reference ref = reference_run(path);
+  const auto [path, full, ref] = convert_custom(dir);
   const std::vector<int64_t> other{1, 3, 32, 40};
   const std::vector<float> other_input(3 * 32 * 40, 0.25f);
   // The file's timestamps move by the filesystem's tick (a few ms): a
