@@ -124,14 +124,14 @@ bool MappedFile::unchanged() const {
 void MappedFile::check_unchanged() const {
   if (unchanged()) return;
   struct stat st {};
-  const bool stat = fd_ >= 0 && ::fstat(fd_, &st) == 0;
+  const bool known = fd_ >= 0 && ::fstat(fd_, &st) == 0;
   const std::string how =
-      stat && static_cast<size_t>(st.st_size) == size_
+      known && static_cast<size_t>(st.st_size) == size_
           ? "same size, modified since"
-          : (stat ? std::to_string(st.st_size) + " bytes now, " : std::string()) +
+          : (known ? std::to_string(st.st_size) + " bytes now, " : std::string()) +
                 std::to_string(size_) + " when opened";
   throw Error(path_ + ": the file was written after it was opened (" + how +
-              "), so its bytes are no longer the ones verified: open it again (to replace a "
+              "), so its bytes are no longer the ones loaded: open it again (to replace a "
               "file in use, write the new one beside it and rename it over the old: a process "
               "that has the old one open keeps it)");
 }
