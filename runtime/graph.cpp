@@ -135,6 +135,13 @@ void Graph::check_file_unchanged() const {
   if (file_ != nullptr) file_->check_unchanged();
 }
 
+bool Graph::mapped_constant(uint32_t value) const {
+  const Value& v = values_[value];
+  if (file_ == nullptr || !v.constant || v.data == nullptr) return false;
+  const auto* p = reinterpret_cast<const uint8_t*>(v.data);
+  return p >= file_->mapping_begin() && p < file_->mapping_begin() + file_->file_size();
+}
+
 void Graph::release_constant(uint32_t value) const {
   const Value& v = values_[value];
   if (file_ == nullptr || !v.constant || v.data == nullptr) return;  // from_parts: no file

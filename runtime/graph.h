@@ -91,6 +91,9 @@ class Graph {
   /// memory (MappedFile::release; read back from the file if touched
   /// again). Nothing for a widened constant (owned, not mapped).
   void release_constant(uint32_t value) const;
+  /// Whether constant `value`'s data lies in the model file's mapping
+  /// (false for a widened copy and in a graph from parts).
+  bool mapped_constant(uint32_t value) const;
   /// Constant `value`'s float32 data, for a kernel that reads it in place:
   /// verified first where the model file left it unread at load
   /// (rvlt::ModelFile::verify_constant; throws ravlt::Error if damaged).

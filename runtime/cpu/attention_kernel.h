@@ -40,7 +40,7 @@ class AttentionKernel : public Kernel {
         w_(a.output_shape()[2]),
         heads_(a.node.heads),
         d_(a.node.head_dim),
-        rope_(a.graph.read_constant(a.node.inputs[2]), a.node.head_dim, h_, w_) {
+        rope_(stored_constant(a.graph, a.node.inputs[2], a.context), a.node.head_dim, h_, w_) {
     if (d_ > kMaxHeadDim) {
       throw Error("node '" + a.node.name + "': head dimension " + std::to_string(d_) +
                   " is above " + std::to_string(kMaxHeadDim));

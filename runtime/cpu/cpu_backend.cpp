@@ -7,6 +7,7 @@
 #include "ravlt/error.h"
 #include "runtime/cpu/depthwise_conv2d.h"
 #include "runtime/cpu/fused_ffn.h"
+#include "runtime/cpu/gemm_primitive.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/preparation_order.h"
 
@@ -132,6 +133,14 @@ void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& step
   // primitives exist.
   const PreparationOrder order = preparation_order(graph, steps, fusions, shapes);
   std::vector<std::exception_ptr> errors(steps.size() + fusions.size());
+  // The constants a node's kernel reads as it runs, copied by the thread
+  // that prepared it (constant()), so that the cache file saved below
+  // holds them too.
+  const auto copy_constants = [&](size_t node) {
+    for (const uint32_t v : graph.nodes()[node].inputs) {
+      if (graph.values()[v].constant) constant(graph, v);
+    }
+  };
   for (const std::vector<size_t>* pass : {&order.first, &order.repeats}) {
     const auto count = static_cast<int64_t>(pass->size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(context_.threads)
@@ -141,9 +150,11 @@ void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& step
       try {
         if (job < steps.size()) {
           kernels[steps[job]] = prepare(graph, graph.nodes()[steps[job]], shapes);
+          copy_constants(steps[job]);
         } else {
           const Fusion& f = fusions[job - steps.size()];
           kernels[f.nodes.back()] = prepare_fused(graph, f, shapes);
+          for (const size_t k : f.nodes) copy_constants(k);
         }
       } catch (...) {
         errors[job] = std::current_exception();
@@ -163,7 +174,11 @@ void CpuBackend::set_weight_packing(bool on, bool after_first_run) {
   // With a cache directory the packing is kept for the next process (and
   // costs nothing once the file is read): done by the plan, not deferred.
   const bool cached = context_.weights && !context_.weights->file_path().empty();
-  deferring_ = on && after_first_run && context_.precision == DType::kFloat32 && !cached;
+  // Below AVX-512 every GEMM packs its weight all the same: nothing to
+  // defer, and the plan packs as if asked (reading nothing in the file as
+  // it runs: constant()).
+  deferring_ = on && after_first_run && context_.precision == DType::kFloat32 && !cached &&
+               gemm_reads_stored_weights(context_.engine);
   context_.pack_weights = on && !deferring_;
 }
 
@@ -182,6 +197,19 @@ void CpuBackend::begin_run(int threads) {
   omp_set_num_threads(threads > 0 ? threads : context_.threads);
   // Packed weights read from a cache file are read in its mapping.
   if (context_.weights) context_.weights->check_file_unchanged();
+}
+
+const void* CpuBackend::constant(const Graph& graph, uint32_t value) {
+  const Value& v = graph.values()[value];
+  // A weight packed for its kernel: the kernel reads its copy, not this.
+  // In a plan that reads weights in place, the mapped bytes (verified by
+  // the kernels that read them: packed_weight()).
+  if (!context_.pack_weights ||
+      (context_.weights &&
+       context_.weights->packed(value, static_cast<size_t>(element_count(v.shape))))) {
+    return v.data;
+  }
+  return stored_constant(graph, value, context_);
 }
 
 int default_threads() {

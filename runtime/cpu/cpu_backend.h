@@ -47,6 +47,13 @@ class CpuBackend : public Backend {
   bool take_deferred_weights() override;
   void end_packing_deferral() override;
   void begin_run(int threads) override;
+  /// In a plan that packs its weights, a copy of a constant that lies in
+  /// the model file and that no kernel packed (WeightCache::resident_copy):
+  /// such a plan's runs then read nothing in the file's mapping, so a file
+  /// shortened under a run cannot end the process (the next run refuses:
+  /// Executor::run). A plan that reads weights in place gets the mapped
+  /// bytes, as does a graph without a file.
+  const void* constant(const Graph& graph, uint32_t value) override;
   /// 8 MB unless set_image_by_image_bytes() said otherwise.
   size_t image_by_image_bytes() const override { return image_by_image_bytes_; }
   /// For tests: where later plans go image by image (0: never).

@@ -35,12 +35,25 @@ class WeightCache {
               const std::string& engine_version);
 
   /// The weights of graph value `value` (float32 in `src_desc` layout at
-  /// `src`) in layout `want`: `src` itself if the layouts agree, else a
-  /// reordered copy made on first request (by the first caller; another
-  /// asking for the same copy meanwhile waits for it), or found in the
-  /// cache file.
+  /// `src`) in layout `want`: `src` itself if the layouts agree (unless
+  /// `copy_same_layout`), else a reordered copy made on first request (by
+  /// the first caller; another asking for the same copy meanwhile waits
+  /// for it), or found in the cache file.
   const void* get(uint32_t value, const float* src, const dnnl::memory::desc& src_desc,
-                  const dnnl::memory::desc& want, const dnnl::engine& engine);
+                  const dnnl::memory::desc& want, const dnnl::engine& engine,
+                  bool copy_same_layout = false);
+  /// Constant `value` (`count` float32 at `src`) copied as it is stored:
+  /// get() in a plain layout, so made once and kept in the cache file like
+  /// a packed weight. What a plan that packs its weights gives the kernels
+  /// of the constants none of them packs (biases, norms), so that its runs
+  /// read nothing in the model file's mapping (where a file shortened
+  /// meanwhile would end the process).
+  const float* resident_copy(uint32_t value, const float* src, size_t count,
+                             const dnnl::engine& engine);
+  /// Whether a kernel asked get() for constant `value` (of `count`
+  /// elements) in a layout of its own: it reads that copy, not the
+  /// constant's bytes in the file.
+  bool packed(uint32_t value, size_t count) const;
   /// Writes the cache file if weights were packed since it was read or
   /// written (after a plan is prepared). Never throws: a file that cannot
   /// be written is reported by file_status().

@@ -61,13 +61,7 @@ class DepthwiseConv2dKernel : public Kernel {
     h_ = x[1];
     w_ = x[2];
     c_ = x[3];
-    // The stored (C, 1, K, K) weights as (K, K, C), a register of channels
-    // per tap, through the weight cache (the mapped original is released).
-    const dnnl::memory::dims dims = {c_, 1, 1, k_, k_};
-    const dnnl::memory::desc stored(dims, dt::f32, tag::goihw);
-    const dnnl::memory::desc taps(dims, dt::f32,
-                                  dnnl::memory::dims{1, k_ * k_ * c_, k_ * k_ * c_, k_ * c_, c_});
-    taps_ = static_cast<const float*>(packed_weight(a, 1, stored, taps));
+    taps_ = depthwise_taps(a, k_, c_);  // the mapped original is released
     bf16_ = output_dtype(a) == DType::kBFloat16;
     // A 5x5 on bfloat16 widens its input rows once (see rows()): read
     // directly, each column is widened once per tap row and output row

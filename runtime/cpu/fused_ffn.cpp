@@ -223,13 +223,9 @@ class FusedFfnKernel : public Kernel {
     gear_.reserve(static_cast<size_t>(threads_));
     for (int i = 0; i < threads_; ++i) gear_.emplace_back(context.engine, *this);
 
-    // The convolution's taps transposed to (9, F): a register of channels
-    // per tap.
-    const float* wd = g.read_constant(dw.inputs[1]);
-    taps_.resize(static_cast<size_t>(9 * f_));
-    for (int64_t ch = 0; ch < f_; ++ch) {
-      for (int64_t k = 0; k < 9; ++k) taps_[static_cast<size_t>(k * f_ + ch)] = wd[ch * 9 + k];
-    }
+    // The convolution's taps as (3, 3, F), shared with the unfused kernel's
+    // (the weight cache's copy, the mapped original released).
+    taps_ = depthwise_taps(PrepareArgs{g, dw, shapes, context}, 3, f_);
   }
 
   size_t scratch_bytes() const override {
@@ -454,22 +450,20 @@ class FusedFfnKernel : public Kernel {
   void convolve_row(const float* const* rows, const float* bias, int64_t width,
                     uint8_t* out) const {
     if (compute_ == DType::kBFloat16) {
-      return depthwise_.depthwise3x3_row_bf16_out(rows, taps_.data(), bias, width, f_, f_,
+      return depthwise_.depthwise3x3_row_bf16_out(rows, taps_, bias, width, f_, f_,
                                                   reinterpret_cast<uint16_t*>(out));
     }
-    depthwise_.depthwise3x3_row(rows, taps_.data(), bias, width, f_, f_,
-                                reinterpret_cast<float*>(out));
+    depthwise_.depthwise3x3_row(rows, taps_, bias, width, f_, f_, reinterpret_cast<float*>(out));
   }
   void convolve_two_rows(const float* const* rows, const float* bias, int64_t width, uint8_t* out0,
                          uint8_t* out1) const {
     if (compute_ == DType::kBFloat16) {
       uint16_t* const outs[2] = {reinterpret_cast<uint16_t*>(out0),
                                  reinterpret_cast<uint16_t*>(out1)};
-      return depthwise_.depthwise3x3_two_rows_bf16_out(rows, taps_.data(), bias, width, f_, f_,
-                                                       outs);
+      return depthwise_.depthwise3x3_two_rows_bf16_out(rows, taps_, bias, width, f_, f_, outs);
     }
     float* const outs[2] = {reinterpret_cast<float*>(out0), reinterpret_cast<float*>(out1)};
-    depthwise_.depthwise3x3_two_rows(rows, taps_.data(), bias, width, f_, f_, outs);
+    depthwise_.depthwise3x3_two_rows(rows, taps_, bias, width, f_, f_, outs);
   }
 
   const Node& fc1_node_;
@@ -488,7 +482,7 @@ class FusedFfnKernel : public Kernel {
   std::map<int64_t, Gemm> fc1_, fc2_;  // by GEMM rows
   size_t hidden_bytes_ = 0, conv_bytes_ = 0, per_thread_bytes_ = 0;
   std::vector<Gear> gear_;
-  std::vector<float> taps_;
+  const float* taps_ = nullptr;  // (3, 3, F): depthwise_taps()
   const ActivationLoops& activation_ = activation_loops(active_isa());
   const DepthwiseLoops& depthwise_ = depthwise_loops(active_isa());
 };

@@ -5,6 +5,11 @@
 namespace ravlt::runtime::cpu {
 namespace {
 
+// A matmul on oneDNN's brgemm kernels (AVX-512 and up in oneDNN 2.6).
+bool is_brgemm(const dnnl::matmul::primitive_desc& pd) {
+  return std::string(pd.impl_info_str()).starts_with("brg");
+}
+
 // The attribute of either form: scratchpad ours, the activation, then the
 // residual add (described as the form's destination is).
 // `residual_index`: the add's place among the post-ops.
@@ -50,6 +55,17 @@ std::optional<GemmPrimitive> as_convolution(const GemmShape& s, const OutputActi
 
 }  // namespace
 
+bool gemm_reads_stored_weights(const dnnl::engine& engine) {
+  // oneDNN's choice depends on the CPU (and DNNL_MAX_CPU_ISA), not on the
+  // shape: one small matmul on stored weights tells, once per process.
+  static const bool brgemm = [&] {
+    const dnnl::memory::desc src({16, 64}, dt::f32, tag::ab), dst({16, 64}, dt::f32, tag::ab);
+    const dnnl::memory::desc weights({64, 64}, dt::f32, tag::ba);
+    return is_brgemm(dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), engine));
+  }();
+  return brgemm;
+}
+
 GemmPrimitive make_gemm_primitive(const GemmShape& s, const OutputActivation* activation,
                                   GemmForm form, const dnnl::engine& engine) {
   if (form == GemmForm::kConvolution) return *as_convolution(s, activation, false, engine);
@@ -71,7 +87,7 @@ GemmPrimitive make_gemm_primitive(const GemmShape& s, const OutputActivation* ac
     // Only brgemm reads a weight in place at near its packed speed; the
     // gemm:jit matmul would pack it again in every run.
     pd = matmul(g.stored_weights);
-    if (!std::string(pd->impl_info_str()).starts_with("brg")) pd.reset();
+    if (!is_brgemm(*pd)) pd.reset();
   }
   if (!pd) {
     // The primitive picks its own layout (any), into which the weight is

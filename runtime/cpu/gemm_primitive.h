@@ -53,6 +53,11 @@ enum class GemmForm {
   kConvolution,  // always the convolution, whatever oneDNN runs it with (tests)
 };
 
+/// Whether oneDNN runs a float32 GEMM on its weight where it is stored
+/// (a brgemm matmul: AVX-512 and up), i.e. whether
+/// GemmShape::weights_as_stored can leave weights unpacked on this CPU.
+bool gemm_reads_stored_weights(const dnnl::engine& engine);
+
 /// `activation`: what oneDNN applies before the residual add (its
 /// append_to(); none if null). With shape.weights_as_stored and a brgemm
 /// matmul, `weights` equals `stored_weights` (nothing to pack).

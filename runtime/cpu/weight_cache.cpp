@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include "ravlt/error.h"
@@ -66,10 +67,11 @@ uint8_t* WeightCache::take(size_t bytes) {
 }
 
 const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memory::desc& src_desc,
-                             const dnnl::memory::desc& want, const dnnl::engine& engine) {
+                             const dnnl::memory::desc& want, const dnnl::engine& engine,
+                             bool copy_same_layout) {
   // The original's bytes are read (here, or by the reorder below) only
   // from a model file verified whole.
-  if (want == src_desc) {
+  if (want == src_desc && !copy_same_layout) {
     if (file_) file_->verify_constant(value);
     return src;
   }
@@ -101,11 +103,15 @@ const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memor
   if (file_) file_->verify_constant(value);
   std::call_once(entry->reordered, [&] {
     const auto start = std::chrono::steady_clock::now();
-    dnnl::memory from(src_desc, engine, const_cast<float*>(src));
-    dnnl::memory to(want, engine, entry->bytes);
-    dnnl::stream stream(engine);
-    dnnl::reorder(from, to).execute(stream, from, to);
-    stream.wait();
+    if (want == src_desc) {  // a copy (copy_same_layout): no reorder to create
+      std::memcpy(entry->bytes, src, size);
+    } else {
+      dnnl::memory from(src_desc, engine, const_cast<float*>(src));
+      dnnl::memory to(want, engine, entry->bytes);
+      dnnl::stream stream(engine);
+      dnnl::reorder(from, to).execute(stream, from, to);
+      stream.wait();
+    }
     reordered_bytes_ += size;
     reorder_nanoseconds_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::steady_clock::now() - start)
@@ -114,6 +120,31 @@ const void* WeightCache::get(uint32_t value, const float* src, const dnnl::memor
     entry->done = true;
   });
   return entry->bytes;
+}
+
+namespace {
+
+// The layout of a constant copied as it is stored (resident_copy()).
+dnnl::memory::desc plain_layout(size_t count) {
+  return dnnl::memory::desc({static_cast<dnnl::memory::dim>(count)}, dnnl::memory::data_type::f32,
+                            dnnl::memory::format_tag::a);
+}
+
+}  // namespace
+
+const float* WeightCache::resident_copy(uint32_t value, const float* src, size_t count,
+                                        const dnnl::engine& engine) {
+  const dnnl::memory::desc plain = plain_layout(count);
+  return static_cast<const float*>(get(value, src, plain, plain, engine, true));
+}
+
+bool WeightCache::packed(uint32_t value, size_t count) const {
+  const dnnl::memory::desc plain = plain_layout(count);
+  const uint64_t plain_key = layout_key(plain).value_or(0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) {
+    return e.value == value && (e.from_file ? e.packed_key != plain_key : e.desc != plain);
+  });
 }
 
 void WeightCache::save() {

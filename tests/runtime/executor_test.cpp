@@ -7,6 +7,8 @@
 #include <cmath>
 #include <set>
 
+#include <unistd.h>
+
 #include "formats/rvlt/model_file.h"
 #include "ravlt/convert.h"
 #include "ravlt/error.h"
@@ -251,4 +253,42 @@ TEST_CASE("a packing after the first run that fails leaves the plan reading the 
   const float* other = executor.run(input.data(), Shape{1, 3, 40, 40})[0];
   CHECK(std::isfinite(other[0]));
   CHECK(executor.deferred_packing().error == deferred.error);
+}
+
+TEST_CASE("a packed plan's runs read nothing in the model file: cut short mid-run, it completes") {
+  // Biases, norms and the like are copied out of the mapping with the packed
+  // weights (cpu::CpuBackend::constant), so a file shortened under a run
+  // cannot end the process there (a read past a mapped file's end is a
+  // SIGBUS); the next run refuses.
+  TempDir dir;
+  const std::string path = dir.file("custom.rvlt");
+  convert_checkpoint(testdata("custom_bare.pth"), path);
+  const std::vector<uint8_t> full = ravlt::test::read_file(path);
+  const Shape shape = {2, 3, 33, 47};
+  const std::vector<float> input = ravlt::test::random_vector(2 * 3 * 33 * 47, 7);
+  for (const bool deferred : {false, true}) {
+    CAPTURE(deferred);
+    ravlt::test::write_file(path, full);
+    const auto graph = Graph::load(rvlt::ModelFile::open(path));
+    auto backend = std::make_unique<cpu::CpuBackend>(std::make_shared<cpu::WeightCache>());
+    backend->set_weight_packing(true, /*after_first_run=*/deferred);
+    Executor executor(graph, std::move(backend), 1);
+    executor.run(input.data(), shape);  // deferred: in place, then packs
+    const float* packed = executor.run(input.data(), shape)[0];
+    const std::vector<float> want(packed, packed + 2 * 11);
+    const size_t last = graph->nodes().size() - 1;  // the head: the logits
+    std::vector<float> got;
+    bool cut = false;
+    executor.run_observed(input.data(), shape, [&](size_t node, const float* out, const Shape& s) {
+      if (!cut) {  // after the first node: all but one still to run
+        REQUIRE(::truncate(path.c_str(), 4096) == 0);
+        cut = true;
+      }
+      if (node == last) got.assign(out, out + element_count(s));
+    });
+    CHECK(cut);
+    CHECK(got == want);
+    CHECK_THROWS_WITH_AS(executor.run(input.data(), shape),
+                         doctest::Contains("written after it was opened"), Error);
+  }
 }
