@@ -202,13 +202,12 @@ void CpuBackend::begin_run(int threads) {
 const void* CpuBackend::constant(const Graph& graph, uint32_t value) {
   const Value& v = graph.values()[value];
   // A weight packed for its kernel: the kernel reads its copy, not this.
-  // In a plan that reads weights in place, the mapped bytes (verified by
-  // the kernels that read them: packed_weight()).
-  if (!context_.pack_weights ||
-      (context_.weights &&
-       context_.weights->packed(value, static_cast<size_t>(element_count(v.shape))))) {
+  if (context_.weights &&
+      context_.weights->packed(value, static_cast<size_t>(element_count(v.shape)))) {
     return v.data;
   }
+  // A copy, or (in a plan that reads weights in place) the mapped bytes,
+  // verified first where the load left them to a cache file's copy.
   return stored_constant(graph, value, context_);
 }
 

@@ -52,7 +52,8 @@ class CpuBackend : public Backend {
   /// such a plan's runs then read nothing in the file's mapping, so a file
   /// shortened under a run cannot end the process (the next run refuses:
   /// Executor::run). A plan that reads weights in place gets the mapped
-  /// bytes, as does a graph without a file.
+  /// bytes (verified first where the load left them to a cache file's
+  /// copy: Graph::read_constant), as does a graph without a file.
   const void* constant(const Graph& graph, uint32_t value) override;
   /// 8 MB unless set_image_by_image_bytes() said otherwise.
   size_t image_by_image_bytes() const override { return image_by_image_bytes_; }

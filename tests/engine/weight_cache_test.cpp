@@ -16,6 +16,7 @@
 #include "ravlt/convert.h"
 #include "ravlt/error.h"
 #include "ravlt/model.h"
+#include "runtime/cpu/cpu_backend.h"
 #include "tests/test_util.h"
 
 using namespace ravlt;
@@ -186,9 +187,18 @@ TEST_CASE("with the cache file, a packed weight's own bytes are verified only wh
                                       dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
       CHECK_THROWS_WITH_AS(model_impl(*model).weights->get(value, v.data, stored, stored, engine),
                            doctest::Contains("checksum mismatch"), Error);
-      // ... and so does a kernel that reads it in place.
+      // ... and so does a kernel that reads it in place, and a plan that
+      // reads the constants no kernel packs in place (pack_weights off) as
+      // it asks for one (one whose GEMMs all pack, as below AVX-512, would
+      // otherwise read them unverified).
       CHECK_THROWS_WITH_AS(model_impl(*model).graph->read_constant(value),
                            doctest::Contains("checksum mismatch"), Error);
+      if (damage_small) {
+        runtime::cpu::CpuBackend in_place(model_impl(*model).weights);
+        in_place.set_weight_packing(false);
+        CHECK_THROWS_WITH_AS(in_place.constant(*model_impl(*model).graph, value),
+                             doctest::Contains("checksum mismatch"), Error);
+      }
     }
     std::string why;
     if (precision_available(Device::kCpu, Precision::kBFloat16, &why)) {
