@@ -147,6 +147,15 @@ void CpuBackend::prepare_all(const Graph& graph, const std::vector<size_t>& step
     for (int64_t i = 0; i < count; ++i) {
       const size_t job = (*pass)[static_cast<size_t>(i)];
       if (cancel != nullptr && cancel->load()) continue;
+      // oneDNN fixes a convolution's thread count when it creates it, from
+      // omp_get_max_threads() on the creating thread, and runs it with that
+      // many whatever begin_run() sets later (its matmuls take the count
+      // at each run). Inside this region that is the process's default
+      // (all cores), not the session's count: a one-thread session's
+      // convolutions would start a second thread (its team of one is not a
+      // nested region), and on a larger machine a two-thread session's
+      // would take every core. Set here, per thread of the team.
+      omp_set_num_threads(context_.threads);
       try {
         if (job < steps.size()) {
           kernels[steps[job]] = prepare(graph, graph.nodes()[steps[job]], shapes);

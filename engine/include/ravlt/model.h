@@ -161,6 +161,8 @@ RAVLT_API std::string device_description(Device device);
 struct SessionOptions {
   /// Threads each run uses; 0: all cores. (CUDA: the host threads that
   /// copy the input into page-locked memory and the outputs out of it.)
+  /// On the CPU, OpenMP threads; a run sets its calling thread's OpenMP
+  /// thread count (omp_set_num_threads) to this.
   int threads = 0;
   /// Time every op of every run (see Session::profile()); costs a clock
   /// read per op.
